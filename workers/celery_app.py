@@ -1,0 +1,99 @@
+"""The Celery application: queues, reliability settings and the beat schedule.
+
+Run a worker with `grantledger worker` (or `celery -A workers.celery_app worker`), the
+scheduler with `grantledger beat`. Tasks live in `tasks/`; they take ids and stay short.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from celery import Celery
+from kombu import Queue
+
+from workers.settings import Settings, get_settings
+
+QUEUES = ("sync", "provision", "poll", "expiry", "import", "notify")
+
+TASK_MODULES = [
+    "tasks.celery_tasks",
+]
+
+# The longest task (a full sync of a large organization) stays well under this; a message not
+# acknowledged within it is redelivered, which our idempotent tasks tolerate.
+VISIBILITY_TIMEOUT = 2 * 60 * 60
+
+
+def beat_schedule(settings: Settings) -> dict[str, dict]:
+    """The periodic work: full sync, import refresh, expiry sweep, due-poll sweep."""
+    return {
+        "full-sync": {
+            "task": "grantledger.sync.full",
+            "schedule": timedelta(seconds=settings.sync_interval),
+            "options": {"queue": "sync", "expires": settings.sync_interval},
+        },
+        "import-refresh": {
+            "task": "grantledger.import.refresh",
+            "schedule": timedelta(seconds=settings.import_interval),
+            "options": {"queue": "import", "expires": settings.import_interval},
+        },
+        "expiry-sweep": {
+            "task": "grantledger.expiry.sweep",
+            "schedule": timedelta(seconds=settings.expiry_interval),
+            "options": {"queue": "expiry", "expires": settings.expiry_interval * 5},
+        },
+        "poll-sweep": {
+            "task": "grantledger.poll.sweep",
+            "schedule": timedelta(seconds=settings.poll_sweep_interval),
+            "options": {"queue": "poll", "expires": settings.poll_sweep_interval * 5},
+        },
+        "notify-sweep": {
+            "task": "grantledger.notify.sweep",
+            "schedule": timedelta(seconds=10),
+            "options": {"queue": "notify", "expires": 50},
+        },
+    }
+
+
+def make_celery(settings: Settings) -> Celery:
+    """Build the Celery app for these settings (Redis in the stack, memory:// embedded)."""
+    app = Celery("grantledger", broker=settings.broker_url, include=TASK_MODULES)
+    app.conf.update(
+        result_backend=settings.result_backend,
+        task_serializer="json",
+        result_serializer="json",
+        accept_content=["json"],
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        task_track_started=True,
+        task_send_sent_event=True,
+        worker_send_task_events=True,
+        task_default_queue="sync",
+        task_queues=[Queue(name) for name in QUEUES],
+        task_routes={
+            "grantledger.sync.*": {"queue": "sync"},
+            "grantledger.provision.*": {"queue": "provision"},
+            "grantledger.poll.*": {"queue": "poll"},
+            "grantledger.expiry.*": {"queue": "expiry"},
+            "grantledger.import.*": {"queue": "import"},
+            "grantledger.notify.*": {"queue": "notify"},
+        },
+        broker_connection_retry_on_startup=True,
+        broker_transport_options={
+            "visibility_timeout": VISIBILITY_TIMEOUT,
+            "polling_interval": 0.05 if settings.embedded else 1.0,
+        },
+        task_time_limit=VISIBILITY_TIMEOUT // 2,
+        task_soft_time_limit=VISIBILITY_TIMEOUT // 2 - 60,
+        beat_schedule=beat_schedule(settings),
+        timezone="UTC",
+        redbeat_redis_url=settings.broker_url if settings.uses_redis else None,
+        redbeat_lock_timeout=max(30, int(settings.expiry_interval * 10)),
+        beat_max_loop_interval=1,
+    )
+    return app
+
+
+celery_app = make_celery(get_settings())
+app = celery_app  # `celery -A workers.celery_app` finds `app`
