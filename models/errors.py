@@ -26,7 +26,9 @@ prints both on stderr and exits with ``err.exit_code``.
         ├── ScimAuthError            401/403: token expired or revoked
         ├── ScimCircuitOpen          too many auth failures: pushing is paused
         ├── ScimThrottled            429
-        └── ScimConflict             409 that could not be adopted
+        ├── ScimConflict             409 that could not be adopted
+        ├── ScimNotFound             404: the user or group is gone from the directory
+        └── ScimNotOwned             refused: the object's externalId lacks our marker
 """
 
 from __future__ import annotations
@@ -200,3 +202,12 @@ class ScimThrottled(ScimError):
 
 class ScimConflict(ScimError):
     pass
+
+
+class ScimNotFound(ScimError):
+    default_hint = "the object was removed outside grantledger; the next sync recreates it"
+
+
+class ScimNotOwned(ScimError):
+    default_hint = ("grantledger only deletes what it created (externalId 'grantledger:...'); "
+                    "remove this object in Identity Center yourself if it must go")

@@ -26,7 +26,6 @@ from scim2_models import (
     ServiceProviderConfig,
     Sort,
     UnauthorizedException,
-    User,
 )
 from scim2_server.applications.wsgi import WSGIApplication
 from scim2_server.requests import ScimRequest
@@ -34,7 +33,7 @@ from scim2_server.responses import ScimResponse
 from scim2_server.testserver.application import BEARER_TOKEN_SCHEME
 
 from workers.sandbox.limits import CallCounter, TokenBucket
-from workers.sandbox.scim.dialect import AwsScimService
+from workers.sandbox.scim.dialect import AwsScimService, AwsUser
 from workers.sandbox.scim.storage import BackendSource, IdentityStoreStorage
 
 if TYPE_CHECKING:
@@ -71,7 +70,7 @@ def aws_provider() -> ScimProvider:
     )
     # AWS takes Entra's `remove members` with a `value` list as well as RFC filter paths.
     policy = ScimPolicy(remove_value_as_filter=ScimPolicy.RemoveValue.apply)
-    return ScimProvider(models=[User, Group], config=config, policy=policy)
+    return ScimProvider(models=[AwsUser, Group], config=config, policy=policy)
 
 
 def api_name(method: str, path: str) -> str:

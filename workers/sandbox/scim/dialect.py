@@ -17,14 +17,16 @@ developer guide; summary in DESIGN.md section 5 and ops/decisions/scim.md):
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Annotated, Any
 
 from scim2_models import (
     Group,
     InvalidPathException,
     InvalidValueException,
+    Name,
     NotImplementedException,
     PatchOp,
+    Required,
     Resource,
     ResourceType,
     SearchRequest,
@@ -36,6 +38,20 @@ from scim2_server.service import ScimService
 MAX_MEMBER_CHANGES = 100
 GROUP_PATCH_ATTRIBUTES = {"displayname", "members", "externalid"}
 IGNORED_LIST_PARAMETERS = ("startIndex", "attributes", "excludedAttributes")
+
+
+class AwsName(Name):
+    """User.name as AWS publishes it: givenName and familyName are required."""
+
+    family_name: Annotated[str | None, Required.true] = None
+    given_name: Annotated[str | None, Required.true] = None
+
+
+class AwsUser(User):
+    """The core User with AWS's extra required attributes, so /Schemas tells clients."""
+
+    name: Annotated[AwsName | None, Required.true] = None  # type: ignore[assignment]
+    display_name: Annotated[str | None, Required.true] = None
 
 
 def check_user(user: User) -> None:

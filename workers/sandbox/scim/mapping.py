@@ -11,7 +11,9 @@ from typing import Any
 
 from moto.identitystore.models import Group as StoreGroup
 from moto.identitystore.models import User as StoreUser
-from scim2_models import Address, Email, Group, GroupMember, Meta, Name, PhoneNumber, User
+from scim2_models import Address, Email, Group, GroupMember, Meta, PhoneNumber, User
+
+from workers.sandbox.scim.dialect import AwsName, AwsUser
 
 NAME_FIELDS = {
     "formatted": "Formatted", "family_name": "FamilyName", "given_name": "GivenName",
@@ -61,14 +63,14 @@ def user_fields(user: User) -> dict[str, Any]:
 
 
 def user_resource(record: StoreUser, external_id: str | None, active: bool,
-                  meta: Meta) -> User:
+                  meta: Meta) -> AwsUser:
     """The SCIM user for an identity store user; its ``id`` is the ``UserId``."""
     scalars = {scim: getattr(record, store) for scim, store in SCALAR_FIELDS.items()
                if getattr(record, store, None) is not None}
-    return User(
+    return AwsUser(
         id=record.UserId, user_name=record.UserName, external_id=external_id,
         active=active, meta=meta,
-        name=Name(**_from_store(record.Name, NAME_FIELDS)) if record.Name else None,
+        name=AwsName(**_from_store(record.Name, NAME_FIELDS)) if record.Name else None,
         emails=[Email(**_from_store(e, CONTACT_FIELDS)) for e in record.Emails or []] or None,
         phone_numbers=[PhoneNumber(**_from_store(p, CONTACT_FIELDS))
                        for p in record.PhoneNumbers or []] or None,
