@@ -38,7 +38,8 @@ def nesting_graph(lists: Mapping[str, AccessListResource], *,
         direct: list[str] = []
         nested: list[str] = []
         for member in access_list.spec.members:
-            if at is not None and not member.active_at(at):
+            # ListMember.active_at, inlined: this loop runs once per membership
+            if at is not None and member.expires is not None and at >= member.expires:
                 continue
             (nested if member.kind is MemberKind.ACCESS_LIST else direct).append(member.name)
         users[name] = frozenset(direct)

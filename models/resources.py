@@ -138,13 +138,15 @@ def _map_lines(node: yaml.Node, path: FieldPath, lines: dict[FieldPath, int], *,
             lines[path + (index,)] = item.start_mark.line + 1
             errors += _map_lines(item, path + (index,), lines, file=file, depth=depth + 1)
     elif isinstance(node, yaml.MappingNode):
+        seen: set[FieldPath] = set()
         for key_node, value_node in node.value:
             key_path = path + (str(key_node.value),)
             line = key_node.start_mark.line + 1
-            if key_path in lines:
+            if key_path in seen:  # PyYAML would silently keep the last one
                 errors.append(ResourceError(
                     f"duplicate key (first written at line {lines[key_path]})",
                     file=file, line=line, path=format_path(key_path)))
+            seen.add(key_path)
             lines[key_path] = line
             errors += _map_lines(value_node, key_path, lines, file=file, depth=depth + 1)
     return errors
@@ -235,7 +237,7 @@ def _duplicates(loaded: list[LoadedResource]) -> list[ResourceError]:
     for resource in loaded:
         key = (resource.kind, resource.name)
         if key in first:
-            where = f"{first[key].file}:{first[key].line}"
+            where = f"{first[key].file}:{first[key].line_of(('metadata', 'name'))}"
             errors.append(resource.error(("metadata", "name"), f"duplicate {resource.kind} "
                                          f"{resource.name!r}: first defined at {where}"))
         else:
@@ -249,14 +251,14 @@ def load_sources(sources: Iterable[tuple[str, str]]) -> list[LoadedResource]:
     loaded: list[LoadedResource] = []
     errors: list[ResourceError] = []
     for file, text in sources:
-        documents, parse_errors = _parse(text, file=file)
-        errors += parse_errors
+        documents, file_errors = _parse(text, file=file)
         for document in documents:
             result = _validate(document)
             if isinstance(result, LoadedResource):
                 loaded.append(result)
             else:
-                errors += result
+                file_errors += result
+        errors += sorted(file_errors, key=lambda e: e.line or 0)
     errors += _duplicates(loaded)
     if errors:
         raise ResourceErrors(errors)
