@@ -146,7 +146,9 @@ def classify(err: Exception, *, service: str, api: str, endpoint: str | None) ->
         return classify_client_error(err, service=service, api=api)
     if isinstance(err, BotoConnectionError | HTTPClientError):
         where = getattr(err, "kwargs", {}).get("endpoint_url") or endpoint or "(default)"
-        return AwsUnreachable(f"cannot reach AWS {service} at {where}: {_one_line(err)}",
+        detail = _one_line(err)
+        detail = type(err).__name__ if where in detail else detail  # say the URL once
+        return AwsUnreachable(f"cannot reach AWS {service} at {where} ({detail}) calling {api}",
                               api=api, code=type(err).__name__)
     if isinstance(err, CREDENTIAL_ERRORS):
         return AwsError(f"{api}: no usable AWS credentials ({_one_line(err)})", api=api,
