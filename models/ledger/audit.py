@@ -1,0 +1,130 @@
+"""The audit trail: append-only events, and "who held what at time T".
+
+Events are written in the same transaction as the change they describe, stamped by the
+database clock, and can never be updated or deleted (database triggers refuse it). Secrets
+never reach the trail: values under secret-looking keys are replaced before writing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, or_, select
+from sqlalchemy.orm import Session
+
+from models.ledger.enums import SourceKind
+from models.ledger.tables import AuditEvent, Grant, PermissionSet
+
+SECRET_MARKERS = ("token", "secret", "password", "authorization", "credential", "api_key",
+                  "private_key", "cookie")
+REDACTED = "[redacted]"
+
+
+def redact(document: Any) -> Any:
+    """A copy of ``document`` with the value of every secret-looking key replaced."""
+    if isinstance(document, dict):
+        return {key: REDACTED if _is_secret(key) else redact(value)
+                for key, value in document.items()}
+    if isinstance(document, list | tuple):
+        return [redact(item) for item in document]
+    return document
+
+
+def _is_secret(key: Any) -> bool:
+    lowered = str(key).lower()
+    return any(marker in lowered for marker in SECRET_MARKERS)
+
+
+def record(
+    session: Session, *, actor: str, action: str, target_kind: str, target: str,
+    reason: str | None = None, before: Any = None, after: Any = None,
+    request_id: str | None = None, details: dict[str, Any] | None = None,
+    principal_name: str | None = None, account_id: str | None = None,
+) -> AuditEvent:
+    """Append one event; ``principal_name``/``account_id`` say whose access it concerns."""
+    event = AuditEvent(
+        actor=actor, action=action, target_kind=target_kind, target=target, reason=reason,
+        request_id=request_id, principal_name=principal_name, account_id=account_id,
+        before=redact(before), after=redact(after), details=redact(details),
+    )
+    session.add(event)
+    session.flush([event])
+    return event
+
+
+def events(
+    session: Session, *, user: str | None = None, account_id: str | None = None,
+    since: datetime | None = None, until: datetime | None = None, limit: int | None = None,
+) -> list[AuditEvent]:
+    """Events oldest first; with ``limit``, the most recent ``limit`` of them.
+
+    ``user`` matches what the user did (actor), what happened to their access
+    (principal_name) and changes to the user itself.
+    """
+    statement = select(AuditEvent)
+    if user is not None:
+        about_user = and_(AuditEvent.target_kind == "user", AuditEvent.target == user)
+        statement = statement.where(or_(AuditEvent.actor == user,
+                                        AuditEvent.principal_name == user, about_user))
+    if account_id is not None:
+        statement = statement.where(AuditEvent.account_id == account_id)
+    if since is not None:
+        statement = statement.where(AuditEvent.at >= since)
+    if until is not None:
+        statement = statement.where(AuditEvent.at < until)
+    newest_first = statement.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
+    return list(reversed(session.scalars(newest_first).all()))
+
+
+@dataclass(frozen=True)
+class Holding:
+    """One principal holding one assignment at a moment, and through which source."""
+
+    principal_type: str
+    principal_name: str
+    principal_id: str | None
+    account_id: str
+    permission_set_arn: str
+    permission_set_name: str
+    source_kind: SourceKind
+    source_id: str
+    grant_id: int
+    activated_at: datetime
+    revoked_at: datetime | None
+
+
+def holders_at(
+    session: Session, *, at: datetime, account_id: str | None = None,
+    permission_set_arn: str | None = None,
+) -> list[Holding]:
+    """Who held which assignment at ``at``, from the grants' activation and revocation times.
+
+    A grant counts from ``activated_at`` (AWS confirmed it) until ``revoked_at`` (the delete
+    was confirmed); a revocation still failing counts as held, because it was.
+    """
+    statement = (
+        select(Grant, PermissionSet.name)
+        .join(PermissionSet, PermissionSet.arn == Grant.permission_set_arn)
+        .where(Grant.activated_at <= at,
+               or_(Grant.revoked_at.is_(None), Grant.revoked_at > at))
+        .order_by(Grant.account_id, PermissionSet.name, Grant.principal_type,
+                  Grant.principal_name, Grant.id)
+    )
+    if account_id is not None:
+        statement = statement.where(Grant.account_id == account_id)
+    if permission_set_arn is not None:
+        statement = statement.where(Grant.permission_set_arn == permission_set_arn)
+    return [_holding(grant, name) for grant, name in session.execute(statement)]
+
+
+def _holding(grant: Grant, permission_set_name: str) -> Holding:
+    assert grant.activated_at is not None  # guaranteed by the query
+    return Holding(
+        principal_type=str(grant.principal_type), principal_name=grant.principal_name,
+        principal_id=grant.principal_id, account_id=grant.account_id,
+        permission_set_arn=grant.permission_set_arn, permission_set_name=permission_set_name,
+        source_kind=grant.source_kind, source_id=grant.source_id, grant_id=grant.id,
+        activated_at=grant.activated_at, revoked_at=grant.revoked_at,
+    )

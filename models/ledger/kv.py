@@ -1,0 +1,27 @@
+"""Small named JSON documents kept in the ledger: sync cursors, last full-sync summary, leases."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from models.ledger.base import db_now
+from models.ledger.tables import KvState
+from models.ledger.upsert import dialect_insert
+
+
+def read_state(session: Session, key: str, default: Any = None) -> Any:
+    """The document stored under ``key``, or ``default``."""
+    value = session.scalar(select(KvState.value).where(KvState.key == key))
+    return default if value is None else value
+
+
+def write_state(session: Session, key: str, value: Any) -> None:
+    """Store ``value`` under ``key`` (insert or replace), stamped by the database clock."""
+    statement = dialect_insert(session, KvState).values(key=key, value=value)
+    statement = statement.on_conflict_do_update(
+        index_elements=["key"], set_={"value": statement.excluded.value, "updated_at": db_now()},
+    )
+    session.execute(statement)
