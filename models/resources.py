@@ -75,6 +75,10 @@ class ValidationSummary:
     counts: dict[str, int]
     names: list[str]  # "kind/name", in file order
 
+    def as_dict(self) -> dict[str, Any]:
+        """What ``validate`` prints: counts by kind and the names, not the resources."""
+        return {"counts": dict(self.counts), "names": list(self.names)}
+
 
 def format_path(path: Iterable[str | int]) -> str:
     """``("spec", "members", 1, "name")`` -> ``spec.members[1].name``."""
@@ -102,19 +106,52 @@ class _Document:
 def _parse(text: str, *, file: str) -> tuple[list[_Document], list[ResourceError]]:
     documents: list[_Document] = []
     errors: list[ResourceError] = []
-    loader = yaml.SafeLoader(text)  # pure-Python loader: the same error marks everywhere
+    try:
+        loader = yaml.SafeLoader(text)  # pure-Python loader: the same error marks everywhere
+    except yaml.reader.ReaderError as err:  # a control character anywhere in the text
+        line = text.count("\n", 0, err.position) + 1
+        return [], [ResourceError(f"invalid YAML: {err.reason} (character #x{err.character:04x})",
+                                  file=file, line=line)]
     try:
         while loader.check_node():
             node = loader.get_node()
             lines: dict[FieldPath, int] = {}
             errors += _map_lines(node, (), lines, file=file)
-            documents.append(_Document(loader.construct_document(node), file,
-                                       node.start_mark.line + 1, lines))
+            try:
+                data = loader.construct_document(node)
+            except ValueError:  # a scalar that resolves but does not construct: 2027-02-30
+                errors.append(_bad_scalar(loader, node, (), file=file))
+                continue
+            documents.append(_Document(data, file, node.start_mark.line + 1, lines))
     except yaml.MarkedYAMLError as err:
         errors.append(_syntax_error(err, file=file))
     finally:
         loader.dispose()
     return [d for d in documents if d.data is not None], errors
+
+
+def _bad_scalar(loader: yaml.SafeLoader, node: yaml.Node, path: FieldPath, *,
+                file: str) -> ResourceError:
+    """Find the scalar that failed to construct, depth first, and locate it."""
+    loader.constructed_objects, loader.recursive_objects = {}, {}  # left over by the failure
+    children: list[tuple[FieldPath, yaml.Node]] = []
+    if isinstance(node, yaml.SequenceNode):
+        children = [(path + (i,), item) for i, item in enumerate(node.value)]
+    elif isinstance(node, yaml.MappingNode):
+        children = [(path + (str(k.value),), v) for k, v in node.value]
+    for child_path, child in children:
+        try:
+            loader.construct_object(child, deep=True)
+        except ValueError:
+            return _bad_scalar(loader, child, child_path, file=file)
+    try:
+        loader.construct_object(node, deep=True)
+    except ValueError as err:
+        message = f"invalid value {node.value!r}: {err}"
+    else:
+        message = "a value cannot be read"
+    return ResourceError(message, file=file, line=node.start_mark.line + 1,
+                         path=format_path(path))
 
 
 def _syntax_error(err: yaml.MarkedYAMLError, *, file: str) -> ResourceError:

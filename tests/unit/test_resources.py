@@ -117,6 +117,20 @@ def test_a_syntax_error_points_at_its_line_and_earlier_documents_still_count() -
     assert errors[1].detail.startswith("invalid YAML")
 
 
+def test_values_yaml_resolves_but_cannot_build_are_located() -> None:
+    text = ("kind: access_list\nmetadata: {name: l}\nspec:\n  title: T\n  members:\n"
+            "    - {name: a}\n    - {name: b, expires: 2027-02-30}\n")
+    [error] = errors_of(("l.yaml", text))
+    assert where(error) == "l.yaml:7 spec.members[1].expires"
+    assert error.detail == "invalid value '2027-02-30': day is out of range for month"
+
+
+def test_a_control_character_is_located_by_line() -> None:
+    [error] = errors_of(("u.yaml", "kind: user\n\nmetadata: {name: \x07}\n"))
+    assert (error.line, error.path) == (3, "")
+    assert "special characters are not allowed" in error.detail
+
+
 def test_empty_documents_and_comments_are_skipped() -> None:
     assert load_sources([("f.yaml", "# nothing here\n---\n---\n")]) == []
 
@@ -209,6 +223,7 @@ def test_the_example_resources_are_valid_and_mean_what_they_say() -> None:
                              known_roles=SYSTEM_ROLE_NAMES)
     assert summary.counts == {"access_list": 5, "role": 4, "user": 6}
     assert "access_list/platform-admins" in summary.names
+    assert summary.as_dict()["counts"] == summary.counts
     resources = [item.resource for item in summary.resources]
     lists = {r.name: r for r in resources if isinstance(r, AccessListResource)}
     at = datetime(2026, 6, 1, tzinfo=UTC)
