@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any, get_args
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -235,37 +235,28 @@ def _data_path(data: Any, loc: Sequence[str | int]) -> FieldPath:
     return tuple(path)
 
 
-def _as_model(annotation: Any) -> type[BaseModel] | None:
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        return annotation
-    if get_origin(annotation) in (Union, type(int | None)) or hasattr(annotation, "__metadata__"):
-        for arg in get_args(annotation):
-            if (found := _as_model(arg)) is not None:
-                return found
-    return None
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _inner(annotation: Any) -> Any:
+    # Annotated[X, ...] / X | None / list[X] -> X, until a model or a plain type remains.
+    while not _is_model(annotation) and (args := [
+            a for a in get_args(annotation) if a is not type(None)]):
+        annotation = args[0]
+    return annotation
 
 
 def _expected_fields(model: type[BaseModel], parent: FieldPath) -> list[str]:
     """The field names the model accepts at ``parent`` (for "unknown field" messages)."""
-    annotation: Any = model
+    current: Any = model
     for part in parent:
         if isinstance(part, int):
-            annotation = next(iter(get_args(_strip(annotation))), None)
-            continue
-        current = _as_model(annotation)
-        if current is None or part not in current.model_fields:
+            continue  # _inner already stepped from list[X] to X
+        if not _is_model(current) or part not in current.model_fields:
             return []
-        annotation = current.model_fields[part].annotation
-    found = _as_model(annotation)
-    return sorted(found.model_fields) if found else []
-
-
-def _strip(annotation: Any) -> Any:
-    # list[X] | None -> list[X]; Annotated[list[X], ...] -> list[X]
-    while hasattr(annotation, "__metadata__") or get_origin(annotation) in (
-            Union, type(int | None)):
-        annotation = next(a for a in get_args(annotation) if a is not type(None))
-    return annotation
+        current = _inner(current.model_fields[part].annotation)
+    return sorted(current.model_fields) if _is_model(current) else []
 
 
 def _duplicates(loaded: list[LoadedResource]) -> list[ResourceError]:
