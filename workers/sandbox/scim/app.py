@@ -97,7 +97,9 @@ class AwsScimApplication(WSGIApplication):
         super().__init__(storage, provider, service)
         self.identity_store = storage
         self.tokens: set[str] = set(tokens)
-        self.bucket = TokenBucket(rate_per_s)
+        # At least one request's worth of burst, so a tiny rate still lets one through.
+        burst = max(1.0, rate_per_s) if rate_per_s is not None else None
+        self.bucket = TokenBucket(rate_per_s, burst=burst)
         self.calls = CallCounter()
 
     def reset(self) -> None:

@@ -9,7 +9,7 @@ developer guide; summary in DESIGN.md section 5 and ops/decisions/scim.md):
 - PATCH on a group touches only displayName, members, externalId; at most 100 member
   changes per request; no replace of members and no remove-all;
 - a PATCH operation without ``path`` may change a single attribute only;
-- no PUT on groups (AWS has PutUser only), no Bulk, no /Me;
+- no PUT on groups (AWS has PutUser only), no Bulk, no /Me, no POST ``.search``;
 - ``startIndex``, ``attributes`` and ``excludedAttributes`` on lists are ignored
   (pagination is by RFC 9865 cursor); filters are checked by the storage.
 """
@@ -48,10 +48,14 @@ class AwsName(Name):
 
 
 class AwsUser(User):
-    """The core User with AWS's extra required attributes, so /Schemas tells clients."""
+    """User Account"""
 
     name: Annotated[AwsName | None, Required.true] = None  # type: ignore[assignment]
     display_name: Annotated[str | None, Required.true] = None
+
+
+# /Schemas publishes a model's class name as the schema's name: AWS's is "User".
+AwsUser.__name__ = "User"
 
 
 def check_user(user: User) -> None:
@@ -104,6 +108,8 @@ def member_changes(patch_op: PatchOp[Any]) -> int:
     for operation in patch_op.operations or []:
         op = str(operation.op.value).lower()
         for attribute, value, has_filter in _operation_targets(operation):
+            # scim2-models already refuses read-only and unknown attributes; this is
+            # AWS's own whitelist, kept so the rule holds whatever the model allows.
             if attribute not in GROUP_PATCH_ATTRIBUTES:
                 raise InvalidPathException(detail=f"{attribute!r} cannot be patched on a "
                                                   "group (displayName, members, externalId)")
@@ -164,6 +170,11 @@ class AwsScimService(ScimService):
         if isinstance(patched, User):
             check_user(patched)
         return patched
+
+    def read_search_body(self, resource_types: list[ResourceType], body: bytes,
+                         content_type: str | None) -> tuple[SearchRequest[Any], Any]:
+        raise NotImplementedException(detail="POST .search is not supported: use GET with "
+                                             "a filter")
 
     def read_search_query(self, resource_types: list[ResourceType],
                           query: Mapping[str, str]) -> tuple[SearchRequest[Any], Any]:
