@@ -36,7 +36,7 @@ def rate_item(rate: float) -> RateLimitItem:
     """``rate`` requests/s as a moving-window item: 20 -> 20 per 1 s, 2.5 -> 5 per 2 s."""
     fraction = Fraction(rate).limit_denominator(60)
     amount, seconds = max(fraction.numerator, 1), fraction.denominator
-    return RateLimitItemPerSecond(amount, seconds, namespace=KEY_PREFIX)
+    return RateLimitItemPerSecond(amount, seconds, namespace="rate")
 
 
 class CreateSlots(Protocol):
@@ -101,7 +101,9 @@ class Limiter:
 
     def _until_next_slot(self, item: RateLimitItem, family: str) -> float:
         stats = self._window.get_window_stats(item, family)
-        return max(0.0, stats.reset_time - time.time()) + random.uniform(0, WAKE_JITTER)
+        # room already (a permit was freed since our hit failed): only the jitter
+        until_free = 0.0 if stats.remaining > 0 else max(0.0, stats.reset_time - time.time())
+        return until_free + random.uniform(0, WAKE_JITTER)
 
 
 class MemoryCreateSlots:
