@@ -17,6 +17,7 @@ from models.errors import (
     ScimThrottled,
 )
 from tests.integration.scim_support import STORE_ID, TOKEN, ScimServer, running_scim_server
+from workers.limiter import make_limiter
 from workers.scim import HttpScimDirectory, ScimDirectory
 from workers.settings import Settings
 
@@ -166,6 +167,16 @@ def test_throttled_calls_succeed_once_the_rate_allows() -> None:
             directory.find_user(user_name=f"user-{n}")
     assert directory.call_counts()["find_user"] == 14
     assert directory.call_counts()["retries"] >= 1
+
+
+def test_the_shared_limiter_keeps_calls_under_the_scim_rate() -> None:
+    with running_scim_server(rate_per_s=10.0) as scim:
+        limiter = make_limiter(Settings(scim_rate=10.0))
+        directory = scim.directory(limiter=limiter, max_attempts=1)
+        for n in range(15):
+            directory.find_user(user_name=f"user-{n}")
+    assert directory.call_counts().get("retries", 0) == 0
+    assert limiter.usage()["rates"]["scim"]["used"] >= 1
 
 
 def test_from_settings_builds_a_working_directory(scim: ScimServer) -> None:

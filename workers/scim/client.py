@@ -21,11 +21,12 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
 from models.errors import (
+    AwsThrottled,
     ConfigError,
     ScimAuthError,
     ScimCircuitOpen,
@@ -57,6 +58,13 @@ from workers.settings import Settings
 
 CONTENT_TYPE = "application/scim+json"
 RETRYABLE = {429, 500, 502, 503, 504}
+LIMITER_TIMEOUT = 30.0  # seconds to wait for a permit of the shared SCIM rate
+
+
+class RateGate(Protocol):
+    """The global limiter (``workers.limiter.Limiter``) as this adapter uses it."""
+
+    def acquire(self, family: str, *, timeout: float) -> None: ...
 
 
 def scim_base_url(settings: Settings) -> str:
@@ -75,8 +83,10 @@ class HttpScimDirectory(ScimDirectory):
 
     def __init__(self, client: httpx.Client, *, circuit_threshold: int = 3,
                  max_attempts: int = 4, backoff_base: float = 0.5, backoff_cap: float = 8.0,
+                 limiter: RateGate | None = None,
                  sleep: Callable[[float], None] = time.sleep) -> None:
         self.client = client
+        self.limiter = limiter
         self.breaker = CircuitBreaker(circuit_threshold)
         self.max_attempts = max_attempts
         self.backoff_base, self.backoff_cap = backoff_base, backoff_cap
@@ -85,9 +95,9 @@ class HttpScimDirectory(ScimDirectory):
         self._counts_lock = threading.Lock()
 
     @classmethod
-    def from_settings(cls, settings: Settings, *,
-                      transport: httpx.BaseTransport | None = None) -> HttpScimDirectory:
-        """The directory GRANTLEDGER_SCIM_URL / _SCIM_TOKEN point at."""
+    def from_settings(cls, settings: Settings, *, transport: httpx.BaseTransport | None = None,
+                      limiter: RateGate | None = None) -> HttpScimDirectory:
+        """The directory GRANTLEDGER_SCIM_URL / _SCIM_TOKEN point at, paced by ``limiter``."""
         if settings.scim_token is None or not settings.scim_token.get_secret_value():
             raise ConfigError("GRANTLEDGER_SCIM_TOKEN is not set",
                               hint="generate a SCIM access token in Identity Center and "
@@ -97,7 +107,7 @@ class HttpScimDirectory(ScimDirectory):
             headers={"Authorization": f"Bearer {settings.scim_token.get_secret_value()}",
                      "Accept": CONTENT_TYPE},
         )
-        return cls(client, circuit_threshold=settings.scim_circuit_threshold)
+        return cls(client, circuit_threshold=settings.scim_circuit_threshold, limiter=limiter)
 
     # -- counters and breaker ---------------------------------------------------------
 
@@ -140,6 +150,7 @@ class HttpScimDirectory(ScimDirectory):
         """The response, or None after a network error that is worth retrying."""
         headers = {"Content-Type": CONTENT_TYPE} if body is not None else None
         content = json.dumps(body).encode() if body is not None else None
+        self._take_permit()
         try:
             return self.client.request(method, path, params=params, content=content,
                                        headers=headers)
@@ -150,6 +161,16 @@ class HttpScimDirectory(ScimDirectory):
             self._count("retries")
             self._wait(attempt, None)
             return None
+
+    def _take_permit(self) -> None:
+        """One permit of the SCIM rate shared by every worker (AWS: about 20 requests/s)."""
+        if self.limiter is None:
+            return
+        try:
+            self.limiter.acquire("scim", timeout=LIMITER_TIMEOUT)
+        except AwsThrottled as err:
+            raise ScimThrottled(f"the shared SCIM rate stayed full: {err}",
+                                hint="lower the SCIM load or raise GRANTLEDGER_SCIM_RATE") from err
 
     def _wait(self, attempt: int, retry_after: str | None) -> None:
         self._sleep(backoff_delay(attempt, base=self.backoff_base, cap=self.backoff_cap,

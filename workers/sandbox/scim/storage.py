@@ -10,6 +10,7 @@ moto has no UpdateUser/UpdateGroup, so updates replace the stored NamedTuple in 
 
 from __future__ import annotations
 
+import bisect
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -151,6 +152,10 @@ class IdentityStoreStorage(ScimStorage):
             members.setdefault(membership["GroupId"], []).append(user_id)
         return members
 
+    def _members_for(self, kind: str) -> dict[str, list[str]]:
+        # Users carry no members: skip the scan of every membership for them.
+        return self._members_of() if kind == "Group" else {}
+
     def _resource(self, kind: str, object_id: str, members: dict[str, list[str]]
                   ) -> Resource[Any]:
         extras = self._extras(object_id)
@@ -187,7 +192,8 @@ class IdentityStoreStorage(ScimStorage):
         """One user or group, members included (the service hides them, as AWS does)."""
         with self.lock:
             self._stored(resource_type.name, resource_id)
-            return self._resource(resource_type.name, resource_id, self._members_of())
+            return self._resource(resource_type.name, resource_id, self._members_for(
+                resource_type.name))
 
     def search(self, resource_types: list[ResourceType], search_request: SearchRequest[Any],
                *, position: Any = None) -> SearchPage:
@@ -197,21 +203,29 @@ class IdentityStoreStorage(ScimStorage):
         kind = resource_types[0].name
         terms = filter_terms(search_request.filter, kind)
         with self.lock:
-            members = self._members_of()
-            found = [self._resource(kind, object_id, members) for object_id in self._ids(kind)]
-        matching = [r for r in found if self._matches(r, terms, members)]
-        return _page(search_request, position, matching)
+            members = self._members_for(kind)
+            # Match on the raw records and build resources for one page only: the sandbox
+            # holds thousands of users in benchmarks.
+            found = [object_id for object_id in self._ids(kind)
+                     if not terms or self._matches(kind, object_id, terms, members)]
+            page, next_position = _page(search_request, position, found)
+            resources = [self._resource(kind, object_id, members) for object_id in page]
+        return SearchPage(total=len(found), resources=resources, next=next_position)
 
-    def _matches(self, resource: Resource[Any], terms: dict[str, str],
+    def _matches(self, kind: str, object_id: str, terms: dict[str, str],
                  members: dict[str, list[str]]) -> bool:
+        record = self.store.users[object_id] if kind == "User" else self.store.groups[object_id]
+        extras = self.extras.get(object_id)
+        values = {
+            "id": object_id, "externalid": extras.external_id if extras else None,
+            "username": getattr(record, "UserName", None),
+            "displayname": getattr(record, "DisplayName", None),
+        }
         for attribute, value in terms.items():
             if attribute == "members":
-                if value not in members.get(resource.id or "", []):
+                if value not in members.get(object_id, []):
                     return False
-                continue
-            field_name = {"username": "user_name", "displayname": "display_name",
-                          "externalid": "external_id"}.get(attribute, attribute)
-            if not _same(attribute, getattr(resource, field_name, None), value):
+            elif not _same(attribute, values[attribute], value):
                 return False
         return True
 
@@ -224,7 +238,8 @@ class IdentityStoreStorage(ScimStorage):
                 object_id = self._create_group(resource)
             self.extras[object_id] = Extras(external_id=resource.external_id,
                                             active=getattr(resource, "active", None) is not False)
-            return self._resource(resource_type.name, object_id, self._members_of())
+            return self._resource(resource_type.name, object_id,
+                                  self._members_for(resource_type.name))
 
     def _create_user(self, user: User) -> str:
         self._check_unique_user_name(user.user_name or "", exclude=None)
@@ -264,7 +279,8 @@ class IdentityStoreStorage(ScimStorage):
             extras.external_id = resource.external_id
             extras.active = getattr(resource, "active", None) is not False
             extras.touch()
-            return self._resource(resource_type.name, object_id, self._members_of())
+            return self._resource(resource_type.name, object_id,
+                                  self._members_for(resource_type.name))
 
     def _update_user(self, user_id: str, user: User) -> None:
         self._check_unique_user_name(user.user_name or "", exclude=user_id)
@@ -334,14 +350,17 @@ def _membership_side(membership: dict[str, Any], key: str) -> str:
 
 
 def _page(search_request: SearchRequest[Any], position: Any,
-          found: list[Resource[Any]]) -> SearchPage:
-    """Page by cursor (position = id of the last resource sent) or by 1-based index."""
+          found: list[str]) -> tuple[list[str], str | None]:
+    """The ids of one page, and the cursor position of the next page (None on the last).
+
+    By cursor, a position is the id of the last object sent (``found`` is sorted); by index,
+    ``startIndex`` is 1-based.
+    """
     count = search_request.count if search_request.count is not None else len(found)
     if search_request.cursor is None:
         start = (search_request.start_index or 1) - 1
-        return SearchPage(total=len(found), resources=found[start:start + count])
-    after = [r for r in found if position is None or (r.id or "") > str(position)]
-    page = after[:count]
-    more = len(after) > count and count > 0
-    return SearchPage(total=len(found), resources=page,
-                      next=page[-1].id if more and page else None)
+        return found[start:start + count], None
+    start = 0 if position is None else bisect.bisect_right(found, str(position))
+    page = found[start:start + count]
+    more = start + count < len(found) and count > 0
+    return page, page[-1] if more and page else None
