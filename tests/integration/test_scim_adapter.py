@@ -48,6 +48,7 @@ def test_created_user_is_owned_and_is_the_identity_store_user(
     assert directory.find_user(user_name="ALICE") == alice
     assert directory.get_user(user_id=alice.id) == alice
     assert directory.find_user(user_name="nobody") is None
+    assert directory.get_user(user_id="../Groups") is None  # an id names one resource only
 
 
 def test_conflicting_create_adopts_the_existing_object(directory: ScimDirectory) -> None:

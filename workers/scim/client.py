@@ -22,6 +22,7 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import httpx
 
@@ -205,7 +206,7 @@ class HttpScimDirectory(ScimDirectory):
         return user_from_scim(found[0]) if found else None
 
     def get_user(self, *, user_id: str) -> ScimUser | None:
-        response = self._call("get_user", "GET", f"Users/{user_id}", ok=(200, 404))
+        response = self._call("get_user", "GET", _at("Users", user_id), ok=(200, 404))
         return user_from_scim(response.json()) if response.status_code == 200 else None
 
     def create_user(self, *, user_name: str, display_name: str, given_name: str,
@@ -228,18 +229,18 @@ class HttpScimDirectory(ScimDirectory):
         operations = user_changes(user_name=user_name, display_name=display_name,
                                   given_name=given_name, family_name=family_name, email=email)
         if operations:
-            self._call("update_user", "PATCH", f"Users/{user_id}", body=patch_body(operations))
+            self._call("update_user", "PATCH", _at("Users", user_id), body=patch_body(operations))
 
     def set_user_active(self, *, user_id: str, active: bool) -> None:
         operations = [{"op": "replace", "path": "active", "value": active}]
-        self._call("set_user_active", "PATCH", f"Users/{user_id}", body=patch_body(operations))
+        self._call("set_user_active", "PATCH", _at("Users", user_id), body=patch_body(operations))
 
     def delete_user(self, *, user_id: str) -> None:
         user = self.get_user(user_id=user_id)
         if user is None:
             return
         _refuse_unless_owned("user", user.user_name, user.external_id)
-        self._call("delete_user", "DELETE", f"Users/{user_id}", ok=(204, 200, 404))
+        self._call("delete_user", "DELETE", _at("Users", user_id), ok=(204, 200, 404))
 
     def list_users(self) -> list[ScimUser]:
         return [user_from_scim(doc) for doc in self._pages("list_users", "Users")]
@@ -263,20 +264,20 @@ class HttpScimDirectory(ScimDirectory):
         return replace(existing, adopted=True)
 
     def delete_group(self, *, group_id: str) -> None:
-        response = self._call("get_group", "GET", f"Groups/{group_id}", ok=(200, 404))
+        response = self._call("get_group", "GET", _at("Groups", group_id), ok=(200, 404))
         if response.status_code == 404:
             return
         group = group_from_scim(response.json())
         _refuse_unless_owned("group", group.display_name, group.external_id)
-        self._call("delete_group", "DELETE", f"Groups/{group_id}", ok=(204, 200, 404))
+        self._call("delete_group", "DELETE", _at("Groups", group_id), ok=(204, 200, 404))
 
     def add_members(self, *, group_id: str, user_ids: list[str]) -> None:
         for body in member_patches("add", user_ids):
-            self._call("add_members", "PATCH", f"Groups/{group_id}", body=body)
+            self._call("add_members", "PATCH", _at("Groups", group_id), body=body)
 
     def remove_members(self, *, group_id: str, user_ids: list[str]) -> None:
         for body in member_patches("remove", user_ids):
-            self._call("remove_members", "PATCH", f"Groups/{group_id}", body=body)
+            self._call("remove_members", "PATCH", _at("Groups", group_id), body=body)
 
     def is_member(self, *, group_id: str, user_id: str) -> bool:
         query = f"{eq_filter('id', group_id)} and {eq_filter('members', user_id)}"
@@ -308,6 +309,11 @@ class HttpScimDirectory(ScimDirectory):
             if not cursor or cursor in seen:
                 return list(found.values())
             seen.add(cursor)
+
+
+def _at(endpoint: str, object_id: str) -> str:
+    """The path of one resource; the id is escaped so it can only name that resource."""
+    return f"{endpoint}/{quote(object_id, safe='')}"
 
 
 def _json(response: httpx.Response) -> Any:

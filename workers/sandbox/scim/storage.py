@@ -18,19 +18,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from moto.identitystore.models import (
-    Group as StoreGroup,
-)
-from moto.identitystore.models import (
-    IdentityStoreBackend,
-    IdentityStoreData,
-)
-from moto.identitystore.models import (
-    Name as StoreName,
-)
-from moto.identitystore.models import (
-    User as StoreUser,
-)
+from moto.identitystore.models import Group as StoreGroup
+from moto.identitystore.models import IdentityStoreBackend, IdentityStoreData
+from moto.identitystore.models import Name as StoreName
+from moto.identitystore.models import User as StoreUser
 from scim2_models import (
     Group,
     GroupMember,
@@ -169,7 +160,7 @@ class IdentityStoreStorage(ScimStorage):
         objects = self.store.users if kind == "User" else self.store.groups
         return sorted(list(objects))
 
-    def _stored(self, kind: str, object_id: str) -> None:
+    def _require(self, kind: str, object_id: str) -> None:
         objects = self.store.users if kind == "User" else self.store.groups
         if object_id not in objects:
             raise NotFoundException(detail=f"{kind} {object_id} not found")
@@ -191,7 +182,7 @@ class IdentityStoreStorage(ScimStorage):
             response_parameters: ResponseParameters[Any] | None = None) -> Resource[Any]:
         """One user or group, members included (the service hides them, as AWS does)."""
         with self.lock:
-            self._stored(resource_type.name, resource_id)
+            self._require(resource_type.name, resource_id)
             return self._resource(resource_type.name, resource_id, self._members_for(
                 resource_type.name))
 
@@ -269,7 +260,7 @@ class IdentityStoreStorage(ScimStorage):
         """Write the new state of a user or group (PUT and PATCH land here)."""
         with self.lock:
             object_id = resource.id or ""
-            self._stored(resource_type.name, object_id)
+            self._require(resource_type.name, object_id)
             self._check_version(object_id, expected_version)
             if isinstance(resource, User):
                 self._update_user(object_id, resource)
@@ -313,7 +304,7 @@ class IdentityStoreStorage(ScimStorage):
                expected_version: str | None = None) -> None:
         """Delete the object and every membership it takes part in."""
         with self.lock:
-            self._stored(resource_type.name, resource_id)
+            self._require(resource_type.name, resource_id)
             self._check_version(resource_id, expected_version)
             key = "MemberId" if resource_type.name == "User" else "GroupId"
             for membership_id, membership in list(self.store.group_memberships.items()):
