@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -16,7 +18,8 @@ from botocore.exceptions import ClientError
 
 from workers.sandbox import Sandbox, Seeded
 
-SMALL = Path(__file__).resolve().parents[2] / "ops/examples/sandbox-small.yaml"
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = ROOT / "ops/examples/sandbox-small.yaml"
 PS_ARN = "arn:aws:sso:::permissionSet/ssoins-7223a1b2c3d4e5f6/ps-0000000000000000"
 NO_RETRIES = Config(retries={"total_max_attempts": 1, "mode": "standard"})
 
@@ -352,6 +355,36 @@ def test_scim_is_mounted_on_the_same_endpoint(small) -> None:
         assert json.loads(response.read())["totalResults"] == 6
 
 
+def printed_settings(stream: Any) -> dict[str, str]:
+    """The NAME=value lines serve_forever prints, up to the last one (the SCIM token)."""
+    settings = {}
+    for line in iter(stream.readline, ""):
+        name, equals, value = line.strip().partition("=")
+        if equals:
+            settings[name] = value
+        if name == "GRANTLEDGER_SCIM_TOKEN":
+            break
+    return settings
+
+
+@pytest.mark.timeout(60)
+def test_serve_forever_prints_where_it_listens() -> None:
+    command = ("from workers.sandbox import serve_forever; serve_forever(host='127.0.0.1', "
+               f"port=0, fixture={str(SMALL)!r}, settle_delay=0.0, rate=None)")
+    server = subprocess.Popen([sys.executable, "-c", command], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+    try:
+        printed = printed_settings(server.stdout)
+        endpoint = printed["GRANTLEDGER_AWS_ENDPOINT_URL"]
+        assert printed["GRANTLEDGER_SCIM_URL"] == endpoint + "/scim/v2/"
+        assert printed["GRANTLEDGER_SCIM_TOKEN"] == "sandbox-scim-token"
+        with urllib.request.urlopen(endpoint + "/_sandbox/assignments", timeout=10) as answer:
+            assert len(json.loads(answer.read())) == 8
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
 def test_only_one_sandbox_runs_per_process(start) -> None:
     start()
     with pytest.raises(RuntimeError, match="already running"):
@@ -372,6 +405,40 @@ def retrying(call: Callable[[], Any]) -> tuple[Any, int]:
             time.sleep(0.02)
 
 
+def create_all(sandbox: Sandbox, sso: Any, keys: list[tuple[str, str, str, str]]
+               ) -> tuple[list[dict[str, Any]], int]:
+    """Submit every create, retrying throttled calls; the answers and the throttle count."""
+    answers, throttled = [], 0
+    for key in keys:
+        answer, refused = retrying(
+            lambda key=key: sso.create_account_assignment(**assignment(sandbox, *key)))
+        answers.append(answer["AccountAssignmentCreationStatus"])
+        throttled += refused
+    return answers, throttled
+
+
+def listed(sandbox: Sandbox, sso: Any, account: str, arn: str
+           ) -> list[tuple[str, str, str, str]]:
+    """Every row of ListAccountAssignments, page by page (MaxResults=10)."""
+    # Retry each page, not the whole listing: a listing retried whole never finishes under
+    # a steady 20/s once it needs more calls than the bucket refills between two tries.
+    rows, params = [], {"InstanceArn": sandbox.instance_arn, "AccountId": account,
+                        "PermissionSetArn": arn, "MaxResults": 10}
+    while True:
+        page, _ = retrying(lambda: sso.list_account_assignments(**params))
+        rows += [(r["PrincipalType"], r["PrincipalId"], r["AccountId"], r["PermissionSetArn"])
+                 for r in page["AccountAssignments"]]
+        if "NextToken" not in page:
+            return rows
+        params["NextToken"] = page["NextToken"]
+
+
+def succeeded_creates(sandbox: Sandbox, sso: Any) -> set[str]:
+    pages = sso.get_paginator("list_account_assignment_creation_status").paginate(
+        InstanceArn=sandbox.instance_arn, Filter={"Status": "SUCCEEDED"})
+    return {s["RequestId"] for page in pages for s in page["AccountAssignmentsCreationStatus"]}
+
+
 def test_a_hundred_assignments_settle_without_duplicates_at_the_rate(start) -> None:
     sandbox = start(settle_delay=0.05, rate=20)
     seeded = sandbox.seed(SMALL)
@@ -382,42 +449,19 @@ def test_a_hundred_assignments_settle_without_duplicates_at_the_rate(start) -> N
             for account in seeded.accounts.values() for arn in seeded.permission_sets.values()
             if (kind, principal, account, arn) not in seeded.assignments]
     assert len(keys) == 100
-    began, throttled, submitted = time.monotonic(), 0, []
-    for key in keys:
-        answer, refused = retrying(
-            lambda key=key: sso.create_account_assignment(**assignment(sandbox, *key)))
-        throttled += refused
-        submitted.append(answer["AccountAssignmentCreationStatus"])
+    began = time.monotonic()
+    submitted, throttled = create_all(sandbox, sso, keys)
     assert {s["Status"] for s in submitted} == {"IN_PROGRESS"}
     assert len({s["RequestId"] for s in submitted}) == 100
     # a burst of 20, then 20/s: the other 80 creates cannot take less than 4 s
     assert throttled > 0 and time.monotonic() - began >= 4.0 * 0.9
-
-    def succeeded() -> set[str]:
-        pages = sso.get_paginator("list_account_assignment_creation_status").paginate(
-            InstanceArn=sandbox.instance_arn, Filter={"Status": "SUCCEEDED"})
-        return {s["RequestId"] for page in pages
-                for s in page["AccountAssignmentsCreationStatus"]}
-
     deadline = time.monotonic() + 10
-    while retrying(succeeded)[0] != {s["RequestId"] for s in submitted}:
+    while retrying(lambda: succeeded_creates(sandbox, sso))[0] != {
+            s["RequestId"] for s in submitted}:
         assert time.monotonic() < deadline, "creates did not all succeed"
         time.sleep(0.05)
-
-    def listed(account: str, arn: str) -> list[tuple[str, str, str, str]]:
-        # Retry each page, not the whole listing: a listing retried whole never finishes
-        # under a steady 20/s once it needs more calls than the bucket refills between tries.
-        rows, params = [], {"InstanceArn": sandbox.instance_arn, "AccountId": account,
-                            "PermissionSetArn": arn, "MaxResults": 10}
-        while True:
-            page, _ = retrying(lambda: sso.list_account_assignments(**params))
-            rows += [(r["PrincipalType"], r["PrincipalId"], r["AccountId"],
-                      r["PermissionSetArn"]) for r in page["AccountAssignments"]]
-            if "NextToken" not in page:
-                return rows
-            params["NextToken"] = page["NextToken"]
-
     rows = [row for account in seeded.accounts.values()
-            for arn in seeded.permission_sets.values() for row in listed(account, arn)]
+            for arn in seeded.permission_sets.values()
+            for row in listed(sandbox, sso, account, arn)]
     assert len(rows) == len(set(rows)) == 108  # 100 created + 8 seeded, none twice
     assert set(rows) == set(keys) | seeded.assignments == sandbox.assignments()

@@ -86,37 +86,42 @@ def read_body(environ: WSGIEnvironment) -> bytes:
     return environ["wsgi.input"].read(length) if length else b""
 
 
-def make_app(parts: SandboxParts, *, control: WSGIApplication) -> WSGIApplication:
-    """The sandbox's WSGI app over the running sandbox ``parts``."""
-    moto_app = DomainDispatcherApplication(create_backend_app)
+class SandboxApp:
+    """The WSGI app over the running sandbox ``parts``; ``control`` answers ``/_sandbox/``."""
 
-    def sso_admin(environ: WSGIEnvironment, start_response: StartResponse,
-                  name: str) -> Iterable[bytes]:
-        status, body = parts.sso_admin.answer(name.partition(":")[2], read_body(environ))
-        if body.get("__type") == "ThrottlingException":
-            parts.throttled_counter.add(name)
-        return respond(start_response, status, body)
+    def __init__(self, parts: SandboxParts, *, control: WSGIApplication) -> None:
+        self.parts = parts
+        self.control = control
+        self.moto = DomainDispatcherApplication(create_backend_app)
 
-    def aws(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        name = api_name(environ)
-        parts.calls_counter.add(name)
-        if name.startswith("sso-admin:"):
-            return sso_admin(environ, start_response, name)
-        if name.startswith("identitystore:") and not parts.identitystore_bucket.take():
-            parts.throttled_counter.add(name)
-            return respond(start_response, 400,
-                           {"__type": "ThrottlingException", "message": "Rate exceeded"})
-        return moto_app(environ, start_response)
-
-    def app(environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse
+                 ) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
         if path.startswith("/_sandbox/"):
-            return control(environ, start_response)
+            return self.control(environ, start_response)
         if path == "/scim" or path.startswith("/scim/"):
-            return _scim(parts.scim_app, environ, start_response)
-        return aws(environ, start_response)
+            return _scim(self.parts.scim_app, environ, start_response)
+        return self.aws(environ, start_response)
 
-    return app
+    def aws(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        """Count, then our sso-admin, or moto behind identitystore's throttle."""
+        name = api_name(environ)
+        self.parts.calls_counter.add(name)
+        if name.startswith("sso-admin:"):
+            status, body = self.parts.sso_admin.answer(name.partition(":")[2],
+                                                       read_body(environ))
+        elif name.startswith("identitystore:") and not self.parts.identitystore_bucket.take():
+            status, body = 400, {"__type": "ThrottlingException", "message": "Rate exceeded"}
+        else:
+            return self.moto(environ, start_response)
+        if body.get("__type") == "ThrottlingException":
+            self.parts.throttled_counter.add(name)
+        return respond(start_response, status, body)
+
+
+def make_app(parts: SandboxParts, *, control: WSGIApplication) -> WSGIApplication:
+    """The sandbox's WSGI app over the running sandbox ``parts``."""
+    return SandboxApp(parts, control=control)
 
 
 def _scim(scim_app: WSGIApplication | None, environ: WSGIEnvironment,
