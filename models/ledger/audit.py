@@ -50,7 +50,7 @@ def record(
         before=redact(before), after=redact(after), details=redact(details),
     )
     session.add(event)
-    session.flush([event])
+    session.flush()
     return event
 
 

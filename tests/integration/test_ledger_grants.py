@@ -298,3 +298,14 @@ def test_a_sweeper_skips_rows_another_sweeper_holds(
         second.execute(text("SET LOCAL lock_timeout = '1s'"))
         rest = {grant.id for grant in claim_due_expiries(second)}
     assert len(held) == 10 and len(rest) == 20 and not held & rest
+
+
+def test_recreate_after_a_failed_delete_keeps_the_first_activation(
+    session: Session, catalog: Catalog,
+) -> None:
+    grant = grant_for(session, catalog)
+    walk(session, grant, G.PROVISIONING, G.ACTIVE)
+    first_activation = grant.activated_at
+    # The delete failed and the source came back: access was held all along.
+    walk(session, grant, G.REVOKING, G.FAILED, G.PROVISIONING, G.ACTIVE)
+    assert grant.activated_at == first_activation
