@@ -219,3 +219,31 @@ def mark_stuck(session: Session, *, grant_id: int) -> bool:
         .execution_options(synchronize_session="fetch")
     )
     return session.execute(statement).first() is not None
+
+
+def extend_grant(session: Session, *, grant_id: int, expires_at: datetime | None) -> bool:
+    """Move a live grant's expiry (``None``: long-term); False once it is being revoked.
+
+    The same row keeps the assignment, so an extension never leaves a gap in access.
+    """
+    statement = (
+        update(Grant)
+        .where(Grant.id == grant_id, Grant.state.in_(BACKING_STATES))
+        .values(expires_at=expires_at, updated_at=db_now())
+        .returning(Grant.id)
+        .execution_options(synchronize_session="fetch")
+    )
+    return session.execute(statement).first() is not None
+
+
+def live_grants_of(session: Session, *, principal_type: PrincipalType,
+                   principal_name: str) -> list[Grant]:
+    """Everything a principal holds or is about to hold, locked: the emergency-revoke query."""
+    statement = (
+        select(Grant)
+        .where(Grant.principal_type == principal_type, Grant.principal_name == principal_name,
+               Grant.state != REVOKED)
+        .order_by(Grant.id).with_for_update()
+        .execution_options(populate_existing=True)
+    )
+    return list(session.scalars(statement))

@@ -21,7 +21,9 @@ from models.ledger.grants import (
     BackedAssignment,
     backed_keys,
     claim_due_expiries,
+    extend_grant,
     is_backed,
+    live_grants_of,
     lock_assignment,
     mark_stuck,
     transition,
@@ -309,3 +311,24 @@ def test_recreate_after_a_failed_delete_keeps_the_first_activation(
     # The delete failed and the source came back: access was held all along.
     walk(session, grant, G.REVOKING, G.FAILED, G.PROVISIONING, G.ACTIVE)
     assert grant.activated_at == first_activation
+
+
+def test_extension_moves_expiry_of_live_grants_only(session: Session, catalog: Catalog) -> None:
+    soon = database_time(session, 60)
+    grant = grant_for(session, catalog, expires_at=soon)
+    walk(session, grant, G.PROVISIONING, G.ACTIVE)
+    later = soon + timedelta(hours=1)
+    assert extend_grant(session, grant_id=grant.id, expires_at=later)
+    session.refresh(grant)
+    assert grant.expires_at == later
+    walk(session, grant, G.REVOKING)
+    assert not extend_grant(session, grant_id=grant.id, expires_at=later + timedelta(hours=1))
+
+
+def test_live_grants_of_a_user_in_one_query(session: Session, catalog: Catalog) -> None:
+    listed = grant_for(session, catalog, source="platform")
+    requested = grant_for(session, catalog, kind=SourceKind.REQUEST, source="req-9")
+    walk(session, grant_for(session, catalog, source="old"), G.REVOKED)
+    grant_for(session, catalog, name="bob")
+    held = live_grants_of(session, principal_type=PrincipalType.USER, principal_name="alice")
+    assert [grant.id for grant in held] == [listed.id, requested.id]
