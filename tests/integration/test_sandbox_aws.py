@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ import yaml
 from botocore.config import Config
 from botocore.exceptions import ClientError
 
+from models.errors import ConfigError
 from workers.sandbox import Sandbox, Seeded
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -389,6 +391,15 @@ def test_only_one_sandbox_runs_per_process(start) -> None:
     start()
     with pytest.raises(RuntimeError, match="already running"):
         Sandbox().start()
+
+
+def test_a_failed_start_lets_another_sandbox_run(start) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        with pytest.raises(ConfigError, match="address in use"):
+            Sandbox().start(port=taken.getsockname()[1])
+    assert start().client("sso-admin").list_instances()["Instances"]
 
 
 # -- done when ---------------------------------------------------------------------------------

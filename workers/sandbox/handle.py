@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 import boto3
 from moto.moto_server.werkzeug_app import MotoRequestHandler
 from werkzeug.serving import BaseWSGIServer, make_server
 
+from models.errors import ConfigError
 from workers.sandbox.control import make_control_app
 from workers.sandbox.fixture import Fixture, Seeded, seed_fixture
 from workers.sandbox.identity_center import AssignmentKey, IdentityCenter
@@ -23,12 +24,8 @@ from workers.sandbox.moto_world import MotoWorld, reset_moto
 from workers.sandbox.server import make_app
 from workers.sandbox.sso_admin import SsoAdminService
 
-if TYPE_CHECKING:
-    from _typeshed.wsgi import WSGIApplication
-
 INSTANCE_ID = "ssoins-7223a1b2c3d4e5f6"
 IDENTITY_STORE_ID = "d-9067a1b2c3"
-UNLIMITED_SCIM_RATE = None  # the SCIM app reads None as "no throttling"
 
 
 class QuietRequestHandler(MotoRequestHandler):
@@ -121,17 +118,32 @@ class Sandbox:
                 raise RuntimeError("a Sandbox is already running in this process: moto's "
                                    "state is process-wide; stop() it first")
             Sandbox._running = self
+        try:
+            self._serve(host, port, log_requests=log_requests)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _serve(self, host: str, port: int, *, log_requests: bool) -> None:
         self.reset()
         app = make_app(self, control=make_control_app(self))
         handler = MotoRequestHandler if log_requests else QuietRequestHandler
-        self._server = make_server(host, port, app, threaded=True, request_handler=handler)
-        self.endpoint_url = f"http://{host}:{self._server.server_port}"
+        try:
+            self._server = make_server(host, port, app, threaded=True,
+                                       request_handler=handler)
+        except SystemExit as exit_:  # werkzeug exits when the port is taken
+            raise ConfigError(f"cannot serve the sandbox on {host}:{port}: address in use",
+                              hint="choose another --port, or stop what listens there"
+                              ) from exit_
+        # A wildcard bind is reached through loopback from this machine.
+        reachable = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        self.endpoint_url = f"http://{reachable}:{self._server.server_port}"
         # A short poll interval: stop() waits for it, and tests start many sandboxes.
         self._thread = threading.Thread(target=self._server.serve_forever,
                                         kwargs={"poll_interval": 0.05},
                                         name="grantledger-sandbox", daemon=True)
         self._thread.start()
-        return self
 
     def stop(self) -> None:
         """Stop serving and let another Sandbox start."""
@@ -182,7 +194,7 @@ class Sandbox:
         return self._sso_admin
 
     @property
-    def scim_app(self) -> WSGIApplication | Any | None:
+    def scim_app(self) -> Any:
         """The SCIM app, built on first use; None when ``workers.sandbox.scim`` is absent."""
         if self._scim_app is None:
             try:
@@ -192,7 +204,7 @@ class Sandbox:
             self._scim_app = make_scim_app(
                 lambda: self.world.identitystore, token=self.scim_token,
                 identity_store_id=IDENTITY_STORE_ID,
-                rate_per_s=self.rate if self.rate is not None else UNLIMITED_SCIM_RATE)
+                rate_per_s=self.rate)  # None: no throttling
         return self._scim_app
 
     # -- what tests and operators use -----------------------------------------------------

@@ -12,6 +12,7 @@ ids must hold, and 10,000 users must seed in seconds, not minutes.
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 from moto.core import DEFAULT_ACCOUNT_ID
 from moto.core.base_backend import BackendDict
@@ -101,12 +102,13 @@ class MotoWorld:
                  email: str, display_name: str) -> str:
         """A user in the identity store; returns its UserId."""
         user_id = str(uuid.uuid4())
+        emails: list[Any] = [{"Value": email, "Type": "work", "Primary": True}]
+        absent: Any = None  # moto's own CreateUser stores absent fields as None
         self._store().users[user_id] = User(
             user_id, self.identity_store_id, user_name,
             Name(f"{given_name} {family_name}", family_name, given_name, None, None, None),
-            # None where a field is absent, as moto's own CreateUser stores it.
-            display_name, None, None, [{"Value": email, "Type": "work", "Primary": True}],
-            None, None, None, None, None, None, None,  # type: ignore[arg-type]
+            display_name, absent, absent, emails, absent, absent, absent, absent, absent,
+            absent, absent,
         )
         return user_id
 
