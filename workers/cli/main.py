@@ -26,7 +26,7 @@ def main() -> None:
     try:
         app()
     except GrantledgerError as err:
-        stderr.print("[bold red]error:[/]", escape(err.render()), highlight=False)
+        stderr.print("[bold red]error:[/]", escape(err.render()), highlight=False, soft_wrap=True)
         sys.exit(err.exit_code)
 
 if __name__ == "__main__":
