@@ -17,7 +17,14 @@ from workers.cli.output import stderr
 
 def register_commands() -> None:
     """Attach every command module; each adds its commands to `app`."""
-    from workers.cli import commands_resources  # noqa: F401
+    from workers.cli import (  # noqa: F401
+        commands_api,
+        commands_import,
+        commands_ops,
+        commands_requests,
+        commands_resources,
+        commands_sync,
+    )
 
 
 def main() -> None:
