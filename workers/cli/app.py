@@ -32,3 +32,13 @@ def version_command(output: str = OutputOption) -> None:
         typer.echo(current)
     else:
         emit({"version": current}, fmt=output)
+
+
+# Sub-apps shared by several command modules (each module adds its commands to them).
+get_app = typer.Typer(help="List or show things: users, roles, access-lists, accounts, "
+                           "permission-sets, assignments, grants, requests, operations, "
+                           "requestable.", no_args_is_help=True)
+access_list_app = typer.Typer(help="Access-list membership and periodic reviews.",
+                              no_args_is_help=True)
+app.add_typer(get_app, name="get")
+app.add_typer(access_list_app, name="access-list")
