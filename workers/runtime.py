@@ -17,6 +17,7 @@ from pydantic import SecretStr
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from models.errors import ConfigError
 from models.ledger import migrate
 from models.ledger.db import make_engine, session_factory
 from workers.settings import Settings, get_settings
@@ -63,6 +64,7 @@ class Runtime:
         from workers.aws.boto_adapter import BotoIdentityCenter
         from workers.aws.clients import make_clients
 
+        self._require_endpoint()
         return BotoIdentityCenter(make_clients(self.settings, session=self._boto_session()),
                                   settings=self.settings, limiter=self.limiter)
 
@@ -79,7 +81,18 @@ class Runtime:
     def directory(self) -> ScimDirectory:
         from workers.scim.client import HttpScimDirectory
 
+        self._require_endpoint()
         return HttpScimDirectory.from_settings(self.settings, limiter=self.limiter)
+
+    def _require_endpoint(self) -> None:
+        """Sandbox mode talks to a sandbox server; without one there is nothing to call."""
+        if self.settings.aws_mode == "sandbox" and not self.settings.aws_endpoint_url:
+            raise ConfigError(
+                "GRANTLEDGER_AWS_MODE=sandbox but GRANTLEDGER_AWS_ENDPOINT_URL is not set",
+                hint="start one with `grantledger sandbox serve --fixture "
+                     "ops/examples/sandbox-small.yaml` and export the settings it prints, "
+                     "or run `grantledger demo`, which brings its own",
+            )
 
     def close(self) -> None:
         """Release connections (and stop an in-process sandbox this runtime started)."""
