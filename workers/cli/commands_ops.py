@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from workers.cli.app import app
+from workers.cli.output import OutputOption, emit, stderr
 
 sandbox_app = typer.Typer(help="The local IAM Identity Center (AWS APIs + SCIM) for trials, "
                                "tests and benchmarks.", no_args_is_help=True)
@@ -35,3 +37,58 @@ def sandbox_serve(
 
     serve_forever(host=host, port=port, fixture=str(fixture) if fixture else None,
                   settle_delay=settle_delay, rate=rate or None)
+
+
+@app.command("status")
+def status_command(output: str = OutputOption) -> None:
+    """Pending and stuck work at a glance.
+
+    Queue depth per queue, outstanding AWS operations, failed grants with AWS's reasons,
+    stuck revocations, the next expiries, the last full sync and its counts, limiter usage and
+    the SCIM token's age. Exit 0 even when something is failed: this command reports.
+
+    Example: grantledger status -o json
+    """
+    from tasks.status import ledger_status, queue_depths
+    from workers.celery_app import QUEUES
+    from workers.runtime import get_runtime
+    from workers.scim.token import token_age_days, token_warning
+
+    runtime = get_runtime()
+    with runtime.sessions() as session:
+        report = ledger_status(session)
+    report.queues = queue_depths(runtime.settings.broker_url, QUEUES)
+    report.limiter = runtime.limiter.usage()
+    report.scim_token_age_days = token_age_days(runtime.settings)
+    report.scim_token_warning = token_warning(runtime.settings)
+    if output != "table":
+        emit(report.as_dict(), fmt=output)
+        return
+    print_status(report)
+
+
+def print_status(report: Any) -> None:
+    """The status as a few small rich tables."""
+    summary = {
+        "database time": report.database_time,
+        "grants": report.grants_by_state,
+        "operations": report.operations_by_state,
+        "outstanding operations": report.outstanding_operations,
+        "stuck revocations": report.stuck_revocations,
+        "overdue expiries": report.overdue_expiries,
+        "queues": report.queues if any(v is not None for v in report.queues.values())
+        else "in-process broker (no shared queues)",
+        "outstanding creates": (report.limiter or {}).get("outstanding_creates"),
+        "last full sync": (report.last_full_sync or {}).get("finished_at", "never"),
+        "SCIM token age (days)": report.scim_token_age_days,
+        "overdue access reviews": report.overdue_reviews,
+    }
+    emit(summary, fmt="table", title="grantledger status")
+    if report.scim_token_warning:
+        stderr.print(f"[yellow]warning:[/] {report.scim_token_warning}")
+    if report.failed_grants:
+        emit(report.failed_grants, fmt="table", title="failed grants",
+             columns=["id", "principal", "account", "source", "attempts", "stuck", "reason"])
+    if report.next_expiries:
+        emit(report.next_expiries, fmt="table", title="next expiries",
+             columns=["id", "principal", "account", "source", "expires_at"])

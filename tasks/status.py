@@ -1,0 +1,98 @@
+"""What `grantledger status` (and the API's /v1/status) reports: one read of the ledger,
+the broker and the limiter, so an operator sees every piece of pending or stuck work."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from models.ledger import tables
+from models.ledger.base import database_time
+from models.ledger.enums import GrantState, OperationState
+from models.ledger.kv import read_state
+
+NEXT_EXPIRIES_SHOWN = 10
+FAILED_SHOWN = 20
+
+
+@dataclass
+class Status:
+    database_time: datetime
+    grants_by_state: dict[str, int]
+    operations_by_state: dict[str, int]
+    outstanding_operations: int
+    failed_grants: list[dict[str, Any]]
+    stuck_revocations: int
+    next_expiries: list[dict[str, Any]]
+    overdue_expiries: int
+    last_full_sync: dict[str, Any] | None
+    queues: dict[str, int | None] = field(default_factory=dict)
+    limiter: dict[str, Any] | None = None
+    scim_token_age_days: float | None = None
+    scim_token_warning: str | None = None
+    overdue_reviews: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def ledger_status(session: Session) -> Status:
+    """Everything the ledger alone can say about pending, failed and due work."""
+    now = database_time(session)
+    return Status(
+        database_time=now,
+        grants_by_state=_count_by(session, tables.Grant.state),
+        operations_by_state=_count_by(session, tables.Operation.state),
+        outstanding_operations=session.scalar(
+            select(func.count()).select_from(tables.Operation).where(
+                tables.Operation.state.in_([OperationState.QUEUED, OperationState.SUBMITTED])),
+        ) or 0,
+        failed_grants=[_grant_row(g) for g in session.scalars(
+            select(tables.Grant).where(tables.Grant.state == GrantState.FAILED)
+            .order_by(tables.Grant.updated_at.desc()).limit(FAILED_SHOWN))],
+        stuck_revocations=session.scalar(
+            select(func.count()).select_from(tables.Grant).where(
+                tables.Grant.stuck.is_(True), tables.Grant.state != GrantState.REVOKED),
+        ) or 0,
+        next_expiries=[_grant_row(g) for g in session.scalars(
+            select(tables.Grant).where(tables.Grant.state == GrantState.ACTIVE,
+                                       tables.Grant.expires_at.is_not(None))
+            .order_by(tables.Grant.expires_at).limit(NEXT_EXPIRIES_SHOWN))],
+        overdue_expiries=session.scalar(
+            select(func.count()).select_from(tables.Grant).where(
+                tables.Grant.state == GrantState.ACTIVE, tables.Grant.expires_at <= now),
+        ) or 0,
+        last_full_sync=read_state(session, "last_full_sync"),
+        overdue_reviews=list(session.scalars(
+            select(tables.AccessList.name).where(tables.AccessList.next_review_at <= now)
+            .order_by(tables.AccessList.name))),
+    )
+
+
+def queue_depths(broker_url: str, queues: tuple[str, ...]) -> dict[str, int | None]:
+    """Messages waiting per Celery queue (Redis keeps each queue as a list); None if unknown."""
+    if not broker_url.startswith(("redis://", "rediss://")):
+        return dict.fromkeys(queues)
+    import redis
+
+    client = redis.Redis.from_url(broker_url, socket_connect_timeout=2)
+    return {queue: int(client.llen(queue)) for queue in queues}
+
+
+def _count_by(session: Session, column: Any) -> dict[str, int]:
+    rows = session.execute(select(column, func.count()).group_by(column)).all()
+    return {str(state): count for state, count in sorted(rows, key=lambda r: str(r[0]))}
+
+
+def _grant_row(grant: tables.Grant) -> dict[str, Any]:
+    return {
+        "id": grant.id, "principal": f"{grant.principal_type}:{grant.principal_name}",
+        "account": grant.account_id, "permission_set": grant.permission_set_arn,
+        "source": f"{grant.source_kind}:{grant.source_id}", "state": str(grant.state),
+        "expires_at": grant.expires_at, "reason": grant.failure_reason,
+        "attempts": grant.attempts, "stuck": grant.stuck,
+    }

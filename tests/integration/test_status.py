@@ -1,0 +1,59 @@
+"""`grantledger status` reads failed, stuck, due and outstanding work from the ledger."""
+
+from __future__ import annotations
+
+from models.ledger.base import database_time
+from models.ledger.enums import GrantState, OperationState, SourceKind
+from models.ledger.tables import Grant, Operation
+from tasks.status import ledger_status, queue_depths
+
+pytest_plugins = ["tests.integration.ledger_fixtures"]
+
+
+def grant(catalog, *, name: str, state: GrantState, **extra) -> Grant:
+    return Grant(principal_type="USER", principal_name=name, account_id=catalog.account_id,
+                 permission_set_arn=catalog.permission_set_arn,
+                 source_kind=SourceKind.REQUEST, source_id=f"req-{name}", state=state, **extra)
+
+
+def test_status_reports_failed_stuck_due_and_outstanding(session, catalog) -> None:
+    from datetime import timedelta
+
+    now = database_time(session)
+    session.add_all([
+        grant(catalog, name="failed", state=GrantState.FAILED,
+              failure_reason="the USER assignee x was not found"),
+        grant(catalog, name="stuck", state=GrantState.REVOKING, stuck=True, attempts=7),
+        grant(catalog, name="overdue", state=GrantState.ACTIVE,
+              expires_at=now - timedelta(minutes=1)),
+        grant(catalog, name="later", state=GrantState.ACTIVE, expires_at=now + timedelta(hours=1)),
+        Operation(kind="create_assignment", idempotency_key=f"k-{catalog.account_id}",
+                  account_id=catalog.account_id, state=OperationState.SUBMITTED,
+                  request_id="r-1"),
+    ])
+    session.flush()
+
+    report = ledger_status(session)
+
+    assert report.grants_by_state["FAILED"] >= 1 and report.grants_by_state["ACTIVE"] >= 2
+    assert any(row["reason"] == "the USER assignee x was not found"
+               for row in report.failed_grants)
+    assert report.stuck_revocations >= 1
+    assert report.overdue_expiries >= 1
+    assert report.outstanding_operations >= 1
+    names = [row["principal"] for row in report.next_expiries]
+    assert names.index("USER:overdue") < names.index("USER:later")
+
+
+def test_queue_depths_read_redis_lists(redis_url) -> None:
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    client.delete("sync", "poll")
+    client.rpush("sync", "a", "b")
+    try:
+        depths = queue_depths(redis_url, ("sync", "poll"))
+    finally:
+        client.delete("sync")
+    assert depths == {"sync": 2, "poll": 0}
+    assert queue_depths("memory://", ("sync",)) == {"sync": None}
