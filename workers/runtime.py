@@ -65,10 +65,10 @@ class Runtime:
         from workers.aws.clients import make_clients
 
         self._require_endpoint()
-        return BotoIdentityCenter(make_clients(self.settings, session=self._boto_session()),
+        return BotoIdentityCenter(make_clients(self.settings, session=self.boto_session()),
                                   settings=self.settings, limiter=self.limiter)
 
-    def _boto_session(self) -> Any:
+    def boto_session(self) -> Any:
         """The standard credential chain; the sandbox accepts any key, so give it one."""
         import boto3
 

@@ -92,3 +92,32 @@ def print_status(report: Any) -> None:
     if report.next_expiries:
         emit(report.next_expiries, fmt="table", title="next expiries",
              columns=["id", "principal", "account", "source", "expires_at"])
+
+
+@app.command("doctor")
+def doctor_command(output: str = OutputOption) -> None:
+    """Check the whole install and say how to fix each failure.
+
+    Settings, database (reachable, migrated to head), clock skew against the database,
+    broker, live workers, AWS instance and identity store, each read API the integration
+    uses (AccessDenied names the missing IAM action), SCIM URL and token (and its age).
+    Exit 0 only when every check passes.
+
+    Example: grantledger doctor -o json
+    """
+    from tasks.doctor import run_checks
+    from workers.runtime import Runtime
+    from workers.settings import get_settings
+
+    checks = run_checks(get_settings(), runtime_factory=Runtime)
+    rows = [check.as_dict() for check in checks]
+    if output == "table":
+        for row in rows:
+            row["ok"] = "PASS" if row["ok"] else "FAIL"
+        emit(rows, fmt="table", title="grantledger doctor", columns=["ok", "name", "detail", "fix"])
+    else:
+        emit(rows, fmt=output)
+    failed = [check.name for check in checks if not check.ok]
+    if failed:
+        stderr.print(f"[red]{len(failed)} check(s) failed:[/] {', '.join(failed)}")
+        raise typer.Exit(1)

@@ -1,0 +1,67 @@
+"""`grantledger doctor` passes on a healthy install and names the failing check otherwise."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from models.ledger import migrate
+from workers.sandbox import Sandbox
+
+
+@pytest.fixture(scope="module")
+def sandbox():
+    with Sandbox(settle_delay=0.0).start() as running:
+        running.seed("ops/examples/sandbox-small.yaml")
+        yield running
+
+
+@pytest.fixture(scope="module")
+def healthy_env(sandbox, pg_url) -> dict[str, str]:
+    migrate.upgrade(pg_url)
+    return {
+        **os.environ,
+        "GRANTLEDGER_DATABASE_URL": pg_url,
+        "GRANTLEDGER_BROKER_URL": "memory://",
+        "GRANTLEDGER_API_TOKEN": "doctor-test-token-0123456789",
+        "GRANTLEDGER_AWS_ENDPOINT_URL": sandbox.endpoint_url,
+        "GRANTLEDGER_SCIM_URL": sandbox.scim_url,
+        "GRANTLEDGER_SCIM_TOKEN": sandbox.scim_token,
+        "AWS_ACCESS_KEY_ID": "sandbox", "AWS_SECRET_ACCESS_KEY": "sandbox",
+    }
+
+
+def doctor(env: dict[str, str]) -> tuple[int, dict[str, dict]]:
+    result = subprocess.run(
+        [sys.executable, "-m", "workers.cli.main", "doctor", "-o", "json"],
+        capture_output=True, text=True, env=env, timeout=120,
+    )
+    assert "Traceback" not in result.stderr, result.stderr
+    return result.returncode, {row["name"]: row for row in json.loads(result.stdout)}
+
+
+def test_healthy_install_passes_every_check(healthy_env) -> None:
+    code, checks = doctor(healthy_env)
+    assert code == 0, checks
+    assert {"settings", "database", "clock", "broker", "aws instance", "aws ListAccounts",
+            "aws ListPermissionSets", "aws ListUsers", "aws ListGroups", "scim"} <= set(checks)
+    assert all(row["ok"] for row in checks.values())
+
+
+@pytest.mark.parametrize(("change", "failing"), [
+    ({"GRANTLEDGER_AWS_ENDPOINT_URL": "http://127.0.0.1:9", "GRANTLEDGER_SCIM_URL":
+      "http://127.0.0.1:9/scim/v2/"}, {"aws instance", "scim"}),
+    ({"GRANTLEDGER_INSTANCE_ARN": "arn:aws:sso:::instance/ssoins-missing"}, {"aws instance"}),
+    ({"GRANTLEDGER_SCIM_TOKEN": "wrong-token"}, {"scim"}),
+    ({"GRANTLEDGER_DATABASE_URL": "postgresql+psycopg://postgres@127.0.0.1:9/none"},
+     {"database", "clock"}),
+])
+def test_broken_install_names_the_failing_check(healthy_env, change, failing) -> None:
+    code, checks = doctor({**healthy_env, **change})
+    assert code != 0
+    assert {name for name, row in checks.items() if not row["ok"]} == failing
+    assert all(checks[name]["fix"] for name in failing)
