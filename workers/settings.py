@@ -47,6 +47,9 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = None
     api_host: str = "127.0.0.1"
     api_port: int = 8080
+    # /metrics answers without a token by default (scrapers inside the cluster); set this to
+    # make it ask for the admin token like /v1.
+    metrics_require_token: bool = False
 
     # behaviour
     drift_mode: Literal["report", "quarantine", "remove"] = "report"
