@@ -302,6 +302,8 @@ class NotificationOutbox(Base):
     __tablename__ = "notifications_outbox"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    # "<event>:<subject>[:<variant>]": the same event is never queued twice (models.ledger.outbox)
+    event_key: Mapped[str] = mapped_column(String(255), unique=True)
     event: Mapped[str] = mapped_column(String(64))
     payload: Mapped[dict[str, Any]] = mapped_column(default=dict)
     created_at: Mapped[datetime] = timestamp_column()
@@ -309,5 +311,7 @@ class NotificationOutbox(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     delivered_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(Text)
+    channels_done: Mapped[list[str]] = mapped_column(default=list)  # accepted it already
+    outcome: Mapped[str | None] = mapped_column(Text)  # receivers' answers once delivered
 
     __table_args__ = (Index("ix_notifications_outbox_due", "delivered_at", "next_attempt_at"),)
