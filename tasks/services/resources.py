@@ -1,0 +1,505 @@
+"""Applying and deleting resources (users, roles, access lists) in the ledger.
+
+``apply_resources`` writes a validated batch whole or not at all, in one transaction. Before
+anything is written, names are checked against the batch plus what the ledger holds (system
+roles included) and nesting against the batch's lists plus the ledger's; every mistake is
+raised together as ``ResourceErrors``, located at the offending document. Each created or
+changed resource gets one audit event with its columns before and after. Once the
+transaction has committed, the sync is told which users and lists to look at again.
+
+A resource document owns the row it names: applying it over an imported row makes the row
+``origin=resource``. System roles belong to import and are refused here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.domain import SYSTEM_LABEL, AccessListResource, MemberKind, RoleResource, UserResource
+from models.errors import (
+    CycleError,
+    DepthError,
+    InputError,
+    NotFound,
+    PolicyDenied,
+    ResourceError,
+    ResourceErrors,
+)
+from models.flatten import NestingGraph, flatten_graph
+from models.ledger import audit, tables
+from models.ledger.base import database_time
+from models.ledger.db import transaction
+from models.ledger.enums import Origin
+from models.resources import AnyResource, LoadedResource, check_references
+from tasks import events
+from tasks.services.membership import lock_nesting, remove_memberships_of
+from tasks.services.queries import ledger_nesting, role_references, with_ancestors
+from workers.settings import get_settings
+
+Sessions = sessionmaker[Session]
+Columns = dict[str, Any]
+TABLES: dict[str, type[tables.User] | type[tables.Role] | type[tables.AccessList]] = {
+    "user": tables.User, "role": tables.Role, "access_list": tables.AccessList,
+}
+
+
+@dataclass(frozen=True)
+class ResourceChange:
+    """What happened (or would happen) to one resource, and which fields changed."""
+
+    kind: str
+    name: str
+    action: str  # created | updated | unchanged | deleted
+    fields: tuple[str, ...] = ()
+
+    def as_row(self) -> dict[str, str]:
+        return {"kind": self.kind, "name": self.name, "action": self.action,
+                "changes": ", ".join(self.fields)}
+
+
+@dataclass(frozen=True)
+class ApplyResult:
+    changes: list[ResourceChange]
+    dry_run: bool = False
+
+    @property
+    def changed(self) -> bool:
+        return any(change.action != "unchanged" for change in self.changes)
+
+
+# --- columns and diffs (pure) ----------------------------------------------------------------
+
+
+def resource_columns(resource: AnyResource) -> Columns:
+    """The ledger columns a document sets: what apply compares, writes and audits."""
+    if isinstance(resource, UserResource):
+        spec = resource.spec
+        return {"email": spec.email, "given_name": spec.given_name,
+                "family_name": spec.family_name, "roles": list(spec.roles),
+                "traits": {k: list(v) for k, v in spec.traits.items()}, "origin": Origin.RESOURCE}
+    if isinstance(resource, RoleResource):
+        return {"spec": resource.spec.model_dump(mode="json"), "origin": Origin.RESOURCE}
+    spec = resource.spec
+    members = [{"name": m.name, "kind": m.kind.value, "expires": m.expires} for m in spec.members]
+    return {
+        "title": spec.title, "description": spec.description,
+        "owners": [owner.name for owner in spec.owners], "granted_roles": list(spec.grants.roles),
+        "recurrence_seconds": int(spec.recurrence.total_seconds()) if spec.recurrence else None,
+        "origin": Origin.RESOURCE, "members": sorted(members, key=_member_key),
+    }
+
+
+def _member_key(member: Mapping[str, Any]) -> tuple[str, str]:
+    return member["kind"], member["name"]
+
+
+def field_diff(before: Columns | None, after: Columns) -> tuple[str, ...]:
+    """The changed fields, short: ``("email", "members +dave -frank ~erin", "spec.deny")``."""
+    if before is None:
+        return ()
+    changed: list[str] = []
+    for key, value in after.items():
+        if before.get(key) == value:
+            continue
+        if key == "members":
+            changed.append(_members_diff(before.get(key) or [], value))
+        elif key == "spec":
+            old = before.get(key) or {}
+            changed += [f"spec.{k}" for k in sorted(set(old) | set(value))
+                        if old.get(k) != value.get(k)]
+        else:
+            changed.append(key)
+    return tuple(changed)
+
+
+def _members_diff(before: list[Columns], after: list[Columns]) -> str:
+    old = {_member_key(m): m["expires"] for m in before}
+    new = {_member_key(m): m["expires"] for m in after}
+    parts = [f"+{key[1]}" for key in sorted(new.keys() - old.keys())]
+    parts += [f"-{key[1]}" for key in sorted(old.keys() - new.keys())]
+    parts += [f"~{key[1]}" for key in sorted(new.keys() & old.keys()) if old[key] != new[key]]
+    return "members " + " ".join(parts)
+
+
+def spec_hash(spec: Mapping[str, Any]) -> str:
+    """sha256 of a role spec in canonical JSON: tells a hand edit from the generated spec."""
+    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def next_review(current: datetime | None, recurrence_seconds: int | None,
+                now: datetime) -> datetime | None:
+    """When a list is next due for review after its recurrence is set or changed: one period
+    from now, but never later than a review that was already due sooner."""
+    if not recurrence_seconds:
+        return None
+    candidate = now + timedelta(seconds=recurrence_seconds)
+    return candidate if current is None else min(current, candidate)
+
+
+def _jsonable(columns: Columns | None) -> Any:
+    return None if columns is None else json.loads(json.dumps(columns, default=str))
+
+
+# --- checks (pure) -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class LedgerNames:
+    """What a batch may refer to besides itself."""
+
+    users: frozenset[str]
+    roles: frozenset[str]
+    system_roles: frozenset[str]
+    lists: frozenset[str]
+    nesting: NestingGraph
+
+
+def read_ledger_names(session: Session) -> LedgerNames:
+    roles = session.execute(select(tables.Role.name, tables.Role.origin)).all()
+    nesting = ledger_nesting(session)
+    return LedgerNames(
+        users=frozenset(session.scalars(select(tables.User.name))),
+        roles=frozenset(name for name, _ in roles),
+        system_roles=frozenset(name for name, origin in roles if origin is Origin.SYSTEM),
+        lists=frozenset(nesting.children), nesting=nesting,
+    )
+
+
+def batch_errors(loaded: list[LoadedResource], ledger: LedgerNames, *,
+                 max_depth: int) -> list[ResourceError]:
+    """Every reason not to apply ``loaded`` on top of ``ledger``, each located."""
+    errors = _duplicates(loaded) + _system_role_edits(loaded, ledger.system_roles)
+    errors += check_references(loaded, known_roles=ledger.roles, known_users=ledger.users,
+                               known_lists=ledger.lists, max_depth=max_depth)
+    # Only once every name resolves: a missing list would otherwise hide or fake a cycle.
+    return errors or _nesting_with_ledger(loaded, ledger.nesting, max_depth=max_depth)
+
+
+def _duplicates(loaded: list[LoadedResource]) -> list[ResourceError]:
+    seen: set[tuple[str, str]] = set()
+    errors = []
+    for item in loaded:
+        if (item.kind, item.name) in seen:
+            errors.append(item.error(("metadata", "name"),
+                                     f"duplicate {item.kind} {item.name!r} in this batch"))
+        seen.add((item.kind, item.name))
+    return errors
+
+
+def _system_role_edits(loaded: list[LoadedResource],
+                       system_roles: frozenset[str]) -> list[ResourceError]:
+    errors = []
+    for item in loaded:
+        if not isinstance(item.resource, RoleResource):
+            continue
+        if item.name in system_roles:
+            errors.append(item.error(
+                ("metadata", "name"), f"role {item.name!r} is a system role: read-only (an edit "
+                "is reverted by the next sync)",
+                hint="grant it through an access list, or write a role with another name"))
+        elif item.resource.is_system:
+            errors.append(item.error(
+                ("metadata", "labels", SYSTEM_LABEL), "only import creates system roles",
+                hint=f"remove the label {SYSTEM_LABEL}"))
+    return errors
+
+
+def _nesting_with_ledger(loaded: list[LoadedResource], ledger: NestingGraph, *,
+                         max_depth: int) -> list[ResourceError]:
+    """Cycles and depth over the ledger's lists with the batch's lists replacing theirs."""
+    batch = {item.name: item for item in loaded if isinstance(item.resource, AccessListResource)}
+    children = dict(ledger.children)
+    for name, item in batch.items():
+        children[name] = tuple(m.name for m in _nested(item))
+    try:
+        flatten_graph(NestingGraph(users={}, children=children), max_depth=max_depth)
+    except CycleError as err:
+        return [_locate_chain(err.cycle, batch, err)]
+    except DepthError as err:
+        return [_locate_chain(err.chain, batch, err)]
+    return []
+
+
+def _nested(item: LoadedResource) -> list[Any]:
+    assert isinstance(item.resource, AccessListResource)
+    return [m for m in item.resource.spec.members if m.kind is MemberKind.ACCESS_LIST]
+
+
+def _locate_chain(chain: list[str], batch: Mapping[str, LoadedResource],
+                  err: CycleError | DepthError) -> ResourceError:
+    # The ledger was valid before, so the chain runs through at least one edge the batch
+    # writes: point at that member entry.
+    for parent, child in zip(chain, chain[1:], strict=False):
+        if parent in batch:
+            assert isinstance(batch[parent].resource, AccessListResource)
+            members = batch[parent].resource.spec.members
+            for index, member in enumerate(members):
+                if member.name == child and member.kind is MemberKind.ACCESS_LIST:
+                    return batch[parent].error(("spec", "members", index, "name"), err.message,
+                                               hint=err.hint)
+    return ResourceError(err.message, hint=err.hint)
+
+
+# --- apply -----------------------------------------------------------------------------------
+
+
+def check_resources(*, sessions: Sessions, loaded: list[LoadedResource]) -> None:
+    """Raise ``ResourceErrors`` if ``loaded`` could not be applied to the ledger as it is."""
+    with sessions() as session:
+        errors = batch_errors(loaded, read_ledger_names(session),
+                              max_depth=get_settings().max_nesting_depth)
+    if errors:
+        raise ResourceErrors(errors)
+
+
+def apply_resources(*, sessions: Sessions, loaded: list[LoadedResource], actor: str,
+                    dry_run: bool = False) -> ApplyResult:
+    """Create or update every resource of ``loaded`` in one transaction, or none of them."""
+    with transaction(sessions) as session:
+        if any(item.kind == "access_list" for item in loaded):
+            lock_nesting(session)  # two batches must not each close half of a cycle
+        errors = batch_errors(loaded, read_ledger_names(session),
+                              max_depth=get_settings().max_nesting_depth)
+        if errors:
+            raise ResourceErrors(errors)
+        now = database_time(session)
+        changes = [_apply_one(session, item, actor=actor, now=now, dry_run=dry_run)
+                   for item in loaded]
+        result = ApplyResult(changes=changes, dry_run=dry_run)
+        # A dry run wrote nothing, so the commit that ends the block is empty.
+        if dry_run or not result.changed:
+            return result
+        users, lists = _affected(session, changes)
+    announce(users=users, lists=lists, reason="apply")
+    return result
+
+
+def _apply_one(session: Session, item: LoadedResource, *, actor: str, now: datetime,
+               dry_run: bool) -> ResourceChange:
+    row = session.get(TABLES[item.kind], item.name)
+    before = row_columns(session, item.kind, row) if row is not None else None
+    after = resource_columns(item.resource)
+    fields = field_diff(before, after)
+    action = "created" if before is None else ("updated" if fields else "unchanged")
+    if action != "unchanged" and not dry_run:
+        _write(session, item.kind, item.name, row, after, actor=actor, now=now)
+        audit.record(session, actor=actor, action=f"resource.{action}", target_kind=item.kind,
+                     target=item.name, before=_jsonable(before), after=_jsonable(after),
+                     principal_name=item.name if item.kind == "user" else None,
+                     details={"file": item.file, "line": item.line, "fields": list(fields)})
+    return ResourceChange(item.kind, item.name, action, fields)
+
+
+def row_columns(session: Session, kind: str, row: Any) -> Columns:
+    """The same columns as ``resource_columns``, read from a ledger row."""
+    if kind == "user":
+        return {"email": row.email, "given_name": row.given_name,
+                "family_name": row.family_name, "roles": list(row.roles),
+                "traits": dict(row.traits), "origin": row.origin}
+    if kind == "role":
+        return {"spec": dict(row.spec), "origin": row.origin}
+    memberships = session.scalars(select(tables.Membership).where(
+        tables.Membership.list_name == row.name))
+    members = [{"name": m.member_name, "kind": m.member_kind.value, "expires": m.expires_at}
+               for m in memberships]
+    return {"title": row.title, "description": row.description, "owners": list(row.owners),
+            "granted_roles": list(row.granted_roles),
+            "recurrence_seconds": row.recurrence_seconds, "origin": row.origin,
+            "members": sorted(members, key=_member_key)}
+
+
+def _write(session: Session, kind: str, name: str, row: Any, after: Columns, *,
+           actor: str, now: datetime) -> None:
+    if row is None:
+        row = TABLES[kind](name=name)
+        session.add(row)
+    columns = {key: value for key, value in after.items() if key != "members"}
+    if kind == "access_list" and (row.recurrence_seconds != columns["recurrence_seconds"]
+                                  or row.next_review_at is None):
+        row.next_review_at = next_review(row.next_review_at, columns["recurrence_seconds"], now)
+    if kind == "role":
+        row.spec_hash = spec_hash(columns["spec"])
+    for key, value in columns.items():
+        setattr(row, key, value)
+    session.flush()  # the list row exists before its memberships point at it
+    if kind == "access_list":
+        _replace_members(session, name, after["members"], actor=actor)
+
+
+def _replace_members(session: Session, list_name: str, wanted: list[Columns], *,
+                     actor: str) -> None:
+    existing = {(m.member_kind.value, m.member_name): m for m in session.scalars(
+        select(tables.Membership).where(tables.Membership.list_name == list_name))}
+    expiries = {_member_key(m): m["expires"] for m in wanted}
+    for key, membership in existing.items():
+        if key not in expiries:
+            session.delete(membership)
+    for (kind, name), expires in expiries.items():
+        if (kind, name) not in existing:
+            session.add(tables.Membership(list_name=list_name, member_name=name,
+                                          member_kind=MemberKind(kind), expires_at=expires,
+                                          added_by=actor))
+        elif existing[(kind, name)].expires_at != expires:
+            existing[(kind, name)].expires_at = expires
+    session.flush()
+
+
+def _affected(session: Session, changes: list[ResourceChange]) -> tuple[set[str], set[str]]:
+    """The users and lists whose desired state may have moved: changed users, holders and
+    granting lists of changed roles, changed lists and every list nesting them."""
+    changed = {(c.kind, c.name) for c in changes if c.action != "unchanged"}
+    roles = {name for kind, name in changed if kind == "role"}
+    holders, granted_by = role_references(session)
+    users = {name for kind, name in changed if kind == "user"}
+    users |= {user for role in roles for user in holders[role]}
+    lists = with_ancestors(ledger_nesting(session),
+                           {name for kind, name in changed if kind == "access_list"})
+    return users, lists | {name for role in roles for name in granted_by[role]}
+
+
+def announce(*, users: Iterable[str], lists: Iterable[str], reason: str) -> None:
+    """Tell the sync which principals to look at again (after the commit, never before)."""
+    users, lists = sorted(users), sorted(lists)
+    if users or lists:
+        events.desired_state_changed(users=users, lists=lists, reason=reason)
+
+
+# --- delete --------------------------------------------------------------------------------
+
+KIND_ALIASES = {"user": "user", "role": "role", "access_list": "access_list",
+                "access-list": "access_list"}
+
+
+def delete_resource(*, sessions: Sessions, kind: str, name: str, actor: str,
+                    force: bool = False) -> ApplyResult:
+    """Delete one user, role or access list, all or nothing.
+
+    Refused while something still refers to it (lists it owns, users or lists holding the
+    role, lists nesting the list), naming them; ``force`` removes those references too.
+    """
+    if kind not in KIND_ALIASES:
+        raise InputError(f"cannot delete a {kind!r}", hint="kinds: user, role, access-list")
+    deleter = _DELETERS[KIND_ALIASES[kind]]
+    with transaction(sessions) as session:
+        lock_nesting(session)
+        changes, users, lists = deleter(session, name, actor=actor, force=force)
+    announce(users=users, lists=lists, reason="delete")
+    return ApplyResult(changes=_merged(changes))
+
+
+Deleted = tuple[list[ResourceChange], set[str], set[str]]
+
+
+def _delete_user(session: Session, name: str, *, actor: str, force: bool) -> Deleted:
+    row = _existing(session, "user", name)
+    owned = sorted(n for n, owners in session.execute(
+        select(tables.AccessList.name, tables.AccessList.owners)) if name in owners)
+    if owned and not force:
+        raise InputError(f"user {name!r} owns access list(s) {', '.join(owned)}",
+                         hint=f"give them other owners first, or add --force to remove "
+                              f"{name} from their owners")
+    changes = [_drop_value(session, "access_list", n, "owners", name, actor=actor)
+               for n in owned]
+    graph = ledger_nesting(session)
+    member_of = remove_memberships_of(session, name, MemberKind.USER, actor=actor,
+                                      reason=f"user {name} deleted")
+    changes += [ResourceChange("access_list", n, "updated", (f"members -{name}",))
+                for n in member_of]
+    _delete_row(session, "user", row, actor=actor)
+    return [ResourceChange("user", name, "deleted"), *changes], {name}, with_ancestors(
+        graph, member_of)
+
+
+def _delete_role(session: Session, name: str, *, actor: str, force: bool) -> Deleted:
+    row = _existing(session, "role", name)
+    if row.origin is Origin.SYSTEM:
+        raise PolicyDenied(f"role {name!r} is a system role: import creates and removes it "
+                           "with its account assignment",
+                           hint="to stop granting it, remove it from the lists that grant it")
+    holders, granted_by = role_references(session)
+    users, lists = sorted(holders[name]), sorted(granted_by[name])
+    if (users or lists) and not force:
+        raise InputError(f"role {name!r} is still held by user(s) [{', '.join(users)}] and "
+                         f"granted by access list(s) [{', '.join(lists)}]",
+                         hint="remove it from them first, or add --force to remove it too")
+    changes = [_drop_value(session, "user", n, "roles", name, actor=actor) for n in users]
+    changes += [_drop_value(session, "access_list", n, "granted_roles", name, actor=actor)
+                for n in lists]
+    _delete_row(session, "role", row, actor=actor)
+    return [ResourceChange("role", name, "deleted"), *changes], set(users), set(lists)
+
+
+def _delete_access_list(session: Session, name: str, *, actor: str, force: bool) -> Deleted:
+    row = _existing(session, "access_list", name)
+    graph = ledger_nesting(session)
+    parents = sorted(p for p, children in graph.children.items() if name in children)
+    if parents and not force:
+        raise InputError(f"access list {name!r} is nested in access list(s) "
+                         f"{', '.join(parents)}",
+                         hint=f"remove it first (grantledger access-list remove-member "
+                              f"{parents[0]} --list {name}), or add --force")
+    remove_memberships_of(session, name, MemberKind.ACCESS_LIST, actor=actor,
+                          reason=f"access list {name} deleted")
+    _delete_row(session, "access_list", row, actor=actor)
+    changes = [ResourceChange("access_list", p, "updated", (f"members -{name}",))
+               for p in parents]
+    return ([ResourceChange("access_list", name, "deleted"), *changes], set(),
+            with_ancestors(graph, [name]))
+
+
+_DELETERS: dict[str, Callable[..., Deleted]] = {
+    "user": _delete_user, "role": _delete_role, "access_list": _delete_access_list,
+}
+
+
+def _existing(session: Session, kind: str, name: str) -> Any:
+    row = session.get(TABLES[kind], name)
+    if row is None:
+        raise NotFound(kind.replace("_", "-"), name)
+    return row
+
+
+def _drop_value(session: Session, kind: str, name: str, column: str, value: str, *,
+                actor: str) -> ResourceChange:
+    """Remove ``value`` from a list column of one row (a forced delete's cascade), audited."""
+    row = session.get(TABLES[kind], name)
+    before = list(getattr(row, column))
+    setattr(row, column, [item for item in before if item != value])
+    audit.record(session, actor=actor, action="resource.updated", target_kind=kind,
+                 target=name, before={column: before}, after={column: getattr(row, column)},
+                 reason=f"forced delete of {value}",
+                 principal_name=name if kind == "user" else None)
+    return ResourceChange(kind, name, "updated", (f"{column} -{value}",))
+
+
+def _delete_row(session: Session, kind: str, row: Any, *, actor: str) -> None:
+    before = row_columns(session, kind, row)
+    if kind == "access_list":
+        session.execute(delete(tables.Membership).where(tables.Membership.list_name == row.name))
+    session.delete(row)
+    session.flush()
+    audit.record(session, actor=actor, action="resource.deleted", target_kind=kind,
+                 target=row.name, before=_jsonable(before),
+                 principal_name=row.name if kind == "user" else None)
+
+
+def _merged(changes: list[ResourceChange]) -> list[ResourceChange]:
+    """One change per resource: a list that lost an owner and a member is one line."""
+    merged: dict[tuple[str, str], ResourceChange] = {}
+    for change in changes:
+        key = (change.kind, change.name)
+        if key in merged:
+            first = merged[key]
+            change = ResourceChange(change.kind, change.name, first.action,
+                                    first.fields + change.fields)
+        merged[key] = change
+    return list(merged.values())
