@@ -39,8 +39,10 @@ def _connect(url: str, *, begin: bool) -> Iterator[Connection]:
             yield connection
     except OperationalError as err:
         shown = make_url(url).render_as_string(hide_password=True)
+        # psycopg adds a second line ("Is the server running...?") that the hint says better.
+        reason = (str(err.orig).strip().splitlines() or ["unknown error"])[0]
         raise LedgerError(
-            f"cannot reach the ledger database {shown}: {err.orig}",
+            f"cannot reach the ledger database {shown}: {reason}",
             hint="check GRANTLEDGER_DATABASE_URL and that the database server is running",
         ) from err
     finally:
