@@ -19,6 +19,7 @@ def register_commands() -> None:
     """Attach every command module; each adds its commands to `app`."""
     from workers.cli import (  # noqa: F401
         commands_api,
+        commands_db,
         commands_import,
         commands_ops,
         commands_requests,
