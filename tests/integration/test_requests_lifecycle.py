@@ -1,0 +1,166 @@
+"""After approval: extension (grants move with the request, no gap) and promotion into an
+access list (membership, PROMOTED), on the real ledger (PostgreSQL and SQLite)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from models.domain import MemberKind, PrincipalType, RequestState
+from models.errors import PolicyDenied
+from models.ledger import tables
+from models.ledger.db import transaction
+from models.ledger.enums import GrantState, SourceKind
+from models.ledger.grants import transition, upsert_grant
+from tasks.services import requests as rq
+from tests.integration.requests_support import PERMISSION_SETS, STAGING, World, system_role_name
+
+pytest_plugins = ["tests.integration.ledger_fixtures", "tests.integration.requests_fixtures"]
+
+STAGING_ADMIN = f"{STAGING}/AdministratorAccess"
+
+
+def approved(world: World, **kw) -> tables.AccessRequest:
+    kw.setdefault("resources", [STAGING_ADMIN])
+    request = rq.create_request(sessions=world.sessions, user="alice", reason="release",
+                                actor="alice", **kw)
+    return rq.review_request(sessions=world.sessions, request_id=request.id, reviewer="bob",
+                             decision="approve")
+
+
+def active_grant(world: World, request: tables.AccessRequest) -> int:
+    """What the sync engine would have made of the approved request: an ACTIVE grant."""
+    with transaction(world.sessions) as session:
+        grant, _ = upsert_grant(
+            session, principal_type=PrincipalType.USER, principal_name=request.user_name,
+            account_id=STAGING, permission_set_arn=PERMISSION_SETS["AdministratorAccess"],
+            source_kind=SourceKind.REQUEST, source_id=request.id, expires_at=request.expires_at)
+        for before, after in ((GrantState.PENDING, GrantState.PROVISIONING),
+                              (GrantState.PROVISIONING, GrantState.ACTIVE)):
+            assert transition(session, grant_id=grant.id, expected=before, to=after)
+        return grant.id
+
+
+def grant_row(world: World, grant_id: int) -> tables.Grant:
+    with world.sessions() as session:
+        return session.get(tables.Grant, grant_id)
+
+
+# --- extension -----------------------------------------------------------------------------
+
+
+def test_extension_moves_the_live_grant_without_touching_its_state(world: World) -> None:
+    request = approved(world, duration=timedelta(hours=1))
+    grant_id = active_grant(world, request)
+
+    extended = rq.extend_request(sessions=world.sessions, request_id=request.id,
+                                 duration=timedelta(minutes=30), reviewer="carol")
+
+    assert extended.expires_at == request.expires_at + timedelta(minutes=30)
+    grant = grant_row(world, grant_id)
+    assert grant.state is GrantState.ACTIVE and grant.revoked_at is None
+    assert grant.expires_at == extended.expires_at
+    with world.sessions() as session:
+        live = session.scalars(select(tables.Grant.id).where(
+            tables.Grant.source_id == request.id)).all()
+        event = session.scalars(select(tables.AuditEvent).where(
+            tables.AuditEvent.action == "request.extended")).one()
+    assert live == [grant_id]  # the same row: never deleted and re-created
+    assert event.after == {"expires_at": extended.expires_at.isoformat()}
+
+
+def test_extension_is_capped_at_twice_the_requests_cap(world: World) -> None:
+    request = approved(world)  # the cap, 4h
+    first = rq.extend_request(sessions=world.sessions, request_id=request.id,
+                              duration=timedelta(hours=10), reviewer="carol")
+    assert first.expires_at == request.decided_at + timedelta(hours=8)
+    with pytest.raises(PolicyDenied, match="maximum of 8h"):
+        rq.extend_request(sessions=world.sessions, request_id=request.id,
+                          duration=timedelta(minutes=1), reviewer="carol")
+
+
+def test_extension_follows_the_review_rules(world: World) -> None:
+    world.add_user("rita", ["developer", "security-reviewer"])
+    own = rq.create_request(sessions=world.sessions, user="rita", resources=[STAGING_ADMIN],
+                            reason="x", actor="rita")
+    with pytest.raises(PolicyDenied, match="only APPROVED"):
+        rq.extend_request(sessions=world.sessions, request_id=own.id,
+                          duration=timedelta(hours=1), reviewer="bob")
+    rq.review_request(sessions=world.sessions, request_id=own.id, reviewer="bob",
+                      decision="approve")
+    with pytest.raises(PolicyDenied, match="own request"):
+        rq.extend_request(sessions=world.sessions, request_id=own.id,
+                          duration=timedelta(hours=1), reviewer="rita")
+
+
+def test_a_request_being_revoked_cannot_be_extended(world: World) -> None:
+    request = approved(world)
+    grant_id = active_grant(world, request)
+    with transaction(world.sessions) as session:
+        assert transition(session, grant_id=grant_id, expected=GrantState.ACTIVE,
+                          to=GrantState.REVOKING)
+    with pytest.raises(PolicyDenied, match="being revoked"):
+        rq.extend_request(sessions=world.sessions, request_id=request.id,
+                          duration=timedelta(hours=1), reviewer="carol")
+    with world.sessions() as session:
+        assert session.get(tables.AccessRequest, request.id).expires_at == request.expires_at
+
+
+# --- promotion -----------------------------------------------------------------------------
+
+
+def test_promotion_is_refused_when_the_list_does_not_cover_the_request(world: World) -> None:
+    world.add_list("staging-readers", owners=["bob"],
+                   roles=[system_role_name(STAGING, "ReadOnlyAccess")])
+    request = approved(world)
+    with pytest.raises(PolicyDenied, match=f"does not grant resource {STAGING_ADMIN}"):
+        rq.promote_request(sessions=world.sessions, request_id=request.id,
+                           access_list="staging-readers", reviewer="bob")
+
+
+def test_promotion_adds_a_long_term_membership(world: World) -> None:
+    world.add_list("staging-admins", owners=["bob"],
+                   roles=[system_role_name(STAGING, "AdministratorAccess")])
+    request = approved(world)
+
+    promoted = rq.promote_request(sessions=world.sessions, request_id=request.id,
+                                  access_list="staging-admins", reviewer="bob")
+
+    assert promoted.state is RequestState.PROMOTED
+    assert promoted.promoted_to == "staging-admins"
+    with world.sessions() as session:
+        membership = session.scalars(select(tables.Membership).where(
+            tables.Membership.list_name == "staging-admins")).one()
+        actions = session.scalars(select(tables.AuditEvent.action).where(
+            tables.AuditEvent.request_id == request.id).order_by(tables.AuditEvent.id)).all()
+    assert (membership.member_name, membership.member_kind) == ("alice", MemberKind.USER)
+    assert membership.expires_at is None
+    assert actions[-2:] == ["access_list.member_added", "request.promoted"]
+
+
+def test_a_role_request_is_covered_by_a_list_granting_its_assignments(world: World) -> None:
+    role = system_role_name(STAGING, "PowerUserAccess")
+    world.add_role("staging-power", {"allow": {"account_assignments": [
+        {"account": "Staging", "permission_set": "PowerUserAccess"}]}})
+    world.add_list("staging-power-users", owners=["bob"], roles=["staging-power"])
+    request = approved(world, resources=[], roles=[role])
+    promoted = rq.promote_request(sessions=world.sessions, request_id=request.id,
+                                  access_list="staging-power-users", reviewer="bob")
+    assert promoted.state is RequestState.PROMOTED
+
+
+def test_promotion_needs_an_owner_who_may_review(world: World) -> None:
+    world.add_list("staging-admins", owners=["bob", "alice"],
+                   roles=[system_role_name(STAGING, "AdministratorAccess")])
+    request = approved(world)
+    with pytest.raises(PolicyDenied, match="does not own"):
+        rq.promote_request(sessions=world.sessions, request_id=request.id,
+                           access_list="staging-admins", reviewer="carol")
+    with pytest.raises(PolicyDenied, match="own request"):
+        rq.promote_request(sessions=world.sessions, request_id=request.id,
+                           access_list="staging-admins", reviewer="alice")
+    as_admin = rq.promote_request(sessions=world.sessions, request_id=request.id,
+                                  access_list="staging-admins", reviewer="carol", admin=True)
+    assert as_admin.state is RequestState.PROMOTED
