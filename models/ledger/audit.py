@@ -3,6 +3,8 @@
 Events are written in the same transaction as the change they describe, stamped by the
 database clock, and can never be updated or deleted (database triggers refuse it). Secrets
 never reach the trail: values under secret-looking keys are replaced before writing.
+A notifiable event (``models.ledger.outbox.NOTIFIABLE_EVENTS``) also queues its notification
+in the same transaction.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from models.ledger.enums import SourceKind
+from models.ledger.outbox import queue_for_audit
 from models.ledger.tables import AuditEvent, Grant, PermissionSet
 
 SECRET_MARKERS = ("token", "secret", "password", "authorization", "credential", "api_key",
@@ -43,7 +46,10 @@ def record(
     request_id: str | None = None, details: dict[str, Any] | None = None,
     principal_name: str | None = None, account_id: str | None = None,
 ) -> AuditEvent:
-    """Append one event; ``principal_name``/``account_id`` say whose access it concerns."""
+    """Append one event; ``principal_name``/``account_id`` say whose access it concerns.
+
+    A notifiable ``action`` also queues its notification in this session (same transaction).
+    """
     event = AuditEvent(
         actor=actor, action=action, target_kind=target_kind, target=target, reason=reason,
         request_id=request_id, principal_name=principal_name, account_id=account_id,
@@ -51,6 +57,7 @@ def record(
     )
     session.add(event)
     session.flush()
+    queue_for_audit(session, event)
     return event
 
 

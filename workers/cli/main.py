@@ -21,6 +21,7 @@ def register_commands() -> None:
         commands_api,
         commands_db,
         commands_import,
+        commands_notify,
         commands_ops,
         commands_requests,
         commands_resources,

@@ -1,0 +1,19 @@
+"""The periodic notify work (beat task ``grantledger.notify.sweep``): queue, then deliver."""
+
+from __future__ import annotations
+
+import httpx
+from sqlalchemy.orm import Session, sessionmaker
+
+from models.ledger.db import transaction
+from tasks.notify.delivery import DeliveryReport, deliver_due
+from tasks.notify.expiring import queue_expiring_notices
+from workers.settings import Settings
+
+
+def notify_sweep(*, sessions: sessionmaker[Session], settings: Settings,
+                 transport: httpx.BaseTransport | None = None) -> DeliveryReport:
+    """Queue due ``grant.expiring`` notices, then deliver everything due."""
+    with transaction(sessions) as session:
+        queue_expiring_notices(session=session, lead_seconds=settings.expiring_notice_lead)
+    return deliver_due(sessions=sessions, settings=settings, transport=transport)
