@@ -1,0 +1,87 @@
+"""Operations: status, the audit trail, and enqueueing a full sync.
+
+``/status`` is open to every token (it names no secrets); the audit trail and sync are
+admin-only. A sync is enqueued, never run in the request: the answer is the Celery task id.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query, Request
+from pydantic import AwareDatetime
+
+from models.errors import InputError
+from tasks.services import queries
+from workers.api.auth import AdminDep, CallerDep, RuntimeDep
+from workers.api.errors import ApiError
+from workers.api.pagination import Page, PageDep, PageParams, page_of
+from workers.api.schemas import Enqueued, Name
+from workers.runtime import Runtime
+
+router = APIRouter(tags=["operations"])
+
+FULL_SYNC_TASK = "grantledger.sync.full"
+# Publishing waits at most about a second for a broker blip, then answers 503.
+PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5,
+                 "interval_max": 0.5}
+
+
+@router.get("/status", response_model=dict[str, Any])
+def status(runtime: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
+    """What `grantledger status` shows: grants, operations, failures, queues, limiter."""
+    from tasks.status import ledger_status, queue_depths
+    from workers.celery_app import QUEUES
+    from workers.scim.token import token_age_days, token_warning
+
+    with runtime.sessions() as session:
+        report = ledger_status(session)
+    report.queues = queue_depths(runtime.settings.broker_url, QUEUES)
+    report.limiter = runtime.limiter.usage()
+    report.scim_token_age_days = token_age_days(runtime.settings)
+    report.scim_token_warning = token_warning(runtime.settings)
+    return report.as_dict()
+
+
+@router.get("/audit", response_model=Page[dict[str, Any]])
+def audit(
+    runtime: RuntimeDep, caller: AdminDep, page: PageDep,
+    user: Annotated[Name | None, Query(description="what the user did or was given")] = None,
+    account: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
+    since: Annotated[AwareDatetime | None, Query()] = None,
+    at: Annotated[AwareDatetime | None, Query(description="who held access at this time "
+                                                          "(instead of events)")] = None,
+) -> dict[str, Any]:
+    """The audit trail (newest page first, each page oldest first), or with ``at``, who held
+    which assignment at that moment (admin)."""
+    if at is not None:
+        return _holders(runtime, at=at, account=account, user=user, since=since, page=page)
+    # Pages walk back from the newest event: fetch the newest offset+limit, drop the offset.
+    events = queries.audit_trail(sessions=runtime.sessions, user=user, account_id=account,
+                                 since=since, limit=page.offset + page.limit)
+    return {"items": events[:max(0, len(events) - page.offset)], "total": None,
+            "limit": page.limit, "offset": page.offset}
+
+
+def _holders(runtime: Runtime, *, at: datetime, account: str | None, user: str | None,
+             since: datetime | None, page: PageParams) -> dict[str, Any]:
+    if user is not None or since is not None:
+        raise InputError("?at answers who held each assignment; it takes only ?account",
+                         hint="drop ?user and ?since, or drop ?at to read events")
+    return page_of(queries.holders_at(sessions=runtime.sessions, at=at, account_id=account),
+                   page)
+
+
+@router.post("/sync", response_model=Enqueued, status_code=202)
+def sync(request: Request, caller: AdminDep) -> Enqueued:
+    """Enqueue a full sync now (admin); the periodic one still runs on schedule."""
+    from kombu.exceptions import OperationalError as BrokerDown
+
+    try:
+        result = request.app.state.celery.send_task(
+            FULL_SYNC_TASK, retry=True, retry_policy=PUBLISH_RETRY)
+    except BrokerDown as err:
+        raise ApiError(503, f"the broker refused the sync task: {err}",
+                       hint="check GRANTLEDGER_BROKER_URL and that Redis runs") from None
+    return Enqueued(task_id=result.id, task=FULL_SYNC_TASK)

@@ -1,0 +1,99 @@
+"""Access requests: what may be requested, requests, and their reviews.
+
+A request is always made by the caller (a user token; the body has no "user"). Reviews
+(approve, deny, extend, promote) are the caller's own, and the service decides whether they
+count: nobody reviews their own request, and a reviewer needs a role that lets them review
+every item. The admin token acts as no person, so it cannot request or review.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from models.domain import RequestState
+from tasks.services import requests
+from tasks.services.requests import RequestView
+from tasks.services.requests_policy import RequestableView
+from workers.api.auth import CallerDep, PersonDep, RuntimeDep
+from workers.api.errors import ApiError
+from workers.api.pagination import Page, PageDep, page_of
+from workers.api.schemas import Decision, Extension, Name, NewRequest, Promotion
+from workers.runtime import Runtime
+
+router = APIRouter(tags=["requests"])
+
+@router.get("/requestable", response_model=RequestableView)
+def requestable(runtime: RuntimeDep, caller: CallerDep,
+                user: Annotated[Name | None, Query(description="default: the caller")] = None,
+                ) -> RequestableView:
+    """What a user (the caller by default) may request, grouped by account."""
+    if user is None and caller.admin:
+        raise ApiError(422, "the admin token acts as no user: name one with ?user=USER")
+    return requests.requestable_for(sessions=runtime.sessions, user=user or caller.name)
+
+
+@router.get("/requests", response_model=Page[RequestView])
+def list_requests(
+    runtime: RuntimeDep, page: PageDep,
+    user: Annotated[Name | None, Query()] = None,
+    state: Annotated[RequestState | None, Query()] = None,
+) -> dict[str, Any]:
+    """Requests, oldest first, optionally of one user and/or in one state."""
+    return page_of(requests.list_requests(sessions=runtime.sessions, user=user, state=state),
+                   page)
+
+
+@router.post("/requests", response_model=RequestView, status_code=201)
+def create_request(runtime: RuntimeDep, requester: PersonDep, body: NewRequest) -> RequestView:
+    """Request roles and/or resources for the caller (pending until reviewed)."""
+    created = requests.create_request(
+        sessions=runtime.sessions, user=requester, roles=body.roles, resources=body.resources,
+        reason=body.reason, duration=body.duration, actor=requester,
+        break_glass=body.break_glass)
+    return requests.get_request(sessions=runtime.sessions, request_id=created.id)
+
+
+@router.get("/requests/{request_id}", response_model=RequestView)
+def get_request(runtime: RuntimeDep, request_id: str) -> RequestView:
+    return requests.get_request(sessions=runtime.sessions, request_id=request_id)
+
+
+@router.post("/requests/{request_id}/approve", response_model=RequestView)
+def approve_request(runtime: RuntimeDep, reviewer: PersonDep, request_id: str,
+                    body: Decision) -> RequestView:
+    """Approve a pending request as the caller (it counts toward its approvals)."""
+    return _review(runtime, request_id, reviewer=reviewer, decision="approve", body=body)
+
+
+@router.post("/requests/{request_id}/deny", response_model=RequestView)
+def deny_request(runtime: RuntimeDep, reviewer: PersonDep, request_id: str,
+                 body: Decision) -> RequestView:
+    """Deny a pending request as the caller (it ends at once)."""
+    return _review(runtime, request_id, reviewer=reviewer, decision="deny", body=body)
+
+
+def _review(runtime: Runtime, request_id: str, *, reviewer: str, decision: str,
+            body: Decision) -> RequestView:
+    requests.review_request(sessions=runtime.sessions, request_id=request_id,
+                            reviewer=reviewer, decision=decision, reason=body.reason)
+    return requests.get_request(sessions=runtime.sessions, request_id=request_id)
+
+
+@router.post("/requests/{request_id}/extend", response_model=RequestView)
+def extend_request(runtime: RuntimeDep, reviewer: PersonDep, request_id: str,
+                   body: Extension) -> RequestView:
+    """Move an approved request's expiry (and its live grants'), without a gap."""
+    requests.extend_request(sessions=runtime.sessions, request_id=request_id,
+                            duration=body.duration, reviewer=reviewer)
+    return requests.get_request(sessions=runtime.sessions, request_id=request_id)
+
+
+@router.post("/requests/{request_id}/promote", response_model=RequestView)
+def promote_request(runtime: RuntimeDep, reviewer: PersonDep, request_id: str,
+                    body: Promotion) -> RequestView:
+    """Turn a request into long-term membership of an access list the caller owns."""
+    requests.promote_request(sessions=runtime.sessions, request_id=request_id,
+                             access_list=body.access_list, reviewer=reviewer)
+    return requests.get_request(sessions=runtime.sessions, request_id=request_id)
