@@ -245,6 +245,20 @@ class RequestableView:
                     for a in self.accounts]
         return roles + accounts
 
+    def as_document(self) -> dict[str, Any]:
+        """JSON-ready, durations written as people write them (``4h``)."""
+        return {
+            "user": self.user, "max_duration": format_duration(self.max_duration),
+            "approvals": self.approvals, "break_glass": self.break_glass,
+            "break_glass_max_duration": (format_duration(self.break_glass_max_duration)
+                                         if self.break_glass_max_duration else None),
+            "roles": {name: format_duration(cap) for name, cap in self.roles.items()},
+            "accounts": [{"account_id": a.account_id, "account_name": a.account_name,
+                          "permission_sets": {name: format_duration(cap)
+                                              for name, cap in a.permission_sets.items()}}
+                         for a in self.accounts],
+        }
+
 
 def requestable_view(user: str, offer: Requestable, catalog: CatalogIndex) -> RequestableView:
     """Group an offer by account, like the seed's apps with permission sets inside."""

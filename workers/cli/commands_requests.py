@@ -1,3 +1,210 @@
-"""CLI commands: requests (filled in as the capability lands)."""
+"""Access-request commands: `request create|approve|deny|extend|promote`, `get requestable`,
+`get requests`, and the owners' `access-list review`.
+
+A refusal (not requestable, self-review, not an owner, ...) exits 2 with the reason on
+stderr and what to do next.
+"""
 
 from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import timedelta
+
+import typer
+
+from workers.cli.app import access_list_app, app, get_app
+from workers.cli.commands_resources import ActorOption, actor_name, ledger_sessions
+from workers.cli.output import OutputOption, emit, stderr
+
+request_app = typer.Typer(help="Access requests: create, approve, deny, extend, promote.",
+                          no_args_is_help=True)
+app.add_typer(request_app, name="request")
+
+REQUEST_COLUMNS = ("id", "user", "state", "roles", "resources", "duration", "approved_by",
+                   "expires_at", "promoted_to")
+ReviewerOption = typer.Option(..., "--reviewer", help="Who reviews (recorded in the audit).")
+ReasonOption = typer.Option(None, "--reason", help="Why (recorded in the audit).")
+RequestIdArgument = typer.Argument(..., metavar="ID", help="The request id (req-...).")
+
+
+def parse_duration_option(text: str, *, option: str) -> timedelta:
+    """`90s`, `15m`, `2h`, `1d`, `1h30m`; a usage error (exit 2) otherwise."""
+    from models.durations import parse_duration
+
+    try:
+        return parse_duration(text)
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint=option) from None
+
+
+def show_request(request_id: str, *, output: str, title: str) -> None:
+    from tasks.services.requests import get_request
+
+    emit(asdict(get_request(sessions=ledger_sessions(), request_id=request_id)), fmt=output,
+         title=title)
+
+
+@request_app.command("create")
+def create_command(
+    user: str = typer.Option(..., "--user", help="Who needs the access."),
+    roles: list[str] = typer.Option([], "--role", help="A role to request; repeatable."),
+    resources: list[str] = typer.Option(
+        [], "--resource", help="ACCOUNT/PERMISSION-SET (account id or name); repeatable."),
+    reason: str = typer.Option(..., "--reason", help="Why (required, shown to reviewers)."),
+    duration: str | None = typer.Option(None, "--duration", help="How long, e.g. 1h "
+                                        "(default and ceiling: the most the policy allows)."),
+    break_glass: bool = typer.Option(False, "--break-glass", help="Emergency: approved at once "
+                                     "by yourself if a role allows it; audited as an alert."),
+    actor: str | None = ActorOption,
+    output: str = OutputOption,
+) -> None:
+    """Request roles and/or account assignments; prints the new request's id.
+
+    Example: grantledger request create --user alice --resource Staging/AdministratorAccess
+    --reason "release 4.2" --duration 2h
+    """
+    from tasks.services.requests import create_request
+
+    asked = parse_duration_option(duration, option="--duration") if duration else None
+    request = create_request(sessions=ledger_sessions(), user=user, roles=roles,
+                             resources=resources, reason=reason, duration=asked,
+                             actor=actor_name(actor), break_glass=break_glass)
+    granted = timedelta(seconds=request.duration_seconds)
+    if asked is not None and granted < asked:
+        from models.durations import format_duration
+
+        stderr.print(f"note: duration capped to {format_duration(granted)}, the most these "
+                     "items allow", highlight=False)
+    if output == "table":
+        typer.echo(request.id)  # only the id: scripts capture it
+    else:
+        show_request(request.id, output=output, title="request")
+
+
+@request_app.command("approve")
+def approve_command(request_id: str = RequestIdArgument, reviewer: str = ReviewerOption,
+                    reason: str | None = ReasonOption, output: str = OutputOption) -> None:
+    """Approve a pending request (no self-review); the last needed approval starts its clock.
+
+    Example: grantledger request approve req-3f9a1c2b --reviewer bob --reason "on call"
+    """
+    from tasks.services.requests import review_request
+
+    review_request(sessions=ledger_sessions(), request_id=request_id, reviewer=reviewer,
+                   decision="approve", reason=reason)
+    show_request(request_id, output=output, title="reviewed")
+
+
+@request_app.command("deny")
+def deny_command(request_id: str = RequestIdArgument, reviewer: str = ReviewerOption,
+                 reason: str | None = ReasonOption, output: str = OutputOption) -> None:
+    """Deny a pending request; one deny ends it.
+
+    Example: grantledger request deny req-3f9a1c2b --reviewer bob --reason "use staging"
+    """
+    from tasks.services.requests import review_request
+
+    review_request(sessions=ledger_sessions(), request_id=request_id, reviewer=reviewer,
+                   decision="deny", reason=reason)
+    show_request(request_id, output=output, title="denied")
+
+
+@request_app.command("extend")
+def extend_command(
+    request_id: str = RequestIdArgument,
+    duration: str = typer.Option(..., "--duration", help="How much longer, e.g. 1h."),
+    reviewer: str = ReviewerOption,
+    output: str = OutputOption,
+) -> None:
+    """Move an approved request's expiry (and its live grants') later, with no gap in access.
+
+    A request lives at most twice its policy cap, extensions included.
+    Example: grantledger request extend req-3f9a1c2b --duration 1h --reviewer bob
+    """
+    from tasks.services.requests import extend_request
+
+    extend_request(sessions=ledger_sessions(), request_id=request_id, reviewer=reviewer,
+                   duration=parse_duration_option(duration, option="--duration"))
+    show_request(request_id, output=output, title="extended")
+
+
+@request_app.command("promote")
+def promote_command(
+    request_id: str = RequestIdArgument,
+    access_list: str = typer.Option(..., "--access-list", help="The list the user joins; it "
+                                    "must grant everything requested."),
+    reviewer: str = ReviewerOption,
+    output: str = OutputOption,
+) -> None:
+    """Turn a request into long-term access: the user joins an access list the reviewer owns.
+
+    Example: grantledger request promote req-3f9a1c2b --access-list staging-admins
+    --reviewer bob
+    """
+    from tasks.services.requests import promote_request
+
+    promote_request(sessions=ledger_sessions(), request_id=request_id,
+                    access_list=access_list, reviewer=reviewer)
+    show_request(request_id, output=output, title="promoted")
+
+
+@get_app.command("requestable")
+def get_requestable_command(
+    user: str = typer.Option(..., "--user", help="Whose requestable access to show."),
+    output: str = OutputOption,
+) -> None:
+    """What a user may request: roles, and permission sets grouped by account.
+
+    Example: grantledger get requestable --user alice -o yaml
+    """
+    from tasks.services.requests import requestable_for
+
+    view = requestable_for(sessions=ledger_sessions(), user=user)
+    if output == "table":
+        emit(view.rows(), fmt=output, columns=("kind", "name", "permission_sets",
+                                               "max_duration"),
+             title=f"{user} may request (approvals: {view.approvals}"
+                   f"{', break-glass' if view.break_glass else ''})")
+    else:
+        emit(view.as_document(), fmt=output)
+
+
+@get_app.command("requests")
+def get_requests_command(
+    request_id: str | None = typer.Argument(None, metavar="[ID]", help="Show this one."),
+    user: str | None = typer.Option(None, "--user", help="Only this user's requests."),
+    state: str | None = typer.Option(None, "--state", help="PENDING, APPROVED, DENIED, "
+                                     "EXPIRED or PROMOTED."),
+    output: str = OutputOption,
+) -> None:
+    """Access requests, oldest first, with their reviews and expiry.
+
+    Example: grantledger get requests --user alice --state approved
+    """
+    from tasks.services.requests import list_requests
+
+    if request_id:
+        show_request(request_id, output=output, title=f"request {request_id}")
+        return
+    views = list_requests(sessions=ledger_sessions(), user=user, state=state)
+    emit([asdict(v) for v in views], fmt=output, columns=REQUEST_COLUMNS, title="requests")
+
+
+@access_list_app.command("review")
+def review_command(
+    list_name: str = typer.Argument(..., metavar="LIST", help="The access list."),
+    reviewer: str = typer.Option(..., "--reviewer", help="An owner of the list."),
+    remove: list[str] = typer.Option([], "--remove", help="A member to remove; repeatable."),
+    notes: str | None = typer.Option(None, "--notes", help="What was checked (audited)."),
+    output: str = OutputOption,
+) -> None:
+    """Record an owner's periodic review, removing members who no longer need access.
+
+    The next review is due one recurrence from now.
+    Example: grantledger access-list review sre --reviewer bob --remove frank
+    """
+    from tasks.services.reviews import review_access_list
+
+    review = review_access_list(sessions=ledger_sessions(), list_name=list_name,
+                                reviewer=reviewer, remove=remove, notes=notes)
+    emit(asdict(review), fmt=output, title=f"access review of {list_name}")
