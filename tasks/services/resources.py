@@ -13,39 +13,38 @@ A resource document owns the row it names: applying it over an imported row make
 
 from __future__ import annotations
 
-import hashlib
-import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.domain import SYSTEM_LABEL, AccessListResource, MemberKind, RoleResource, UserResource
-from models.errors import (
-    CycleError,
-    DepthError,
-    InputError,
-    NotFound,
-    PolicyDenied,
-    ResourceError,
-    ResourceErrors,
-)
-from models.flatten import NestingGraph, flatten_graph
+from models.domain import MemberKind
+from models.errors import InputError, NotFound, PolicyDenied, ResourceErrors
 from models.ledger import audit, tables
 from models.ledger.base import database_time
 from models.ledger.db import transaction
 from models.ledger.enums import Origin
-from models.resources import AnyResource, LoadedResource, check_references
+from models.resources import LoadedResource
 from tasks import events
 from tasks.services.membership import lock_nesting, remove_memberships_of
 from tasks.services.queries import ledger_nesting, role_references, with_ancestors
+from tasks.services.resources_rules import (
+    Columns,
+    LedgerNames,
+    audit_document,
+    batch_errors,
+    field_diff,
+    member_key,
+    next_review,
+    resource_columns,
+    spec_hash,
+)
 from workers.settings import get_settings
 
 Sessions = sessionmaker[Session]
-Columns = dict[str, Any]
 TABLES: dict[str, type[tables.User] | type[tables.Role] | type[tables.AccessList]] = {
     "user": tables.User, "role": tables.Role, "access_list": tables.AccessList,
 }
@@ -75,95 +74,8 @@ class ApplyResult:
         return any(change.action != "unchanged" for change in self.changes)
 
 
-# --- columns and diffs (pure) ----------------------------------------------------------------
-
-
-def resource_columns(resource: AnyResource) -> Columns:
-    """The ledger columns a document sets: what apply compares, writes and audits."""
-    if isinstance(resource, UserResource):
-        spec = resource.spec
-        return {"email": spec.email, "given_name": spec.given_name,
-                "family_name": spec.family_name, "roles": list(spec.roles),
-                "traits": {k: list(v) for k, v in spec.traits.items()}, "origin": Origin.RESOURCE}
-    if isinstance(resource, RoleResource):
-        return {"spec": resource.spec.model_dump(mode="json"), "origin": Origin.RESOURCE}
-    spec = resource.spec
-    members = [{"name": m.name, "kind": m.kind.value, "expires": m.expires} for m in spec.members]
-    return {
-        "title": spec.title, "description": spec.description,
-        "owners": [owner.name for owner in spec.owners], "granted_roles": list(spec.grants.roles),
-        "recurrence_seconds": int(spec.recurrence.total_seconds()) if spec.recurrence else None,
-        "origin": Origin.RESOURCE, "members": sorted(members, key=_member_key),
-    }
-
-
-def _member_key(member: Mapping[str, Any]) -> tuple[str, str]:
-    return member["kind"], member["name"]
-
-
-def field_diff(before: Columns | None, after: Columns) -> tuple[str, ...]:
-    """The changed fields, short: ``("email", "members +dave -frank ~erin", "spec.deny")``."""
-    if before is None:
-        return ()
-    changed: list[str] = []
-    for key, value in after.items():
-        if before.get(key) == value:
-            continue
-        if key == "members":
-            changed.append(_members_diff(before.get(key) or [], value))
-        elif key == "spec":
-            old = before.get(key) or {}
-            changed += [f"spec.{k}" for k in sorted(set(old) | set(value))
-                        if old.get(k) != value.get(k)]
-        else:
-            changed.append(key)
-    return tuple(changed)
-
-
-def _members_diff(before: list[Columns], after: list[Columns]) -> str:
-    old = {_member_key(m): m["expires"] for m in before}
-    new = {_member_key(m): m["expires"] for m in after}
-    parts = [f"+{key[1]}" for key in sorted(new.keys() - old.keys())]
-    parts += [f"-{key[1]}" for key in sorted(old.keys() - new.keys())]
-    parts += [f"~{key[1]}" for key in sorted(new.keys() & old.keys()) if old[key] != new[key]]
-    return "members " + " ".join(parts)
-
-
-def spec_hash(spec: Mapping[str, Any]) -> str:
-    """sha256 of a role spec in canonical JSON: tells a hand edit from the generated spec."""
-    canonical = json.dumps(spec, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def next_review(current: datetime | None, recurrence_seconds: int | None,
-                now: datetime) -> datetime | None:
-    """When a list is next due for review after its recurrence is set or changed: one period
-    from now, but never later than a review that was already due sooner."""
-    if not recurrence_seconds:
-        return None
-    candidate = now + timedelta(seconds=recurrence_seconds)
-    return candidate if current is None else min(current, candidate)
-
-
-def _jsonable(columns: Columns | None) -> Any:
-    return None if columns is None else json.loads(json.dumps(columns, default=str))
-
-
-# --- checks (pure) -------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class LedgerNames:
-    """What a batch may refer to besides itself."""
-
-    users: frozenset[str]
-    roles: frozenset[str]
-    system_roles: frozenset[str]
-    lists: frozenset[str]
-    nesting: NestingGraph
-
-
 def read_ledger_names(session: Session) -> LedgerNames:
+    """The names a batch may refer to besides its own, and the ledger's list nesting."""
     roles = session.execute(select(tables.Role.name, tables.Role.origin)).all()
     nesting = ledger_nesting(session)
     return LedgerNames(
@@ -172,81 +84,6 @@ def read_ledger_names(session: Session) -> LedgerNames:
         system_roles=frozenset(name for name, origin in roles if origin is Origin.SYSTEM),
         lists=frozenset(nesting.children), nesting=nesting,
     )
-
-
-def batch_errors(loaded: list[LoadedResource], ledger: LedgerNames, *,
-                 max_depth: int) -> list[ResourceError]:
-    """Every reason not to apply ``loaded`` on top of ``ledger``, each located."""
-    errors = _duplicates(loaded) + _system_role_edits(loaded, ledger.system_roles)
-    errors += check_references(loaded, known_roles=ledger.roles, known_users=ledger.users,
-                               known_lists=ledger.lists, max_depth=max_depth)
-    # Only once every name resolves: a missing list would otherwise hide or fake a cycle.
-    return errors or _nesting_with_ledger(loaded, ledger.nesting, max_depth=max_depth)
-
-
-def _duplicates(loaded: list[LoadedResource]) -> list[ResourceError]:
-    seen: set[tuple[str, str]] = set()
-    errors = []
-    for item in loaded:
-        if (item.kind, item.name) in seen:
-            errors.append(item.error(("metadata", "name"),
-                                     f"duplicate {item.kind} {item.name!r} in this batch"))
-        seen.add((item.kind, item.name))
-    return errors
-
-
-def _system_role_edits(loaded: list[LoadedResource],
-                       system_roles: frozenset[str]) -> list[ResourceError]:
-    errors = []
-    for item in loaded:
-        if not isinstance(item.resource, RoleResource):
-            continue
-        if item.name in system_roles:
-            errors.append(item.error(
-                ("metadata", "name"), f"role {item.name!r} is a system role: read-only (an edit "
-                "is reverted by the next sync)",
-                hint="grant it through an access list, or write a role with another name"))
-        elif item.resource.is_system:
-            errors.append(item.error(
-                ("metadata", "labels", SYSTEM_LABEL), "only import creates system roles",
-                hint=f"remove the label {SYSTEM_LABEL}"))
-    return errors
-
-
-def _nesting_with_ledger(loaded: list[LoadedResource], ledger: NestingGraph, *,
-                         max_depth: int) -> list[ResourceError]:
-    """Cycles and depth over the ledger's lists with the batch's lists replacing theirs."""
-    batch = {item.name: item for item in loaded if isinstance(item.resource, AccessListResource)}
-    children = dict(ledger.children)
-    for name, item in batch.items():
-        children[name] = tuple(m.name for m in _nested(item))
-    try:
-        flatten_graph(NestingGraph(users={}, children=children), max_depth=max_depth)
-    except CycleError as err:
-        return [_locate_chain(err.cycle, batch, err)]
-    except DepthError as err:
-        return [_locate_chain(err.chain, batch, err)]
-    return []
-
-
-def _nested(item: LoadedResource) -> list[Any]:
-    assert isinstance(item.resource, AccessListResource)
-    return [m for m in item.resource.spec.members if m.kind is MemberKind.ACCESS_LIST]
-
-
-def _locate_chain(chain: list[str], batch: Mapping[str, LoadedResource],
-                  err: CycleError | DepthError) -> ResourceError:
-    # The ledger was valid before, so the chain runs through at least one edge the batch
-    # writes: point at that member entry.
-    for parent, child in zip(chain, chain[1:], strict=False):
-        if parent in batch:
-            assert isinstance(batch[parent].resource, AccessListResource)
-            members = batch[parent].resource.spec.members
-            for index, member in enumerate(members):
-                if member.name == child and member.kind is MemberKind.ACCESS_LIST:
-                    return batch[parent].error(("spec", "members", index, "name"), err.message,
-                                               hint=err.hint)
-    return ResourceError(err.message, hint=err.hint)
 
 
 # --- apply -----------------------------------------------------------------------------------
@@ -293,7 +130,8 @@ def _apply_one(session: Session, item: LoadedResource, *, actor: str, now: datet
     if action != "unchanged" and not dry_run:
         _write(session, item.kind, item.name, row, after, actor=actor, now=now)
         audit.record(session, actor=actor, action=f"resource.{action}", target_kind=item.kind,
-                     target=item.name, before=_jsonable(before), after=_jsonable(after),
+                     target=item.name, before=audit_document(before),
+                     after=audit_document(after),
                      principal_name=item.name if item.kind == "user" else None,
                      details={"file": item.file, "line": item.line, "fields": list(fields)})
     return ResourceChange(item.kind, item.name, action, fields)
@@ -314,7 +152,7 @@ def row_columns(session: Session, kind: str, row: Any) -> Columns:
     return {"title": row.title, "description": row.description, "owners": list(row.owners),
             "granted_roles": list(row.granted_roles),
             "recurrence_seconds": row.recurrence_seconds, "origin": row.origin,
-            "members": sorted(members, key=_member_key)}
+            "members": sorted(members, key=member_key)}
 
 
 def _write(session: Session, kind: str, name: str, row: Any, after: Columns, *,
@@ -325,7 +163,8 @@ def _write(session: Session, kind: str, name: str, row: Any, after: Columns, *,
     columns = {key: value for key, value in after.items() if key != "members"}
     if kind == "access_list" and (row.recurrence_seconds != columns["recurrence_seconds"]
                                   or row.next_review_at is None):
-        row.next_review_at = next_review(row.next_review_at, columns["recurrence_seconds"], now)
+        row.next_review_at = next_review(row.next_review_at, columns["recurrence_seconds"],
+                                         now)
     if kind == "role":
         row.spec_hash = spec_hash(columns["spec"])
     for key, value in columns.items():
@@ -339,7 +178,7 @@ def _replace_members(session: Session, list_name: str, wanted: list[Columns], *,
                      actor: str) -> None:
     existing = {(m.member_kind.value, m.member_name): m for m in session.scalars(
         select(tables.Membership).where(tables.Membership.list_name == list_name))}
-    expiries = {_member_key(m): m["expires"] for m in wanted}
+    expiries = {member_key(m): m["expires"] for m in wanted}
     for key, membership in existing.items():
         if key not in expiries:
             session.delete(membership)
@@ -488,7 +327,7 @@ def _delete_row(session: Session, kind: str, row: Any, *, actor: str) -> None:
     session.delete(row)
     session.flush()
     audit.record(session, actor=actor, action="resource.deleted", target_kind=kind,
-                 target=row.name, before=_jsonable(before),
+                 target=row.name, before=audit_document(before),
                  principal_name=row.name if kind == "user" else None)
 
 
