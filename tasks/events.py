@@ -1,16 +1,83 @@
-"""Events that tell the sync what to look at again (stub until the sync lands).
+"""Work to do next, and how it reaches the workers.
 
-Services call ``desired_state_changed`` AFTER their transaction commits, naming the users
-and access lists whose desired state may have moved; the sync enqueues a targeted sync
-(``grantledger.sync.principals``) for them. The periodic full sync covers any change this
-misses, so a lost event only delays, never loses, a change.
+Plain functions of the sync engine never enqueue anything themselves: they return ``Next``
+items ("submit operation 42", "poll it again in 2.4 s") and the thin Celery tasks (or a test
+driver) pass them to ``enqueue`` once the transaction that recorded them has committed.
+
+``desired_state_changed`` is what services call after their transaction commits (a member
+added, a request approved, a role changed): it enqueues a targeted sync for the principals
+concerned. Losing that message only delays the change until the next full sync.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import logging
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+SYNC_FULL = "grantledger.sync.full"
+SYNC_PRINCIPALS = "grantledger.sync.principals"
+PROVISION_SUBMIT = "grantledger.provision.submit"
+POLL_OPERATION = "grantledger.poll.operation"
+POLL_SWEEP = "grantledger.poll.sweep"
+EXPIRY_SWEEP = "grantledger.expiry.sweep"
+IMPORT_REFRESH = "grantledger.import.refresh"
+NOTIFY_SWEEP = "grantledger.notify.sweep"
+
+
+@dataclass(frozen=True)
+class Next:
+    """One task to enqueue: its registered name, arguments, and a delay in seconds."""
+
+    task: str
+    args: tuple[Any, ...] = ()
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+    countdown: float = 0.0
+
+
+def submit(operation_id: int, *, countdown: float = 0.0) -> Next:
+    return Next(PROVISION_SUBMIT, (operation_id,), countdown=countdown)
+
+
+def poll(operation_id: int, *, countdown: float) -> Next:
+    return Next(POLL_OPERATION, (operation_id,), countdown=countdown)
+
+
+def sync_principals(*, users: Iterable[str] = (), lists: Iterable[str] = (),
+                    reason: str = "") -> Next:
+    return Next(SYNC_PRINCIPALS, kwargs={"users": sorted(set(users)),
+                                         "lists": sorted(set(lists)), "reason": reason})
+
+
+def enqueue(work: Iterable[Next], *, app: Any = None) -> int:
+    """Send each item to the broker (``app``: the Celery app, default the project's);
+    the number sent."""
+    items = list(work)
+    if not items:
+        return 0
+    if app is None:
+        from workers.celery_app import celery_app as app
+    for item in items:
+        app.send_task(item.task, args=list(item.args), kwargs=dict(item.kwargs),
+                      countdown=item.countdown or None)
+    return len(items)
 
 
 def desired_state_changed(*, users: Iterable[str] = (), lists: Iterable[str] = (),
                           reason: str) -> None:
-    """No-op placeholder with the shared signature; the sync helper replaces the body."""
+    """Announce (after commit) that what these users / lists should hold has changed.
+
+    Never raises: the change is already committed and the periodic full sync applies it
+    anyway; a broker that is down is logged, not propagated to the caller.
+    """
+    users, lists = sorted(set(users)), sorted(set(lists))
+    if not users and not lists:
+        return
+    try:
+        enqueue([sync_principals(users=users, lists=lists, reason=reason)])
+    except Exception as err:  # noqa: BLE001 - any broker failure; the full sync covers it
+        log.warning("could not enqueue a targeted sync for users=%s lists=%s (%s): %s; "
+                    "the next full sync applies the change", users, lists, reason, err)

@@ -1,0 +1,286 @@
+"""Operations after they are recorded: submit to AWS, poll the status, settle the grants.
+
+``submit_operation``: a QUEUED operation (row-locked, skipped if another worker holds it).
+A create first takes one of the 15 outstanding-create slots (none free: try again shortly)
+and checks whether the assignment already exists (then it is done without a create). The
+AWS request id is stored by the same UPDATE that makes the operation SUBMITTED.
+
+``poll_operation``: asks AWS where a SUBMITTED operation stands. IN_PROGRESS: poll again
+after a growing delay (``poll_first_delay`` x1.6 per poll, at most ``poll_max_delay``);
+no result after ``poll_give_up_after``: FAILED. Settling moves the operation's grants
+(those of its assignment in PROVISIONING for a create, REVOKING for a delete) in the same
+transaction. A delete that fails with AWS's "Received a 404 status error" found nothing to
+delete: that is success. A delete that fails otherwise leaves its grants FAILED (the sync and
+the expiry sweep retry it with backoff) and marks them stuck after
+``revoke_stuck_after_attempts`` tries.
+
+``sweep_operations`` (beat): re-enqueues polls that are overdue and submits that were lost
+(QUEUED for more than ``LOST_SUBMIT_AFTER`` seconds: a flushed Redis, a killed worker).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import Counter
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from models.errors import AwsError
+from models.ledger import operations as ops
+from models.ledger.base import database_time, db_now
+from models.ledger.db import transaction
+from models.ledger.enums import GrantState, OperationKind, OperationState
+from models.ledger.grants import mark_stuck
+from models.ledger.tables import Operation
+from tasks.applier import grant_event, move_grants, record_many
+from tasks.events import Next, poll, submit
+from tasks.planner import GrantView
+from tasks.snapshot import load_live_grants, operation_key
+from workers.aws.adapter import SUCCEEDED, IdentityCenter, OperationStatus
+
+QUEUED, SUBMITTED = OperationState.QUEUED, OperationState.SUBMITTED
+CREATE = OperationKind.CREATE_ASSIGNMENT.value
+ACTOR = "system:provision"
+ALREADY_GONE = "Received a 404 status error"
+SLOT_RETRY_DELAY = 1.0  # seconds before a create waiting for a free slot tries again
+MAX_SUBMIT_ATTEMPTS = 8  # throttled / conflicting submits before the operation FAILS
+POLL_BACKOFF = 1.6
+LOST_SUBMIT_AFTER = 30.0
+LATE_POLL_GRACE = 5.0  # a poll this late is taken as lost and enqueued again
+SWEEP_LIMIT = 500
+
+STUCK_REVOCATIONS = Counter("grantledger_stuck_revocations_total",
+                            "Grants whose revocation kept failing (marked stuck)")
+SETTLED = Counter("grantledger_operations_settled_total", "Operations settled",
+                  ["kind", "outcome"])
+
+
+def poll_delay(poll_count: int, settings: Any) -> float:
+    """Delay before the next status poll: first delay x1.6 per poll so far, capped."""
+    return min(settings.poll_first_delay * POLL_BACKOFF ** (poll_count + 1),
+               settings.poll_max_delay)
+
+
+def submit_retry_delay(attempts: int) -> float:
+    return min(0.5 * 2 ** attempts, 30.0)
+
+
+def slot_ttl(settings: Any) -> float:
+    """A create slot outlives the longest poll (so only a lost worker can leak one)."""
+    return settings.poll_give_up_after + 120.0
+
+
+def _claim(session: Session, operation_id: int, state: OperationState) -> Operation | None:
+    statement = (select(Operation).where(Operation.id == operation_id, Operation.state == state)
+                 .with_for_update(skip_locked=True)
+                 .execution_options(populate_existing=True))
+    return session.scalars(statement).one_or_none()
+
+
+def submit_operation(*, runtime: Any, operation_id: int) -> list[Next]:
+    """Send one QUEUED operation to AWS; what to enqueue next (its first poll, or a retry)."""
+    settings, limiter = runtime.settings, runtime.limiter
+    with transaction(runtime.sessions) as session:
+        operation = _claim(session, operation_id, QUEUED)
+        if operation is None:
+            return []  # done already, or another worker holds it: a duplicate delivery
+        create = operation.kind == CREATE
+        if create and not limiter.try_acquire_create_slot(str(operation.id),
+                                                          ttl=slot_ttl(settings)):
+            return [submit(operation.id, countdown=SLOT_RETRY_DELAY)]
+        try:
+            status = _send(runtime.identity_center, operation)
+        except AwsError as err:
+            return _submit_failed(session, operation, err, runtime)
+        if status is None:  # a create of an assignment that already exists
+            settle(session, operation, succeeded=True, runtime=runtime,
+                   note="assignment already existed; no create needed")
+            return []
+        ops.transition(session, operation_id=operation.id, expected=QUEUED, to=SUBMITTED,
+                       request_id=status.request_id, poll_in_seconds=settings.poll_first_delay)
+        operation.state, operation.request_id = SUBMITTED, status.request_id
+        if status.settled:
+            _settle_status(session, operation, status, runtime)
+            return []
+    return [poll(operation.id, countdown=settings.poll_first_delay)]
+
+
+def _send(identity_center: IdentityCenter, operation: Operation) -> OperationStatus | None:
+    key = operation_key(operation)
+    if operation.kind != CREATE:
+        # No existence check for deletes: a create of the same assignment may still be in
+        # flight, and skipping the delete would let it land for good.
+        return identity_center.delete_assignment(key)
+    held = identity_center.list_assignments_for_principal(
+        principal_type=str(key.principal_type), principal_id=key.principal_id,
+        account_id=key.account_id)
+    if any(record.permission_set_arn == key.permission_set_arn for record in held):
+        return None
+    return identity_center.create_assignment(key)
+
+
+def _submit_failed(session: Session, operation: Operation, err: AwsError,
+                   runtime: Any) -> list[Next]:
+    if operation.kind == CREATE:
+        runtime.limiter.release_create_slot(str(operation.id))
+    if err.retryable:
+        attempts = ops.record_retry(session, operation_id=operation.id, reason=str(err))
+        if attempts is not None and attempts < MAX_SUBMIT_ATTEMPTS:
+            return [submit(operation.id, countdown=submit_retry_delay(attempts))]
+    settle(session, operation, succeeded=False, runtime=runtime, reason=str(err))
+    return []
+
+
+def poll_operation(*, runtime: Any, operation_id: int) -> list[Next]:
+    """Ask AWS where a SUBMITTED operation stands; settle it, or poll again later."""
+    settings = runtime.settings
+    with transaction(runtime.sessions) as session:
+        operation = _claim(session, operation_id, SUBMITTED)
+        if operation is None:
+            return []
+        try:
+            status = _describe(runtime.identity_center, operation)
+        except AwsError as err:
+            if not err.retryable:
+                settle(session, operation, succeeded=False, runtime=runtime, reason=str(err))
+                return []
+            status = None
+        if status is not None and status.settled:
+            _settle_status(session, operation, status, runtime)
+            return []
+        waited = (database_time(session) - operation.submitted_at).total_seconds() \
+            if operation.submitted_at else 0.0
+        if waited >= settings.poll_give_up_after:
+            settle(session, operation, succeeded=False, runtime=runtime,
+                   reason=f"no result from AWS after {waited:.0f}s (still IN_PROGRESS); "
+                          "the next sync checks the assignment again")
+            return []
+        delay = poll_delay(operation.poll_count, settings)
+        ops.reschedule_poll(session, operation_id=operation.id, delay_seconds=delay)
+    return [poll(operation_id, countdown=delay)]
+
+
+def _describe(identity_center: IdentityCenter, operation: Operation) -> OperationStatus:
+    request_id = operation.request_id or ""
+    if operation.kind == CREATE:
+        return identity_center.creation_status(request_id)
+    return identity_center.deletion_status(request_id)
+
+
+def _settle_status(session: Session, operation: Operation, status: OperationStatus,
+                   runtime: Any) -> None:
+    settle(session, operation, succeeded=status.status == SUCCEEDED, runtime=runtime,
+           reason=status.failure_reason or (None if status.status == SUCCEEDED
+                                            else f"AWS status {status.status}"))
+
+
+def settle(session: Session, operation: Operation, *, succeeded: bool, runtime: Any,
+           reason: str | None = None, note: str | None = None) -> None:
+    """Finish an operation and move the grants of its assignment, in one transaction."""
+    create = operation.kind == CREATE
+    if not create and not succeeded and (reason or "").startswith(ALREADY_GONE):
+        succeeded, note = True, f"already gone: {reason}"
+    to = OperationState.SUCCEEDED if succeeded else OperationState.FAILED
+    if not ops.transition(session, operation_id=operation.id, expected=operation.state, to=to,
+                          reason=None if succeeded else reason):
+        return
+    if create:
+        runtime.limiter.release_create_slot(str(operation.id))
+    SETTLED.labels(kind=operation.kind, outcome=to.value).inc()
+    grants = _grants_of(session, operation, GrantState.PROVISIONING if create
+                        else GrantState.REVOKING)
+    if create:
+        _settle_create(session, operation, grants, succeeded, reason or note)
+    else:
+        _settle_delete(session, operation, grants, succeeded, reason, note, runtime.settings)
+
+
+def _grants_of(session: Session, operation: Operation, state: GrantState) -> list[GrantView]:
+    name = (operation.payload or {}).get("principal_name")
+    if not name:
+        return []
+    key = operation_key(operation)
+    grants = load_live_grants(session, keys=[(str(key.principal_type), name, key.account_id,
+                                              key.permission_set_arn)])
+    return [g for g in grants if g.state is state]
+
+
+def _settle_create(session: Session, operation: Operation, grants: list[GrantView],
+                   succeeded: bool, reason: str | None) -> None:
+    to = GrantState.ACTIVE if succeeded else GrantState.FAILED
+    moved = set(move_grants(session, [g.id for g in grants], expected=GrantState.PROVISIONING,
+                            to=to, reason=None if succeeded else reason))
+    action = "grant.activated" if succeeded else "grant.failed"
+    record_many(session, [grant_event(g, actor=ACTOR, action=action, reason=reason,
+                                      request_id=operation.request_id)
+                          for g in grants if g.id in moved])
+
+
+def _settle_delete(session: Session, operation: Operation, grants: list[GrantView],
+                   succeeded: bool, reason: str | None, note: str | None,
+                   settings: Any) -> None:
+    if not grants and (operation.payload or {}).get("change") == "foreign_remove":
+        _audit_foreign_removal(session, operation, succeeded, reason or note)
+    to = GrantState.REVOKED if succeeded else GrantState.FAILED
+    moved = set(move_grants(session, [g.id for g in grants], expected=GrantState.REVOKING,
+                            to=to, reason=None if succeeded else reason))
+    done = [g for g in grants if g.id in moved]
+    action = "grant.revoked" if succeeded else "grant.revoke_failed"
+    events = [grant_event(g, actor=ACTOR, action=action, reason=note or reason,
+                          request_id=operation.request_id) for g in done]
+    if not succeeded:
+        for grant in done:
+            if grant.attempts >= settings.revoke_stuck_after_attempts and mark_stuck(
+                    session, grant_id=grant.id):
+                STUCK_REVOCATIONS.inc()
+                events.append(grant_event(grant, actor=ACTOR, action="grant.stuck", reason=(
+                    f"revocation failed {grant.attempts} times; still retried: {reason}")))
+    record_many(session, events)
+
+
+def _audit_foreign_removal(session: Session, operation: Operation, succeeded: bool,
+                           reason: str | None) -> None:
+    key = operation_key(operation)
+    record_many(session, [{
+        "actor": ACTOR, "action": "assignment.foreign_removed" if succeeded
+        else "assignment.foreign_remove_failed", "target_kind": "assignment",
+        "target": f"{key.principal_type}:{key.principal_id}@{key.account_id}/"
+                  f"{key.permission_set_arn}", "reason": reason,
+        "request_id": operation.request_id, "account_id": key.account_id}])
+
+
+def give_up(*, runtime: Any, operation_id: int, reason: str) -> bool:
+    """Poison work: end an unsettled operation FAILED with ``reason`` (bounded attempts)."""
+    with transaction(runtime.sessions) as session:
+        for state in (QUEUED, SUBMITTED):
+            operation = _claim(session, operation_id, state)
+            if operation is not None:
+                settle(session, operation, succeeded=False, runtime=runtime, reason=reason)
+                return True
+    return False
+
+
+def sweep_operations(*, runtime: Any) -> list[Next]:
+    """Re-enqueue overdue polls and lost submits (each at most once per grace period)."""
+    with transaction(runtime.sessions) as session:
+        late = list(session.scalars(
+            select(Operation).where(Operation.state == SUBMITTED,
+                                    Operation.next_poll_at <= db_now(-LATE_POLL_GRACE))
+            .order_by(Operation.next_poll_at).limit(SWEEP_LIMIT)
+            .with_for_update(skip_locked=True)))
+        for operation in late:
+            ops.reschedule_poll(session, operation_id=operation.id,
+                                delay_seconds=runtime.settings.poll_max_delay)
+        lost = list(session.scalars(
+            select(Operation.id).where(
+                Operation.state == QUEUED, Operation.created_at <= db_now(-LOST_SUBMIT_AFTER),
+                or_(Operation.next_poll_at.is_(None), Operation.next_poll_at <= db_now()))
+            .order_by(Operation.id).limit(SWEEP_LIMIT).with_for_update(skip_locked=True)))
+        if lost:
+            # next_poll_at of a QUEUED operation = when the sweep may resubmit it again
+            session.execute(update(Operation).where(Operation.id.in_(lost),
+                                                    Operation.state == QUEUED)
+                            .values(next_poll_at=db_now(LOST_SUBMIT_AFTER))
+                            .execution_options(synchronize_session=False))
+    return [poll(o.id, countdown=0) for o in late] + [submit(i) for i in lost]
