@@ -163,7 +163,10 @@ def classify_client_error(err: ClientError, *, service: str, api: str) -> AwsErr
     message = _one_line(err.response.get("Error", {}).get("Message", "") or code)
     request_id = err.response.get("ResponseMetadata", {}).get("RequestId", "")
     fields = {"api": api, "code": code, "request_id": request_id}
-    if code in DENIED_CODES:
+    status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+    # A 403 whose body botocore could not read (its code is then the status) still means a
+    # missing permission: moto answers JSON-protocol services with an XML AccessDenied.
+    if code in DENIED_CODES or (status == 403 and code in ("", "403")):
         action = iam_action(service, api)
         return AwsAccessDenied(f"{api} denied: the integration lacks {action} ({message})",
                                action=action, **fields)
