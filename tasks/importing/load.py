@@ -156,7 +156,7 @@ def rename_roles(session: Session, renames: Mapping[str, str], *, actor: str) ->
         session.execute(update(ROLES).where(ROLES.c.name == old)
                         .values(name=new, updated_at=db_now()))
     for table, column in ((LISTS, LISTS.c.granted_roles), (USERS, USERS.c.roles)):
-        for name, roles in session.execute(select(table.c.name, column)).tuples():
+        for name, roles in session.execute(select(table.c.name, column)):
             if any(role in renames for role in roles):
                 session.execute(update(table).where(table.c.name == name).values(
                     {column.key: [renames.get(role, role) for role in roles],
