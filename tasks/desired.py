@@ -18,11 +18,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from models.domain import AccountAssignment, MemberKind, RoleResource
+from models.domain import AccountAssignment, RoleResource
 from models.flatten import flatten
 from models.ledger.enums import SourceKind
 from models.policy import CatalogIndex, allowed_assignments
-from tasks.snapshot import GROUP, USER, Scope, Snapshot, UserState
+from tasks.snapshot import GROUP, USER, Scope, Snapshot, UserState, pushed_lists
 
 GrantKey = tuple[str, str, str, str, str, str]
 """(principal_type, principal_name, account_id, permission_set_arn, source_kind, source_id)"""
@@ -151,32 +151,14 @@ def _imported_grants(snapshot: Snapshot, active: set[str],
 def membership_lists(desired: DesiredState, snapshot: Snapshot) -> list[str]:
     """The synced lists whose group memberships a sync in ``snapshot.scope`` must push.
 
-    A full sync: all. A targeted one: the scoped lists and the lists nesting them, the
-    lists the scoped users belong to, and every list when a scoped user is suspended or
-    gone (they must leave groups we cannot name from the ledger alone).
+    A full sync: all. A targeted one: ``snapshot.pushed_lists`` (the scoped lists, the lists
+    nesting them, the scoped users' lists); every list when a scoped user is suspended or
+    gone (they must leave groups the ledger no longer names for them).
     """
     scope = snapshot.scope
-    if scope.full:
-        return sorted(desired.members)
-    wanted = set(_with_ancestors(scope.lists or frozenset(), snapshot))
     users = scope.users or frozenset()
-    if any(name not in snapshot.users or snapshot.users[name].suspended for name in users):
+    if scope.full or any(name not in snapshot.users or snapshot.users[name].suspended
+                         for name in users):
         return sorted(desired.members)
-    wanted.update(name for name, members in desired.members.items() if members & users)
-    return sorted(wanted & set(desired.members))
-
-
-def _with_ancestors(lists: Iterable[str], snapshot: Snapshot) -> set[str]:
-    """The lists and every list nesting them, directly or not."""
-    parents: dict[str, set[str]] = {}
-    for name, access_list in snapshot.lists.items():
-        for member in access_list.spec.members:
-            if member.kind is MemberKind.ACCESS_LIST:
-                parents.setdefault(member.name, set()).add(name)
-    found, stack = set(lists), list(lists)
-    while stack:
-        for parent in parents.get(stack.pop(), ()):
-            if parent not in found:
-                found.add(parent)
-                stack.append(parent)
-    return found
+    flat = flatten(snapshot.lists, at=snapshot.now)
+    return sorted(pushed_lists(scope, snapshot.lists, flat) & set(desired.members))

@@ -7,9 +7,10 @@ several grants (sources) may share one assignment, which exists while any of the
 - a grant waiting to be created (PENDING, or FAILED while being created): ``activate`` when
   AWS already has the assignment (no AWS call), else join the create in flight, else
   ``create``;
-- PROVISIONING/ACTIVE grants whose assignment is missing from AWS (deleted outside
-  grantledger, or its create lost): ``create`` again; PROVISIONING grants whose assignment
-  is there and no create is in flight: ``activate``;
+- PROVISIONING grants whose assignment is in AWS: ``activate`` (even with their create
+  still recorded in flight: a crash may have lost its request id); PROVISIONING/ACTIVE
+  grants whose assignment is missing and no create in flight (deleted outside grantledger,
+  or its create lost): ``create`` again;
 - grants being revoked (REVOKING, or FAILED while being revoked): ``retire`` (REVOKED, no AWS
   call) when another live grant still backs the assignment or AWS does not have it; else one
   ``delete`` per assignment. A failed delete is retried only after a growing backoff.
@@ -248,12 +249,14 @@ def _plan_creation(key: AssignmentKey, name: str, members: list[GrantView],
         return [Change(ChangeKind.CREATE, key, ids, "new grant", name,
                        generation=_generation(waiting, retry_bump=True))]
     held = [g for g in members if g.state in (PROVISIONING, ACTIVE) and g.backs(aws.now)]
-    if not held or in_flight is not None:
-        return []
     provisioning = [g for g in held if g.state is PROVISIONING]
     if present:
+        # AWS is the truth: also heals a create whose request id was never saved (a crash
+        # between the call and the commit), whatever its operation row still says.
         return [Change(ChangeKind.ACTIVATE, key, _ids(provisioning),
                        "assignment already in AWS", name)] if provisioning else []
+    if not held or in_flight is not None:
+        return []
     return [Change(ChangeKind.CREATE, key, (), "assignment missing from AWS "
                    "(deleted outside grantledger, or its create was lost)", name,
                    generation=_generation(held, retry_bump=False))]

@@ -143,7 +143,7 @@ def load_snapshot(session: Session, *, scope: Scope = FULL) -> Snapshot:
     now = database_time(session)
     lists, group_ids = load_lists(session)
     accounts, permission_sets = _load_catalog_rows(session)
-    users = load_users(session, names=_users_in_scope(scope, lists, now))
+    users = load_users(session, names=_users_in_scope(session, scope, lists, now))
     return Snapshot(
         now=now, users=users, roles=load_roles(session), lists=lists, group_ids=group_ids,
         requests=load_approved_requests(session, users=scope.users),
@@ -156,17 +156,48 @@ def load_snapshot(session: Session, *, scope: Scope = FULL) -> Snapshot:
     )
 
 
-def _users_in_scope(scope: Scope, lists: Mapping[str, AccessListResource],
+def _users_in_scope(session: Session, scope: Scope, lists: Mapping[str, AccessListResource],
                     now: datetime) -> Collection[str] | None:
-    """None (all users) for a full sync; else the scoped users and the members of the
-    scoped lists (their groups' memberships are pushed)."""
+    """The users a sync must know: all for a full sync, or when a scoped user is suspended
+    or gone (every group may have to drop them); else the scoped users and every member of
+    the lists whose groups the sync pushes (``pushed_lists``)."""
     if scope.full:
         return None
-    names = set(scope.users or ())
+    users = scope.users or frozenset()
+    known = load_users(session, names=users)
+    if any(name not in known or known[name].suspended for name in users):
+        return None
     members = flatten(lists, at=now)
-    for list_name in scope.lists or ():
+    names = set(users)
+    for list_name in pushed_lists(scope, lists, members):
         names.update(members.get(list_name, ()))
     return names
+
+
+def pushed_lists(scope: Scope, lists: Mapping[str, AccessListResource],
+                 members: Mapping[str, frozenset[str]]) -> set[str]:
+    """The lists whose group membership a targeted sync pushes: the scoped lists, every list
+    nesting them (their flattened members change too), and the lists of the scoped users."""
+    users = scope.users or frozenset()
+    found = with_ancestors(scope.lists or frozenset(), lists)
+    found.update(name for name, flat in members.items() if flat & users)
+    return found
+
+
+def with_ancestors(names: Iterable[str], lists: Mapping[str, AccessListResource]) -> set[str]:
+    """The lists and every list nesting them, directly or not."""
+    parents: dict[str, set[str]] = {}
+    for name, access_list in lists.items():
+        for member in access_list.spec.members:
+            if member.kind is MemberKind.ACCESS_LIST:
+                parents.setdefault(member.name, set()).add(name)
+    found, stack = set(names), list(names)
+    while stack:
+        for parent in parents.get(stack.pop(), ()):
+            if parent not in found:
+                found.add(parent)
+                stack.append(parent)
+    return found
 
 
 def load_users(session: Session, *, names: Collection[str] | None = None
