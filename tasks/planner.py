@@ -227,6 +227,8 @@ def _without_principal(name_key: NameKey, members: list[GrantView]) -> list[Chan
 
 def _plan_assignment(key: AssignmentKey, name: str, members: list[GrantView],
                      aws: _Actual) -> list[Change]:
+    if key in aws.present and all(g.state is ACTIVE for g in members):
+        return []  # the steady state, almost every assignment: nothing to decide
     changes = _plan_creation(key, name, members, aws)
     revoking = [g for g in members if g.being_revoked]
     if revoking:
