@@ -101,20 +101,17 @@ def _plan_principals(inventory: Inventory, view: LedgerView, catalog: Catalog,
     adopted, drift = split_groups(inventory.groups, view, adopt_new_groups=adopt_new_groups)
     wanted = users_wanted(inventory, view, adopted=adopted, owners=default_owners)
     names, users = plan_users(inventory.users, view, wanted=wanted)
-    list_names = name_lists(adopted, view)
     by_group = group_pairs(inventory.assignments, catalog)
     roles = system_role_rows({p for g in adopted for p in by_group[g.group_id]},
                              catalog=catalog, view=view)
-    role_names = {(row.account_id, row.permission_set_arn): row.name for row in roles}
+    list_names = name_lists(adopted, view)
     owners = tuple(dict.fromkeys(resolve_owner(o, inventory=inventory, view=view, names=names)
                                  for o in default_owners))
-    lists = tuple(ImportedList(
-        name=list_names[g.group_id], title=g.display_name or list_names[g.group_id],
-        description=g.description or "", group_id=g.group_id, owners=owners,
-        members=tuple(sorted({names[u] for u in inventory.members.get(g.group_id, ())
-                              if u in names})),
-        granted_roles=tuple(sorted(role_names[p] for p in by_group[g.group_id])),
-    ) for g in adopted)
+    role_names = {(r.account_id, r.permission_set_arn): r.name for r in roles}
+    lists = tuple(_access_list(g, name=list_names[g.group_id], owners=owners,
+                               members=inventory.members.get(g.group_id, ()), names=names,
+                               roles=[role_names[pair] for pair in by_group[g.group_id]])
+                  for g in adopted)
     grants = imported_grants(inventory.assignments, catalog=catalog, lists=list_names,
                              users=names if not view.enrolled else {})
     skipped = explain_skipped(inventory, catalog=catalog, adopted=adopted, names=names,
@@ -122,6 +119,16 @@ def _plan_principals(inventory: Inventory, view: LedgerView, catalog: Catalog,
     return _replace(catalog_plan, users=users, system_roles=roles, access_lists=lists,
                     grants=grants, drift_groups=tuple(drift),
                     vanished_groups=vanished_groups(inventory.groups, view), skipped=skipped)
+
+
+def _access_list(group: GroupRecord, *, name: str, owners: tuple[str, ...],
+                 members: Iterable[str], names: Mapping[str, str],
+                 roles: Iterable[str]) -> ImportedList:
+    return ImportedList(
+        name=name, title=group.display_name or name, description=group.description or "",
+        group_id=group.group_id, owners=owners,
+        members=tuple(sorted({names[uid] for uid in members if uid in names})),
+        granted_roles=tuple(sorted(roles)))
 
 
 # --- groups ------------------------------------------------------------------------------
@@ -175,6 +182,8 @@ def users_wanted(inventory: Inventory, view: LedgerView, *, adopted: Sequence[Gr
     adopted groups and owners who are not ledger users yet."""
     if not view.enrolled:
         return {u.user_id for u in inventory.users}
+    if not adopted:  # nothing to own or join: a user deleted from the ledger stays deleted
+        return set()
     wanted = {uid for g in adopted for uid in inventory.members.get(g.group_id, ())}
     wanted |= {u.user_id for u in inventory.users
                if u.user_name in owners and u.user_name not in view.users}

@@ -267,3 +267,10 @@ def test_default_owners_must_exist_somewhere(edge: Inventory) -> None:
     check_default_owners(["alice", "carol"], edge, LedgerView(users={"carol": None}))
     with pytest.raises(InputError, match="mallory, trent"):
         check_default_owners(["alice", "mallory", "trent"], edge, LedgerView())
+
+
+def test_a_refresh_does_not_bring_back_a_user_deleted_from_the_ledger(
+        small: Inventory) -> None:
+    view = view_after(plan_import(small, LedgerView(), default_owners=["alice"]))
+    without_alice = replace(view, users={n: p for n, p in view.users.items() if n != "alice"})
+    assert plan_import(small, without_alice).users == ()
