@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -24,7 +25,8 @@ def sandbox_settings(sandbox: Sandbox, database_url: str, **changes: Any) -> Set
     return Settings(
         database_url=database_url, broker_url="memory://", aws_endpoint_url=sandbox.endpoint_url,
         instance_arn=sandbox.instance_arn, identity_store_id=sandbox.identity_store_id,
-        sso_admin_rate=10_000, identitystore_rate=10_000, **changes)
+        scim_url=sandbox.scim_url, scim_token=SecretStr(sandbox.scim_token),
+        sso_admin_rate=10_000, identitystore_rate=10_000, scim_rate=10_000, **changes)
 
 
 def ledger_dump(sessions: sessionmaker[Session]) -> dict[str, list[dict[str, Any]]]:

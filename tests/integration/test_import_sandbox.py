@@ -68,6 +68,22 @@ def test_imported_grants_are_active_and_match_aws_exactly(runtime: Runtime,
     assert not [c for c in sandbox.calls() if "Create" in c or "Delete" in c]
 
 
+@pytest.mark.parametrize("ledger_url", ["postgres"], indirect=True)
+def test_the_first_sync_after_enrolment_changes_nothing(runtime: Runtime,
+                                                        sandbox: Sandbox) -> None:
+    from tasks.sync import full_sync
+
+    enrol(runtime)
+    before, calls = ledger_dump(runtime.sessions), sandbox.calls()
+    report = full_sync(runtime=runtime)
+    assert report.changes == [] and report.errors == []
+    assert report.counts["grants_inserted"] == report.counts["grants_revoked"] == 0
+    writes = [api for api, n in sandbox.calls().items()
+              if n != calls.get(api, 0) and not api.split(":")[1].startswith(("List", "Get"))]
+    assert writes == []  # no assignment, user, group or membership was touched in AWS
+    assert ledger_dump(runtime.sessions)["grants"] == before["grants"]
+
+
 def test_a_second_import_changes_nothing(runtime: Runtime) -> None:
     enrol(runtime)
     first, trail = ledger_dump(runtime.sessions), audit_actions(runtime.sessions)
