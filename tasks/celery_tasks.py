@@ -54,23 +54,30 @@ class OperationTask(Task):
 
 
 @celery_app.task(name=events.SYNC_FULL, **RETRY)
-def sync_full(self: Task) -> dict[str, Any]:
-    """The periodic (and manual) full sync."""
-    from tasks.sync import full_sync
+def sync_full(self: Task, report_key: str | None = None) -> dict[str, Any]:
+    """The periodic (and manual) full sync; ``report_key``: where `sync --wait` looks."""
+    from tasks.sync import full_sync, save_report
 
-    report = full_sync(runtime=get_runtime())
+    runtime = get_runtime()
+    report = full_sync(runtime=runtime)
     enqueue(report.next_work())
+    if report_key:
+        save_report(runtime=runtime, key=report_key, report=report)
     return report.summary()
 
 
 @celery_app.task(name=events.SYNC_PRINCIPALS, **RETRY)
 def sync_principals(self: Task, users: list[str] | None = None, lists: list[str] | None = None,
-                    reason: str = "") -> dict[str, Any]:
+                    reason: str = "", report_key: str | None = None) -> dict[str, Any]:
     """A targeted sync: what changed for these users and access lists."""
+    from tasks.sync import save_report
     from tasks.sync import sync_principals as run
 
-    report = run(runtime=get_runtime(), users=users or (), lists=lists or (), reason=reason)
+    runtime = get_runtime()
+    report = run(runtime=runtime, users=users or (), lists=lists or (), reason=reason)
     enqueue(report.next_work())
+    if report_key:
+        save_report(runtime=runtime, key=report_key, report=report)
     return report.summary()
 
 

@@ -135,11 +135,11 @@ def sync_principals(*, runtime: Any, users: Iterable[str] = (), lists: Iterable[
     return run_sync(runtime=runtime, scope=scope, dry_run=dry_run, reason=reason)
 
 
-def reprovision_user(*, runtime: Any, user: str) -> SyncReport:
-    """Re-create a user deleted from Identity Center outside grantledger, then its access.
+def restore_directory_user(*, runtime: Any, user: str) -> str:
+    """Make sure a user exists in Identity Center; its id (new if it had to be re-created).
 
-    Finds the user by userName; if it is gone, creates it again and stores the new id.
-    The targeted sync that follows re-creates its assignments and group memberships.
+    Finds the user by userName; if it is gone (deleted outside grantledger), creates it
+    again, and stores the id on the user and its live grants.
     """
     with transaction(runtime.sessions) as session:
         row = session.get(tables.User, user)
@@ -157,7 +157,20 @@ def reprovision_user(*, runtime: Any, user: str) -> SyncReport:
             save_user_id(session, name=user, principal_id=pushed.id,
                          external_id=pushed.external_id, adopted=pushed.adopted,
                          action="user.reprovisioned")
+    return pushed.id
+
+
+def reprovision_user(*, runtime: Any, user: str) -> SyncReport:
+    """``restore_directory_user``, then a targeted sync re-creating the user's assignments
+    and group memberships."""
+    restore_directory_user(runtime=runtime, user=user)
     return sync_principals(runtime=runtime, users=[user], reason="reprovision")
+
+
+def save_report(*, runtime: Any, key: str, report: SyncReport) -> None:
+    """Keep a sync's summary under ``key`` (kv) for whoever waits for it (`sync --wait`)."""
+    with transaction(runtime.sessions) as session:
+        write_state(session, key, report.summary())
 
 
 def run_sync(*, runtime: Any, scope: Scope, dry_run: bool, reason: str = "") -> SyncReport:

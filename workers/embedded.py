@@ -20,16 +20,11 @@ from contextlib import ExitStack
 from typing import Any
 
 from celery import Celery
-from sqlalchemy import func, select
 
 from models.errors import ConfigError
-from models.ledger import tables
-from models.ledger.enums import GrantState, OperationState
 from tasks.events import NOTIFY_SWEEP
 from workers.runtime import Runtime, set_runtime
 
-UNSETTLED_GRANTS = (GrantState.PENDING, GrantState.PROVISIONING, GrantState.REVOKING)
-UNSETTLED_OPERATIONS = (OperationState.QUEUED, OperationState.SUBMITTED)
 IDLE_POLL = 0.05
 BEAT_TICK = 0.1
 
@@ -114,14 +109,12 @@ class EmbeddedWorker:
         from celery.worker import state
         from kombu.transport.memory import Channel
 
+        from tasks.sync_views import unsettled
+
         with self.runtime.sessions() as session:
-            operations = session.scalar(select(func.count()).select_from(tables.Operation)
-                                        .where(tables.Operation.state.in_(UNSETTLED_OPERATIONS)))
-            grants = session.scalar(select(func.count()).select_from(tables.Grant)
-                                    .where(tables.Grant.state.in_(UNSETTLED_GRANTS)))
+            work = unsettled(session)
         return {"messages": sum(q.qsize() for q in list(Channel.queues.values())),
-                "tasks": len(state.active_requests) + len(state.reserved_requests),
-                "operations": operations or 0, "grants": grants or 0}
+                "tasks": len(state.active_requests) + len(state.reserved_requests), **work}
 
     def run_until_idle(self, timeout: float) -> bool:
         """Wait until ``pending()`` is all zero (True) or ``timeout`` seconds pass (False)."""

@@ -1,3 +1,312 @@
-"""CLI commands: sync (filled in as the capability lands)."""
+"""Sync commands: `plan`, `sync`, `worker`, `beat`, `get grants`, `get operations`.
+
+Where the work runs depends on the broker (GRANTLEDGER_BROKER_URL):
+- embedded (``memory://``): `sync` runs the sync in this process with an in-process worker,
+  until nothing is left to do (or --timeout);
+- Redis: `sync` enqueues the sync for the workers; with --wait it follows the ledger until
+  the sync ran and its work settled (or --timeout), with a live progress line.
+`plan` (and `sync --dry-run`) always computes the plan here and changes nothing.
+"""
 
 from __future__ import annotations
+
+import time
+import uuid
+from typing import Any
+
+import typer
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from workers.cli.app import app, get_app
+from workers.cli.output import OutputOption, emit, stderr
+
+PLAN_COLUMNS = ("change", "principal", "account", "permission_set", "grants", "reason")
+GRANT_COLUMNS = ("id", "principal", "account", "permission_set", "source", "state",
+                 "expires_at", "reason")
+OPERATION_COLUMNS = ("id", "kind", "principal", "account", "permission_set", "state",
+                     "request_id", "attempts", "reason")
+WAIT_POLL = 0.5
+UserOption = typer.Option([], "--user", "-u", help="Only this user (repeatable).")
+ListOption = typer.Option([], "--list", "-l", help="Only this access list (repeatable).")
+
+
+def _runtime() -> Any:
+    from workers.runtime import get_runtime
+
+    return get_runtime()
+
+
+def _dry_run(users: list[str], lists: list[str]) -> Any:
+    from tasks.sync import full_sync, sync_principals
+
+    if users or lists:
+        return sync_principals(runtime=_runtime(), users=users, lists=lists, dry_run=True)
+    return full_sync(runtime=_runtime(), dry_run=True)
+
+
+def _emit_plan(report: Any, output: str) -> None:
+    counts = {k: v for k, v in sorted(report.counts.items()) if v}
+    if output == "table":
+        summary = ", ".join(f"{k} {v}" for k, v in counts.items()) or "nothing to do"
+        emit(report.plan_rows(), fmt=output, columns=PLAN_COLUMNS,
+             title=f"plan ({summary}); nothing applied")
+        return
+    emit({"counts": counts, "changes": report.plan_rows(), "errors": report.errors},
+         fmt=output)
+
+
+@app.command("plan")
+def plan_command(users: list[str] = UserOption, lists: list[str] = ListOption,
+                 output: str = OutputOption) -> None:
+    """Show what a sync would change in Identity Center; change nothing.
+
+    Lists every assignment to create, delete, activate (already in AWS) or retire (another
+    grant still backs it, or AWS no longer has it), and the assignments no grant explains.
+
+    Examples:
+      grantledger plan
+      grantledger plan --user alice -o json
+    """
+    _emit_plan(_dry_run(users, lists), output)
+
+
+@app.command("sync")
+def sync_command(
+    dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; apply nothing."),
+    wait: bool = typer.Option(False, "--wait", help="With Redis: wait until the sync ran "
+                              "and its AWS operations settled (embedded mode always waits)."),
+    timeout: float = typer.Option(300.0, "--timeout", min=1, help="Seconds to wait."),
+    user: str | None = typer.Option(None, "--user", "-u", help="Sync only this user."),
+    reprovision: bool = typer.Option(False, "--reprovision", help="With --user: re-create "
+                                     "the user in Identity Center if it was deleted there, "
+                                     "then its assignments and group memberships."),
+    output: str = OutputOption,
+) -> None:
+    """Make Identity Center match the ledger now (the periodic sync does it every 5 minutes).
+
+    Exit 1 when work is still pending at --timeout (see `grantledger get operations`).
+
+    Examples:
+      grantledger sync --wait
+      grantledger sync --user alice --reprovision --wait
+      grantledger sync --dry-run
+    """
+    if reprovision and not user:
+        raise typer.BadParameter("--reprovision needs --user", param_hint="--reprovision")
+    if dry_run:
+        _emit_plan(_dry_run([user] if user else [], []), output)
+        return
+    runtime = _runtime()
+    if runtime.settings.broker_url.startswith("memory"):
+        summary, pending = _sync_embedded(runtime, user, reprovision, timeout, output)
+    else:
+        summary, pending = _sync_enqueued(runtime, user, reprovision, wait, timeout, output)
+    emit({**summary, "pending": pending}, fmt=output, title="sync")
+    if pending and any(pending.values()):
+        stderr.print(f"still pending after {timeout:g}s: {pending}; follow it with "
+                     "`grantledger get operations --state SUBMITTED` or `grantledger status`")
+        raise typer.Exit(1)
+
+
+def _sync_embedded(runtime: Any, user: str | None, reprovision: bool, timeout: float,
+                   output: str) -> tuple[dict[str, Any], dict[str, int]]:
+    from tasks.events import enqueue
+    from tasks.sync import full_sync, reprovision_user, sync_principals
+    from workers.embedded import EmbeddedWorker
+
+    with EmbeddedWorker(runtime, beat=False) as worker:
+        if reprovision and user:
+            report = reprovision_user(runtime=runtime, user=user)
+        elif user:
+            report = sync_principals(runtime=runtime, users=[user], reason="cli")
+        else:
+            report = full_sync(runtime=runtime)
+        enqueue(report.next_work())
+        deadline = time.monotonic() + timeout
+        with _progress(output) as show:
+            pending = worker.pending()
+            while any(pending.values()) and time.monotonic() < deadline:
+                show(pending)
+                time.sleep(WAIT_POLL / 5)
+                pending = worker.pending()
+    return report.summary(), {k: v for k, v in pending.items() if v}
+
+
+def _sync_enqueued(runtime: Any, user: str | None, reprovision: bool, wait: bool,
+                   timeout: float, output: str) -> tuple[dict[str, Any], dict[str, int] | None]:
+    from tasks.events import SYNC_FULL, SYNC_PRINCIPALS, Next, enqueue
+    from tasks.sync import restore_directory_user
+
+    if reprovision and user:
+        restore_directory_user(runtime=runtime, user=user)
+    key = f"sync.report.{uuid.uuid4().hex}" if wait else None
+    task = Next(SYNC_PRINCIPALS, kwargs={"users": [user], "reason": "cli", "report_key": key}) \
+        if user else Next(SYNC_FULL, kwargs={"report_key": key})
+    enqueue([task])
+    if not wait:
+        return {"enqueued": task.task, "users": [user] if user else "all"}, None
+    return _follow(runtime, key or "", timeout, output)
+
+
+def _follow(runtime: Any, key: str, timeout: float,
+            output: str) -> tuple[dict[str, Any], dict[str, int]]:
+    """Wait for the sync's report, then for its operations to settle (or the deadline)."""
+    from sqlalchemy import delete
+
+    from models.ledger.db import transaction
+    from models.ledger.kv import read_state
+    from models.ledger.tables import KvState
+    from tasks.sync_views import unsettled
+
+    deadline = time.monotonic() + timeout
+    summary: dict[str, Any] | None = None
+    pending = {"sync": 1}
+    with _progress(output) as show:
+        while time.monotonic() < deadline:
+            with runtime.sessions() as session:
+                summary = summary or read_state(session, key)
+                pending = unsettled(session) if summary else {"sync": 1}
+            if summary and not any(pending.values()):
+                break
+            show(pending)
+            time.sleep(WAIT_POLL)
+    with transaction(runtime.sessions) as session:
+        session.execute(delete(KvState).where(KvState.key == key))
+    return summary or {"sync": "not run yet: are workers running? (grantledger worker)"}, \
+        {k: v for k, v in pending.items() if v}
+
+
+class _progress:
+    """A one-line live display of what is pending (silent for -o json/yaml)."""
+
+    def __init__(self, output: str) -> None:
+        self.enabled = output == "table"
+        self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                  TimeElapsedColumn(), console=stderr, transient=True)
+        self._task: Any = None
+
+    def __enter__(self) -> Any:
+        if self.enabled:
+            self._progress.start()
+            self._task = self._progress.add_task("syncing", total=None)
+        return self.show
+
+    def show(self, pending: dict[str, int]) -> None:
+        if self.enabled:
+            text = ", ".join(f"{k}: {v}" for k, v in pending.items() if v) or "settling"
+            self._progress.update(self._task, description=f"waiting ({text})")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.enabled:
+            self._progress.stop()
+
+
+# --- processes ---------------------------------------------------------------------------------
+
+
+def _require_redis() -> Any:
+    from models.errors import ConfigError
+    from workers.settings import get_settings
+
+    settings = get_settings()
+    if not settings.uses_redis:
+        raise ConfigError(
+            f"GRANTLEDGER_BROKER_URL is {settings.broker_url!r}: a separate worker or beat "
+            "process cannot share an in-process broker",
+            hint="set GRANTLEDGER_BROKER_URL=redis://HOST:6379/0, or use `grantledger sync` "
+                 "(embedded) / `grantledger run` (single process)")
+    return settings
+
+
+@app.command("worker")
+def worker_command(
+    concurrency: int = typer.Option(2, "--concurrency", "-c", min=1,
+                                    help="Processes executing tasks."),
+    queues: list[str] = typer.Option([], "--queues", "-Q", help="Queues to consume "
+                                     "(repeatable; default: all)."),
+    loglevel: str = typer.Option("INFO", "--loglevel"),
+) -> None:
+    """Run a Celery worker for the sync, provisioning, polling, expiry, import and notify
+    queues (the same as `celery -A workers.celery_app worker`).
+
+    Example: grantledger worker --concurrency 4
+    """
+    _require_redis()
+    from workers.celery_app import QUEUES, celery_app
+
+    unknown = sorted(set(queues) - set(QUEUES))
+    if unknown:
+        raise typer.BadParameter(f"unknown queue(s) {', '.join(unknown)}; choose from "
+                                 f"{', '.join(QUEUES)}", param_hint="--queues")
+    celery_app.worker_main(["worker", f"--concurrency={concurrency}",
+                            f"--queues={','.join(queues or QUEUES)}", f"--loglevel={loglevel}"])
+
+
+@app.command("beat")
+def beat_command(loglevel: str = typer.Option("INFO", "--loglevel")) -> None:
+    """Run the scheduler: full sync, import refresh, expiry and poll sweeps on their intervals.
+
+    Several may run; a Redis lock (celery-redbeat) keeps exactly one of them sending.
+
+    Example: grantledger beat
+    """
+    _require_redis()
+    from workers.celery_app import celery_app
+
+    celery_app.Beat(scheduler="redbeat.RedBeatScheduler", loglevel=loglevel,
+                    max_interval=1).run()
+
+
+# --- get grants | operations -------------------------------------------------------------------
+
+
+@get_app.command("grants")
+def get_grants_command(
+    user: str | None = typer.Option(None, "--user", "-u", help="Grants of this user and of "
+                                    "the access lists (groups) it belongs to."),
+    state: str | None = typer.Option(None, "--state", "-s", help="Only this state (default: "
+                                     "every state but REVOKED)."),
+    stuck: bool = typer.Option(False, "--stuck", help="Only revocations that keep failing."),
+    output: str = OutputOption,
+) -> None:
+    """Grants in the ledger, with their state, expiry and AWS's failure reason.
+
+    Examples:
+      grantledger get grants --user alice
+      grantledger get grants --state FAILED -o json
+      grantledger get grants --stuck
+    """
+    from tasks.sync_views import GRANT_STATES, grant_rows
+
+    state = _state(state, GRANT_STATES)
+    with _runtime().sessions() as session:
+        rows = grant_rows(session, user=user, state=state, stuck=stuck)
+    emit(rows, fmt=output, columns=GRANT_COLUMNS, title=f"grants ({len(rows)})")
+
+
+@get_app.command("operations")
+def get_operations_command(
+    state: str | None = typer.Option(None, "--state", "-s", help="Only this state."),
+    limit: int = typer.Option(200, "--limit", min=1, help="The most recent N."),
+    output: str = OutputOption,
+) -> None:
+    """AWS operations (assignment creates and deletes): state, AWS request id, attempts and
+    the failure reason.
+
+    Example: grantledger get operations --state FAILED
+    """
+    from tasks.sync_views import OPERATION_STATES, operation_rows
+
+    state = _state(state, OPERATION_STATES)
+    with _runtime().sessions() as session:
+        rows = operation_rows(session, state=state, limit=limit)
+    emit(rows, fmt=output, columns=OPERATION_COLUMNS, title=f"operations ({len(rows)})")
+
+
+def _state(value: str | None, allowed: tuple[str, ...]) -> str | None:
+    if value is None:
+        return None
+    if value.upper() not in allowed:
+        raise typer.BadParameter(f"unknown state {value!r}; choose from {', '.join(allowed)}",
+                                 param_hint="--state")
+    return value.upper()
