@@ -1,0 +1,72 @@
+"""Fixtures for the API tests (loaded through ``pytest_plugins``; helpers in api_support).
+
+The API runs in-process (FastAPI's TestClient) over a Runtime pointed at a PostgreSQL
+database of its own, migrated once and emptied after every test (the append-only audit
+trail aside). The world is the access-request tests' one: Production / Staging / Sandbox
+accounts, four permission sets with their system roles, the example roles, and users
+alice (developer), bob and carol (security reviewers), dave (developer + break-glass).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+from fastapi.testclient import TestClient
+
+from models.ledger import migrate
+from models.ledger.db import transaction
+from tests.integration.api_support import api_settings
+from tests.integration.requests_support import ROLES, World, add_catalog
+from tests.integration.services_support import wipe
+from workers.api import create_app
+from workers.runtime import Runtime
+
+
+@pytest.fixture(scope="session")
+def api_db_url(pg_url: str) -> Iterator[str]:
+    """A migrated PostgreSQL database for the API tests alone."""
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    name = f"gl_api_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = pg_url.rsplit("/", 1)[0] + f"/{name}"
+    migrate.upgrade(url)
+    yield url
+    with admin.connect() as connection:
+        connection.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                   "WHERE datname = :n"), {"n": name})
+        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+    admin.dispose()
+
+
+@pytest.fixture
+def runtime(api_db_url: str) -> Iterator[Runtime]:
+    """A runtime on the API database, emptied after the test."""
+    built = Runtime(api_settings(api_db_url))
+    yield built
+    wipe(built.sessions)
+    built.close()
+
+
+@pytest.fixture
+def client(runtime: Runtime) -> Iterator[TestClient]:
+    with TestClient(create_app(runtime)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def world(runtime: Runtime) -> World:
+    """The access-request world, committed in the API database."""
+    with transaction(runtime.sessions) as session:
+        add_catalog(session)
+    built = World(runtime.sessions)
+    for name, spec in ROLES.items():
+        built.add_role(name, spec)
+    built.add_user("alice", ["developer"])
+    built.add_user("bob", ["security-reviewer"])
+    built.add_user("carol", ["security-reviewer"])
+    built.add_user("dave", ["developer", "oncall-breakglass"])
+    return built
