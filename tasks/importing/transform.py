@@ -136,13 +136,12 @@ def _access_list(group: GroupRecord, *, name: str, owners: tuple[str, ...],
 
 def split_groups(groups: Iterable[GroupRecord], view: LedgerView, *,
                  adopt_new_groups: bool) -> tuple[list[GroupRecord], list[GroupRecord]]:
-    """(groups to adopt, groups to report as drift)."""
-    ordered = sorted(groups, key=lambda g: (g.display_name, g.group_id))
-    if not view.enrolled:
-        return ordered, []
+    """(groups to adopt, groups to report as drift). A group is known when a list carries
+    its id (imported, or created by our SCIM push) or an import adopted it before."""
     known = {gid for gid in view.lists.values() if gid} | view.imported_groups
-    unknown = [g for g in ordered if g.group_id not in known]
-    return (unknown, []) if adopt_new_groups else ([], unknown)
+    unknown = [g for g in sorted(groups, key=lambda g: (g.display_name, g.group_id))
+               if g.group_id not in known]
+    return (unknown, []) if adopt_new_groups or not view.enrolled else ([], unknown)
 
 
 def name_lists(groups: Iterable[GroupRecord], view: LedgerView) -> dict[str, str]:

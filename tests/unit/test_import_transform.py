@@ -274,3 +274,10 @@ def test_a_refresh_does_not_bring_back_a_user_deleted_from_the_ledger(
     view = view_after(plan_import(small, LedgerView(), default_owners=["alice"]))
     without_alice = replace(view, users={n: p for n, p in view.users.items() if n != "alice"})
     assert plan_import(small, without_alice).users == ()
+
+
+def test_enrolment_leaves_groups_already_owned_by_a_list_alone(small: Inventory) -> None:
+    developers = ids(small)["Developers"]
+    plan = plan_import(small, LedgerView(lists={"dev": developers}), default_owners=["alice"])
+    assert "developers" not in {a.name for a in plan.access_lists}
+    assert not [g for g in plan.grants if g.principal_id == developers]
