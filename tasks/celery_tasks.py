@@ -126,5 +126,8 @@ def import_refresh(self: Task) -> dict[str, Any]:
 
 @celery_app.task(name=events.NOTIFY_SWEEP, **RETRY)
 def notify_sweep(self: Task) -> int:
-    """Beat: deliver due notifications. A placeholder until the notifications work lands."""
-    return 0
+    """Beat: queue due grant.expiring notices, deliver due notifications; how many delivered."""
+    from tasks.notify.sweep import notify_sweep as run
+
+    runtime = get_runtime()
+    return run(sessions=runtime.sessions, settings=runtime.settings).delivered

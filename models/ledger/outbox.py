@@ -12,6 +12,8 @@ same event is never queued twice (``INSERT ... ON CONFLICT DO NOTHING``):
 - repeatable events (``user.revoked``: revoke, restore, revoke again): keyed by the audit
   event id, each occurrence notifies.
 
+``ACTION_ALIASES`` maps other producers' names for the same event (``grant.activated``).
+
 Payloads are plain JSON (``event``, ``id``, ``user``, ``resources``, ``reason``,
 ``expires_at``, ...), shaped by pure functions; they never hold a secret.
 """
@@ -34,6 +36,8 @@ NOTIFIABLE_EVENTS = frozenset({
     "request.created", "request.approved", "request.denied", "grant.active",
     "grant.expiring", "grant.revoked", "grant.stuck", "breakglass.used", "user.revoked",
 })
+# Audit actions other producers use for one of the events above.
+ACTION_ALIASES = {"grant.activated": "grant.active"}
 REPEATABLE_EVENTS = frozenset({"user.revoked"})
 EVENT_KEY_LENGTH = 255  # the column's size
 
@@ -142,13 +146,20 @@ def queue_notice(session: Session, *, event: str, event_key: str,
     return session.execute(statement).first() is not None
 
 
-def queue_for_audit(session: Session, event: AuditEvent) -> bool:
+def notice_event(action: str) -> str | None:
+    """The notification event an audit action stands for, or None when it notifies nobody."""
+    event = ACTION_ALIASES.get(action, action)
+    return event if event in NOTIFIABLE_EVENTS else None
+
+
+def queue_for_audit(session: Session, audit_event: AuditEvent) -> bool:
     """Queue the notice a just-written audit event calls for; False when none (or a repeat)."""
-    if event.action not in NOTIFIABLE_EVENTS:
+    event = notice_event(audit_event.action)
+    if event is None:
         return False
-    subject = subject_of(session, event)
-    key = notice_key(event=event.action, target=event.target, audit_id=event.id,
+    subject = subject_of(session, audit_event)
+    key = notice_key(event=event, target=audit_event.target, audit_id=audit_event.id,
                      expires_at=subject.expires_at)
-    payload = notice_payload(event=event.action, event_key=key, subject=subject,
-                             actor=event.actor)
-    return queue_notice(session, event=event.action, event_key=key, payload=payload)
+    payload = notice_payload(event=event, event_key=key, subject=subject,
+                             actor=audit_event.actor)
+    return queue_notice(session, event=event, event_key=key, payload=payload)

@@ -31,11 +31,11 @@ def sample_notice(event: str) -> dict[str, Any]:
 def send_test_notice(*, settings: Settings, event: str = "request.created",
                      transport: httpx.BaseTransport | None = None) -> list[ChannelAnswer]:
     """Send one sample notice to every configured channel now; the receivers' answers."""
+    notice = sample_notice(event)  # a bad --event is the first thing to report
     channels = configured_channels(settings)
     if not channels:
         raise ConfigError("no notification channel is configured",
                           hint=f"set {' or '.join(CHANNEL_SETTINGS)} (and "
                                "GRANTLEDGER_NOTIFY_WEBHOOK_SECRET to sign webhook bodies)")
-    notice = sample_notice(event)
     with httpx.Client(transport=transport, timeout=SEND_TIMEOUT) as client:
         return [send(client, channel, notice) for channel in channels]
