@@ -42,6 +42,17 @@ def api_db_url(pg_url: str) -> Iterator[str]:
     admin.dispose()
 
 
+@pytest.fixture(scope="session")
+def api_redis_url(redis_url: str) -> str:
+    """A Redis database of the API tests' own: workers that other test sessions may run on
+    the shared one would consume the queues these tests look into."""
+    import redis
+
+    url = redis_url.rsplit("/", 1)[0] + "/12"
+    redis.Redis.from_url(url).flushdb()
+    return url
+
+
 @pytest.fixture
 def runtime(api_db_url: str) -> Iterator[Runtime]:
     """A runtime on the API database, emptied after the test."""

@@ -73,10 +73,10 @@ def test_readyz_refuses_a_database_not_at_head(client_for, tmp_path) -> None:
     assert "db upgrade" in checks["database"]["fix"]
 
 
-def test_sync_enqueues_a_full_sync_in_redis(client_for, api_db_url, redis_url) -> None:
-    broker = redis.Redis.from_url(redis_url)
+def test_sync_enqueues_a_full_sync_in_redis(client_for, api_db_url, api_redis_url) -> None:
+    broker = redis.Redis.from_url(api_redis_url)
     broker.delete("sync")
-    client = client_for(database_url=api_db_url, broker_url=redis_url)
+    client = client_for(database_url=api_db_url, broker_url=api_redis_url)
     try:
         answer = client.post("/v1/sync", headers=ADMIN)
         assert answer.status_code == 202
@@ -88,13 +88,13 @@ def test_sync_enqueues_a_full_sync_in_redis(client_for, api_db_url, redis_url) -
 
 
 def test_metrics_expose_the_ledger_gauges(client_for, runtime: Runtime, world, api_db_url,
-                                          redis_url) -> None:
+                                          api_redis_url) -> None:
     _add_grants(runtime)
-    broker = redis.Redis.from_url(redis_url)
+    broker = redis.Redis.from_url(api_redis_url)
     broker.delete("poll")
     broker.rpush("poll", "a", "b", "c")
     try:
-        text = client_for(database_url=api_db_url, broker_url=redis_url).get("/metrics").text
+        text = client_for(database_url=api_db_url, broker_url=api_redis_url).get("/metrics").text
     finally:
         broker.delete("poll")
     samples = _samples(text)

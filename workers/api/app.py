@@ -12,10 +12,12 @@ from fastapi import APIRouter, Depends, FastAPI
 
 from workers.api import (
     routes_access_lists,
+    routes_catalog,
     routes_health,
     routes_ops,
     routes_requests,
     routes_resources,
+    routes_sync,
     routes_tokens,
 )
 from workers.api.auth import authenticate
@@ -63,7 +65,7 @@ def v1_router() -> APIRouter:
     """Every /v1 route, behind the bearer-token check."""
     v1 = APIRouter(prefix=API_VERSION_PREFIX, dependencies=[Depends(authenticate)],
                    responses=V1_ERRORS)
-    for routes in (routes_resources, routes_access_lists, routes_requests, routes_ops,
-                   routes_tokens):
+    for routes in (routes_resources, routes_catalog, routes_access_lists, routes_requests,
+                   routes_sync, routes_ops, routes_tokens):
         v1.include_router(routes.router)
     return v1

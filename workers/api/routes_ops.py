@@ -1,7 +1,6 @@
-"""Operations: status, the audit trail, and enqueueing a full sync.
+"""Operations: status and the audit trail.
 
-``/status`` is open to every token (it names no secrets); the audit trail and sync are
-admin-only. A sync is enqueued, never run in the request: the answer is the Celery task id.
+``/status`` is open to every token (it names no secrets); the audit trail is admin-only.
 """
 
 from __future__ import annotations
@@ -9,23 +8,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Query
 from pydantic import AwareDatetime
 
 from models.errors import InputError
 from tasks.services import queries
 from workers.api.auth import AdminDep, CallerDep, RuntimeDep
-from workers.api.errors import ApiError
 from workers.api.pagination import Page, PageDep, PageParams, page_of
-from workers.api.schemas import Enqueued, Name
+from workers.api.schemas import Name
 from workers.runtime import Runtime
 
 router = APIRouter(tags=["operations"])
-
-FULL_SYNC_TASK = "grantledger.sync.full"
-# Publishing waits at most about a second for a broker blip, then answers 503.
-PUBLISH_RETRY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5,
-                 "interval_max": 0.5}
 
 
 @router.get("/status", response_model=dict[str, Any])
@@ -71,17 +64,3 @@ def _holders(runtime: Runtime, *, at: datetime, account: str | None, user: str |
                          hint="drop ?user and ?since, or drop ?at to read events")
     return page_of(queries.holders_at(sessions=runtime.sessions, at=at, account_id=account),
                    page)
-
-
-@router.post("/sync", response_model=Enqueued, status_code=202)
-def sync(request: Request, caller: AdminDep) -> Enqueued:
-    """Enqueue a full sync now (admin); the periodic one still runs on schedule."""
-    from kombu.exceptions import OperationalError as BrokerDown
-
-    try:
-        result = request.app.state.celery.send_task(
-            FULL_SYNC_TASK, retry=True, retry_policy=PUBLISH_RETRY)
-    except BrokerDown as err:
-        raise ApiError(503, f"the broker refused the sync task: {err}",
-                       hint="check GRANTLEDGER_BROKER_URL and that Redis runs") from None
-    return Enqueued(task_id=result.id, task=FULL_SYNC_TASK)
