@@ -9,12 +9,13 @@ the API depends on (database, broker, AWS, SCIM) is the problem.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DataError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from models import errors
@@ -33,6 +34,7 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.GrantledgerError], int], ...] = (
     (errors.ScimError, 502),
 )
 
+log = logging.getLogger(__name__)
 DATABASE_DOWN_HINT = "check GRANTLEDGER_DATABASE_URL and that the database server is running"
 
 
@@ -100,3 +102,15 @@ def install_error_handlers(app: FastAPI) -> None:
         # The pool's pre-ping failed or the server went away mid-request: not a bug.
         return JSONResponse(error_body(f"the ledger database is unreachable: {err.orig}",
                                        hint=DATABASE_DOWN_HINT), status_code=503)
+
+    @app.exception_handler(DataError)
+    async def _unstorable(request: Request, err: DataError) -> JSONResponse:
+        # A value the database cannot hold or compare (a NUL character, an out-of-range
+        # number) came in past the edge checks: the input is wrong, so 422; logged so that
+        # the missing edge check gets added.
+        log.warning("%s %s: the database refused a value: %s", request.method,
+                    request.url.path, err.orig)
+        return JSONResponse(error_body(f"the database refused a value: {err.orig}",
+                                       hint="remove control characters (such as NUL) and "
+                                            "out-of-range numbers from the request"),
+                            status_code=422)

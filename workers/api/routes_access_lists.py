@@ -15,13 +15,13 @@ from tasks.services import membership, reviews
 from tasks.services.membership import MembershipChange
 from tasks.services.reviews import AccessReview
 from workers.api.auth import CallerDep, PersonDep, RuntimeDep
-from workers.api.schemas import AccessReviewBody, MemberChange, Name
+from workers.api.schemas import AccessReviewBody, MemberChange, Name, PathName, Text
 
 router = APIRouter(prefix="/access-lists", tags=["access lists"])
 
 
 @router.post("/{name}/members", response_model=MembershipChange)
-def add_member(runtime: RuntimeDep, caller: CallerDep, name: str,
+def add_member(runtime: RuntimeDep, caller: CallerDep, name: PathName,
                body: MemberChange) -> MembershipChange:
     """Add a user or a nested list (or move its expiry); owners, or the admin."""
     return membership.add_member(
@@ -32,10 +32,10 @@ def add_member(runtime: RuntimeDep, caller: CallerDep, name: str,
 
 @router.delete("/{name}/members", response_model=MembershipChange)
 def remove_member(
-    runtime: RuntimeDep, caller: CallerDep, name: str,
+    runtime: RuntimeDep, caller: CallerDep, name: PathName,
     member: Annotated[Name, Query(description="the user or access list to remove")],
     kind: Annotated[Literal["user", "access_list"], Query()] = "user",
-    reason: Annotated[str | None, Query(max_length=4096)] = None,
+    reason: Annotated[Text | None, Query()] = None,
 ) -> MembershipChange:
     """Remove a member; owners, or the admin."""
     return membership.remove_member(
@@ -44,7 +44,7 @@ def remove_member(
 
 
 @router.post("/{name}/reviews", response_model=AccessReview, status_code=201)
-def review_access_list(runtime: RuntimeDep, reviewer: PersonDep, name: str,
+def review_access_list(runtime: RuntimeDep, reviewer: PersonDep, name: PathName,
                        body: AccessReviewBody) -> AccessReview:
     """Record the caller's (an owner's) periodic review, removing the members named."""
     return reviews.review_access_list(sessions=runtime.sessions, list_name=name,

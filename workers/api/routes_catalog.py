@@ -15,6 +15,7 @@ from tasks.importing import catalog
 from tasks.importing.catalog import AccountView, AssignmentView, PermissionSetView
 from workers.api.auth import RuntimeDep
 from workers.api.pagination import Page, PageDep, page_of
+from workers.api.schemas import PathName
 
 router = APIRouter(tags=["catalog"])
 
@@ -26,7 +27,7 @@ def list_accounts(runtime: RuntimeDep, page: PageDep) -> dict[str, Any]:
 
 
 @router.get("/accounts/{name}", response_model=AccountView)
-def get_account(runtime: RuntimeDep, name: str) -> AccountView:
+def get_account(runtime: RuntimeDep, name: PathName) -> AccountView:
     """One account, by id or name."""
     return catalog.get_account(sessions=runtime.sessions, name=name)
 
@@ -38,7 +39,7 @@ def list_permission_sets(runtime: RuntimeDep, page: PageDep) -> dict[str, Any]:
 
 
 @router.get("/permission-sets/{name:path}", response_model=PermissionSetView)
-def get_permission_set(runtime: RuntimeDep, name: str) -> PermissionSetView:
+def get_permission_set(runtime: RuntimeDep, name: PathName) -> PermissionSetView:
     """One permission set, by name or ARN."""
     return catalog.get_permission_set(sessions=runtime.sessions, name=name)
 
@@ -50,6 +51,6 @@ def list_assignments(runtime: RuntimeDep, page: PageDep) -> dict[str, Any]:
 
 
 @router.get("/assignments/{name:path}", response_model=AssignmentView)
-def get_assignment(runtime: RuntimeDep, name: str) -> AssignmentView:
+def get_assignment(runtime: RuntimeDep, name: PathName) -> AssignmentView:
     """One assignment, by ``<account-id>/<permission-set-name>`` or system role name."""
     return catalog.get_assignment(sessions=runtime.sessions, name=name)

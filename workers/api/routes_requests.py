@@ -19,7 +19,7 @@ from tasks.services.requests_policy import RequestableView
 from workers.api.auth import CallerDep, PersonDep, RuntimeDep
 from workers.api.errors import ApiError
 from workers.api.pagination import Page, PageDep, page_of
-from workers.api.schemas import Decision, Extension, Name, NewRequest, Promotion
+from workers.api.schemas import Decision, Extension, Name, NewRequest, PathName, Promotion
 from workers.runtime import Runtime
 
 router = APIRouter(tags=["requests"])
@@ -56,19 +56,19 @@ def create_request(runtime: RuntimeDep, requester: PersonDep, body: NewRequest) 
 
 
 @router.get("/requests/{request_id}", response_model=RequestView)
-def get_request(runtime: RuntimeDep, request_id: str) -> RequestView:
+def get_request(runtime: RuntimeDep, request_id: PathName) -> RequestView:
     return requests.get_request(sessions=runtime.sessions, request_id=request_id)
 
 
 @router.post("/requests/{request_id}/approve", response_model=RequestView)
-def approve_request(runtime: RuntimeDep, reviewer: PersonDep, request_id: str,
+def approve_request(runtime: RuntimeDep, reviewer: PersonDep, request_id: PathName,
                     body: Decision) -> RequestView:
     """Approve a pending request as the caller (it counts toward its approvals)."""
     return _review(runtime, request_id, reviewer=reviewer, decision="approve", body=body)
 
 
 @router.post("/requests/{request_id}/deny", response_model=RequestView)
-def deny_request(runtime: RuntimeDep, reviewer: PersonDep, request_id: str,
+def deny_request(runtime: RuntimeDep, reviewer: PersonDep, request_id: PathName,
                  body: Decision) -> RequestView:
     """Deny a pending request as the caller (it ends at once)."""
     return _review(runtime, request_id, reviewer=reviewer, decision="deny", body=body)
@@ -82,7 +82,7 @@ def _review(runtime: Runtime, request_id: str, *, reviewer: str, decision: str,
 
 
 @router.post("/requests/{request_id}/extend", response_model=RequestView)
-def extend_request(runtime: RuntimeDep, reviewer: PersonDep, request_id: str,
+def extend_request(runtime: RuntimeDep, reviewer: PersonDep, request_id: PathName,
                    body: Extension) -> RequestView:
     """Move an approved request's expiry (and its live grants'), without a gap."""
     requests.extend_request(sessions=runtime.sessions, request_id=request_id,
@@ -91,7 +91,7 @@ def extend_request(runtime: RuntimeDep, reviewer: PersonDep, request_id: str,
 
 
 @router.post("/requests/{request_id}/promote", response_model=RequestView)
-def promote_request(runtime: RuntimeDep, reviewer: PersonDep, request_id: str,
+def promote_request(runtime: RuntimeDep, reviewer: PersonDep, request_id: PathName,
                     body: Promotion) -> RequestView:
     """Turn a request into long-term membership of an access list the caller owns."""
     requests.promote_request(sessions=runtime.sessions, request_id=request_id,

@@ -20,7 +20,7 @@ from tasks.services.resources import ApplyResult
 from workers.api.auth import AdminDep, RuntimeDep
 from workers.api.errors import ApiError
 from workers.api.pagination import Page, PageDep, page_of
-from workers.api.schemas import ApplyDocuments
+from workers.api.schemas import ApplyDocuments, PathName
 
 router = APIRouter(tags=["resources"])
 
@@ -83,7 +83,7 @@ def list_users(runtime: RuntimeDep, page: PageDep) -> dict[str, Any]:
 
 
 @router.get("/users/{name}", response_model=UserView)
-def get_user(runtime: RuntimeDep, name: str) -> UserView:
+def get_user(runtime: RuntimeDep, name: PathName) -> UserView:
     return queries.get_user(sessions=runtime.sessions, name=name)
 
 
@@ -94,7 +94,7 @@ def list_roles(runtime: RuntimeDep, page: PageDep) -> dict[str, Any]:
 
 
 @router.get("/roles/{name}", response_model=RoleView)
-def get_role(runtime: RuntimeDep, name: str) -> RoleView:
+def get_role(runtime: RuntimeDep, name: PathName) -> RoleView:
     return queries.get_role(sessions=runtime.sessions, name=name)
 
 
@@ -105,7 +105,7 @@ def list_access_lists(runtime: RuntimeDep, page: PageDep) -> dict[str, Any]:
 
 
 @router.get("/access-lists/{name}", response_model=AccessListView)
-def get_access_list(runtime: RuntimeDep, name: str) -> AccessListView:
+def get_access_list(runtime: RuntimeDep, name: PathName) -> AccessListView:
     return queries.get_access_list(sessions=runtime.sessions, name=name)
 
 
@@ -113,7 +113,7 @@ ForceQuery = Annotated[bool, Query(description="also remove what still refers to
 
 
 @router.delete("/users/{name}", response_model=ApplyResult)
-def delete_user(runtime: RuntimeDep, caller: AdminDep, name: str,
+def delete_user(runtime: RuntimeDep, caller: AdminDep, name: PathName,
                 force: ForceQuery = False) -> ApplyResult:
     """Delete a user, all or nothing (admin)."""
     return resources.delete_resource(sessions=runtime.sessions, kind="user", name=name,
@@ -121,7 +121,7 @@ def delete_user(runtime: RuntimeDep, caller: AdminDep, name: str,
 
 
 @router.delete("/roles/{name}", response_model=ApplyResult)
-def delete_role(runtime: RuntimeDep, caller: AdminDep, name: str,
+def delete_role(runtime: RuntimeDep, caller: AdminDep, name: PathName,
                 force: ForceQuery = False) -> ApplyResult:
     """Delete a role, all or nothing (admin)."""
     return resources.delete_resource(sessions=runtime.sessions, kind="role", name=name,
@@ -129,7 +129,7 @@ def delete_role(runtime: RuntimeDep, caller: AdminDep, name: str,
 
 
 @router.delete("/access-lists/{name}", response_model=ApplyResult)
-def delete_access_list(runtime: RuntimeDep, caller: AdminDep, name: str,
+def delete_access_list(runtime: RuntimeDep, caller: AdminDep, name: PathName,
                        force: ForceQuery = False) -> ApplyResult:
     """Delete an access list, all or nothing (admin)."""
     return resources.delete_resource(sessions=runtime.sessions, kind="access_list", name=name,

@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Annotated, Any, Literal
 
+from fastapi import Path
 from pydantic import (
     AwareDatetime,
     BaseModel,
@@ -24,8 +25,12 @@ from models.durations import format_duration, parse_duration
 
 MAX_DURATION = timedelta(days=3650)  # far beyond any policy cap; keeps datetime math finite
 
-Text = Annotated[str, Field(max_length=4096)]
-Name = Annotated[str, Field(min_length=1, max_length=255)]
+# Nothing the ledger stores may hold a control character (PostgreSQL refuses NUL in text).
+NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+NO_NUL = r"^[^\x00]*$"
+Text = Annotated[str, Field(max_length=4096, pattern=NO_NUL)]
+Name = Annotated[str, Field(min_length=1, max_length=255, pattern=NO_CONTROL)]
+PathName = Annotated[str, Path(min_length=1, max_length=2048, pattern=NO_CONTROL)]
 
 
 def _duration(value: object) -> timedelta:
@@ -95,7 +100,7 @@ class Promotion(Body):
 
 class NewToken(Body):
     user: Name
-    label: Annotated[str, Field(max_length=200)] = ""
+    label: Annotated[str, Field(max_length=200, pattern=NO_CONTROL)] = ""
 
 
 class CreatedToken(BaseModel):
