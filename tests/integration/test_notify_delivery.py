@@ -24,7 +24,13 @@ from models.ledger.base import database_time, db_now
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState, SourceKind
 from models.ledger.tables import Grant, NotificationOutbox
-from tasks.notify.delivery import NO_CHANNEL, deliver_due, retry_delay
+from tasks.notify.delivery import (
+    NO_CHANNEL,
+    STUCK_AFTER_ATTEMPTS,
+    deliver_due,
+    outbox_backlog,
+    retry_delay,
+)
 from tasks.notify.sweep import notify_sweep
 from tests.integration.ledger_support import Catalog, run_together
 from tests.integration.notify_receiver import Receiver
@@ -182,6 +188,18 @@ def test_a_failing_url_is_never_written_to_the_ledger(outbox: sessionmaker[Sessi
     (row,) = rows(outbox)
     assert row.last_error.startswith("slack: ConnectError")
     assert "XOXB-SECRET-PATH" not in row.last_error and "XOXB" not in json.dumps(row.payload)
+
+
+def test_a_notice_failing_for_long_is_listed_in_the_backlog(
+        outbox: sessionmaker[Session]) -> None:
+    first, _ = queue(outbox, 2)
+    with transaction(outbox) as session:
+        session.execute(update(NotificationOutbox).where(NotificationOutbox.event_key == first)
+                        .values(attempts=STUCK_AFTER_ATTEMPTS, last_error="webhook: 500"))
+    with transaction(outbox) as session:
+        backlog = outbox_backlog(session)
+    assert backlog["undelivered"] == 2 and backlog["oldest_undelivered_at"] is not None
+    assert [(n["id"], n["last_error"]) for n in backlog["failing"]] == [(first, "webhook: 500")]
 
 
 def test_sweep_announces_an_expiring_grant(outbox: sessionmaker[Session], committed: Catalog,
