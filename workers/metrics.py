@@ -68,12 +68,14 @@ def read_gauges(session: Session) -> LedgerGauges:
 def ledger_families(gauges: LedgerGauges) -> list[Metric]:
     """The gauges as metric families; every state appears, zero when none are in it."""
     grants = GaugeMetricFamily("grantledger_grants", "Grants per state", labels=["state"])
-    for state in GrantState:
-        grants.add_metric([state.value], gauges.grants_by_state.get(state.value, 0))
+    for grant_state in GrantState:
+        grants.add_metric([grant_state.value],
+                          gauges.grants_by_state.get(grant_state.value, 0))
     operations = GaugeMetricFamily("grantledger_operations", "Operations per state",
                                    labels=["state"])
-    for state in OperationState:
-        operations.add_metric([state.value], gauges.operations_by_state.get(state.value, 0))
+    for operation_state in OperationState:
+        operations.add_metric([operation_state.value],
+                              gauges.operations_by_state.get(operation_state.value, 0))
     families: list[Metric] = [
         grants, operations,
         GaugeMetricFamily("grantledger_expiry_lag_seconds", "Seconds the oldest overdue ACTIVE "

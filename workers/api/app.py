@@ -8,6 +8,8 @@ served at /openapi.json and the interactive docs at /docs.
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Depends, FastAPI
 
 from workers.api import (
@@ -29,7 +31,7 @@ API_VERSION_PREFIX = "/v1"
 ERROR_SCHEMA = {"type": "object", "properties": {
     "error": {"type": "string"}, "hint": {"type": "string"},
     "errors": {"type": "array", "items": {"type": "object"}}}}
-V1_ERRORS = {
+V1_ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"description": description,
              "content": {"application/json": {"schema": ERROR_SCHEMA,
                                               "example": error_body(description)}}}
