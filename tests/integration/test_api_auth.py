@@ -34,6 +34,11 @@ def test_probes_need_no_token(client: TestClient) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     assert client.get("/readyz").status_code == 200
     assert client.get("/metrics").status_code == 200
+    assert client.get("/docs").status_code == 200
+    spec = client.get("/openapi.json").json()
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    assert "security" in spec["paths"]["/v1/users"]["get"]
+    assert "security" not in spec["paths"]["/healthz"]["get"]
 
 
 def test_embedded_mode_without_admin_token_refuses_every_call(tmp_path) -> None:
