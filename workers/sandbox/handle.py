@@ -36,7 +36,8 @@ class QuietRequestHandler(MotoRequestHandler):
 
 
 class FaultControl:
-    """The faults of a sandbox: ``fail_next(n)``, ``throttle_ratio``, ``stalled``."""
+    """The faults of a sandbox: ``fail_next(n)``, ``throttle_ratio``, ``stalled``,
+    ``answer_delay``."""
 
     def __init__(self, sandbox: Sandbox) -> None:
         self._sandbox = sandbox
@@ -57,6 +58,15 @@ class FaultControl:
         self._sandbox.fault_state.throttle_ratio = ratio
 
     @property
+    def answer_delay(self) -> float:
+        return self._sandbox.fault_state.answer_delay
+
+    @answer_delay.setter
+    def answer_delay(self, seconds: float) -> None:
+        """Hold each create/delete answer this long after the work was accepted."""
+        self._sandbox.fault_state.answer_delay = max(0.0, seconds)
+
+    @property
     def stalled(self) -> bool:
         return self._sandbox.center.stalled
 
@@ -74,14 +84,18 @@ class FaultControl:
             self.throttle_ratio = float(changes["throttle_ratio"])
         if "stall" in changes:
             self.stalled = bool(changes["stall"])
+        if "answer_delay" in changes:
+            self.answer_delay = float(changes["answer_delay"])
 
     def state(self) -> dict[str, Any]:
         faults = self._sandbox.fault_state
         return {"fail_next": faults.fail_next, "failure_reason": faults.failure_reason,
-                "throttle_ratio": faults.throttle_ratio, "stall": self.stalled}
+                "throttle_ratio": faults.throttle_ratio, "stall": self.stalled,
+                "answer_delay": faults.answer_delay}
 
     def clear(self) -> None:
-        self.update({"fail_next": 0, "throttle_ratio": 0.0, "stall": False})
+        self.update({"fail_next": 0, "throttle_ratio": 0.0, "stall": False,
+                     "answer_delay": 0.0})
 
 
 class Sandbox:
@@ -92,8 +106,9 @@ class Sandbox:
 
     def __init__(self, *, settle_delay: float = 0.0, rate: float | None = None,
                  max_outstanding_creates: int = 15, scim_token: str = "sandbox-scim-token",
-                 region: str = "us-east-1") -> None:
+                 region: str = "us-east-1", settle_jitter: float = 0.0) -> None:
         self.settle_delay, self.rate, self.region = settle_delay, rate, region
+        self.settle_jitter = settle_jitter  # each operation settles in delay + U(0, jitter)
         self.max_outstanding_creates = max_outstanding_creates
         self.scim_token = scim_token
         self.instance_arn = f"arn:aws:sso:::instance/{INSTANCE_ID}"
@@ -183,7 +198,8 @@ class Sandbox:
         self.center = IdentityCenter(
             directory=self.world, instance_id=INSTANCE_ID,
             identity_store_id=IDENTITY_STORE_ID, settle_delay=self.settle_delay,
-            max_outstanding_creates=self.max_outstanding_creates, faults=self.fault_state)
+            max_outstanding_creates=self.max_outstanding_creates, faults=self.fault_state,
+            settle_jitter=self.settle_jitter)
         self._sso_admin = SsoAdminService(self.center, bucket=TokenBucket(self.rate))
         self.identitystore_bucket = TokenBucket(self.rate)
 
@@ -244,7 +260,8 @@ class Sandbox:
         return {"endpoint_url": self.endpoint_url, "scim_url": self.scim_url,
                 "scim_token": self.scim_token, "instance_arn": self.instance_arn,
                 "identity_store_id": self.identity_store_id, "region": self.region,
-                "settle_delay": self.settle_delay, "rate": self.rate,
+                "settle_delay": self.settle_delay, "settle_jitter": self.settle_jitter,
+                "rate": self.rate,
                 "max_outstanding_creates": self.max_outstanding_creates}
 
 

@@ -1,8 +1,9 @@
 """Identity Center's account assignments, behaving the way AWS does.
 
 - Create and delete are asynchronous: they answer IN_PROGRESS and settle ``settle_delay``
-  seconds later. Settling is computed lazily from the clock whenever the state is read, so
-  no thread is needed and a test with a fake clock is exact.
+  seconds later (plus a random share of ``settle_jitter``: AWS takes 1-5 s, not a
+  constant). Settling is computed lazily from the clock whenever the state is read, so no
+  thread is needed and a test with a fake clock is exact.
 - What is wrong with a request (unknown principal, account or permission set; deleting an
   assignment that is not there) is only found when it settles: the operation ends FAILED
   with a FailureReason worded like AWS's, never as an error of the call itself.
@@ -15,6 +16,7 @@ The module knows nothing of HTTP: ``sso_admin.py`` turns requests into these cal
 
 from __future__ import annotations
 
+import random
 import secrets
 import threading
 import time
@@ -163,12 +165,13 @@ class IdentityCenter:
         self, *, directory: Directory, instance_id: str, identity_store_id: str,
         settle_delay: float = 0.0, max_outstanding_creates: int = 15,
         faults: Faults | None = None, clock: Callable[[], float] = time.time,
+        settle_jitter: float = 0.0,
     ) -> None:
         self.directory = directory
         self.instance_id = instance_id
         self.instance_arn = f"arn:aws:sso:::instance/{instance_id}"
         self.identity_store_id = identity_store_id
-        self.settle_delay = settle_delay
+        self.settle_delay, self.settle_jitter = settle_delay, settle_jitter
         self.max_outstanding_creates = max_outstanding_creates
         self.faults = faults or Faults()
         self.created_at = clock()
@@ -220,13 +223,17 @@ class IdentityCenter:
                 raise ServiceFault("ThrottlingException", TOO_MANY_OUTSTANDING)
             now = self._clock()
             operation = Operation(
-                kind, key, now, None if self._stalled else now + self.settle_delay,
+                kind, key, now, None if self._stalled else now + self._settle_time(),
                 forced_failure=self.faults.take_forced_failure(),
             )
             self._operations[operation.request_id] = operation
             self._pending.append(operation)
             self._settle()  # a zero settle delay settles at once
             return operation
+
+    def _settle_time(self) -> float:
+        """Seconds from submit to settled: ``settle_delay`` + uniform(0, ``settle_jitter``)."""
+        return self.settle_delay + random.uniform(0.0, self.settle_jitter)
 
     def _refuse_conflict(self, kind: str, key: AssignmentKey) -> None:
         if any(op.key == key and op.kind != kind for op in self._pending):
@@ -329,12 +336,12 @@ class IdentityCenter:
         with self._lock:
             self._settle()
             self._stalled = stalled
-            resume_at = self._clock() + self.settle_delay
+            now = self._clock()
             for op in self._pending:
                 if stalled:
                     op.settles_at = None
                 elif op.settles_at is None:
-                    op.settles_at = resume_at
+                    op.settles_at = now + self._settle_time()
 
     # -- settling -------------------------------------------------------------------------
 

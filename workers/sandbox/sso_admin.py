@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -26,6 +27,7 @@ from workers.sandbox.moto_world import MANAGEMENT_ACCOUNT_ID
 
 TARGET_PREFIX = "SWBExternalService."
 MAX_PAGE = 100  # every sso-admin list API caps MaxResults at 100
+SLOW_ANSWERS = ("CreateAccountAssignment", "DeleteAccountAssignment")  # Faults.answer_delay
 
 Params = dict[str, Any]
 Handler = Callable[[IdentityCenter, Params], dict[str, Any]]
@@ -225,7 +227,10 @@ class SsoAdminService:
                                    f"The sandbox does not implement {operation_name}")
             params = json.loads(body or b"{}")
             self._check_instance(params)
-            return 200, handler(self.center, params)
+            answer = handler(self.center, params)
+            if operation_name in SLOW_ANSWERS and self.center.faults.answer_delay:
+                time.sleep(self.center.faults.answer_delay)  # accepted, answer not sent yet
+            return 200, answer
         except ServiceFault as fault:
             return fault.status, {"__type": fault.code, "message": fault.message}
         except (KeyError, TypeError, ValueError) as err:
