@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from models.errors import GrantledgerError, InputError, LedgerError
 from models.ledger import kv
+from models.ledger.audit import record_many
 from models.ledger.base import database_time
 from models.ledger.db import transaction
 from tasks.importing import cleanup, load
@@ -175,7 +176,7 @@ def _plan(inventory: Inventory, view: LedgerView, *, owners: list[str], adopt_ne
 def _record_run(session: Session, summary: ImportSummary, *, actor: str,
                 instance_arn: str) -> None:
     details = summary.as_dict() | {"skipped": summary.skipped[:AUDITED_SKIPS]}
-    load.record_events(session, [{"actor": actor, "action": "import.run",
+    record_many(session, [{"actor": actor, "action": "import.run",
                                   "target_kind": "identity_center", "target": instance_arn,
                                   "details": details}])
     kv.write_state(session, load.LAST_RUN_KEY, details)

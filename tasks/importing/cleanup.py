@@ -16,6 +16,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from models.ledger import kv, tables
+from models.ledger.audit import record_many
 from models.ledger.base import db_now
 from models.ledger.enums import GrantState
 from models.ledger.grants import transition_values
@@ -25,7 +26,6 @@ from tasks.importing.load import (
     ENROLLED_KEY,
     IMPORTED_GROUPS_KEY,
     PERMISSION_SETS,
-    record_events,
 )
 from tasks.importing.model import ImportPlan, LedgerView
 
@@ -53,7 +53,7 @@ def retire_vanished(session: Session, plan: ImportPlan, *, view: LedgerView,
     session.execute(update(PERMISSION_SETS)
                     .where(PERMISSION_SETS.c.arn.in_(plan.vanished_permission_sets))
                     .values(present=False))
-    record_events(session, [{"actor": actor, "action": f"{kind}.vanished", "target_kind": kind,
+    record_many(session, [{"actor": actor, "action": f"{kind}.vanished", "target_kind": kind,
                              "target": key, "reason": reason,
                              "account_id": key if kind == "account" else None}
                             for (kind, key), reason in reasons.items()])
@@ -74,7 +74,7 @@ def fail_grants(session: Session, reasons: Mapping[tuple[str, str], str], *, act
         tables.Grant.account_id.in_(accounts) | tables.Grant.permission_set_arn.in_(arns),
     ).order_by(tables.Grant.id)).all()
     failed = [grant for grant in live if _fail(session, grant, reasons)]
-    record_events(session, [{
+    record_many(session, [{
         "actor": actor, "action": "grant.failed", "target_kind": "grant", "target": str(g.id),
         "principal_name": g.principal_name, "account_id": g.account_id,
         "reason": _reason(g, reasons), "before": {"state": str(g.state)},
@@ -106,7 +106,7 @@ def report_drift(session: Session, plan: ImportPlan, *, view: LedgerView, actor:
     current = sorted(g.group_id for g in plan.drift_groups)
     fresh = [g for g in plan.drift_groups if g.group_id not in view.reported_drift]
     if fresh:
-        record_events(session, [{
+        record_many(session, [{
             "actor": actor, "action": "import.drift", "target_kind": "identity_center",
             "target": "groups", "reason": "groups found in Identity Center that grantledger "
             "neither created nor imported; adopt them with: grantledger import "
@@ -130,7 +130,7 @@ def remember_adoption(session: Session, plan: ImportPlan, *, view: LedgerView, a
     enrolment = {"by": actor, "at": session.scalar(select(db_now())).isoformat(),
                  "default_owners": list(default_owners), "instance_arn": instance_arn}
     kv.write_state(session, ENROLLED_KEY, enrolment)
-    record_events(session, [{"actor": actor, "action": "import.enrolled",
+    record_many(session, [{"actor": actor, "action": "import.enrolled",
                              "target_kind": "identity_center", "target": instance_arn,
                              "after": enrolment}])
     return True

@@ -10,14 +10,13 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from models.domain import MemberKind
 from models.ledger import kv, tables
-from models.ledger.audit import redact
+from models.ledger.audit import record_many
 from models.ledger.base import db_now
 from models.ledger.enums import GrantState, Origin
 from models.ledger.grants import KEY_COLUMNS
@@ -42,7 +41,6 @@ ROLES = tables.Role.__table__
 LISTS = tables.AccessList.__table__
 MEMBERSHIPS = tables.Membership.__table__
 GRANTS = tables.Grant.__table__
-AUDIT = tables.AuditEvent.__table__
 
 
 @dataclass
@@ -161,7 +159,7 @@ def rename_roles(session: Session, renames: Mapping[str, str], *, actor: str) ->
                 session.execute(update(table).where(table.c.name == name).values(
                     {column.key: [renames.get(role, role) for role in roles],
                      "updated_at": db_now()}))
-    record_events(session, [{"actor": actor, "action": "role.renamed", "target_kind": "role",
+    record_many(session, [{"actor": actor, "action": "role.renamed", "target_kind": "role",
                              "target": new, "before": {"name": old}, "after": {"name": new},
                              "reason": "account or permission set renamed in AWS"}
                             for old, new in renames.items()])
@@ -179,7 +177,7 @@ def load_access_lists(session: Session, plan: ImportPlan, *, actor: str) -> list
                 "added_by": actor} for a in plan.access_lists for member in a.members]
     if members:
         session.execute(dialect_insert(session, MEMBERSHIPS).on_conflict_do_nothing(), members)
-    record_events(session, [{
+    record_many(session, [{
         "actor": actor, "action": "access_list.imported", "target_kind": "access_list",
         "target": a.name, "reason": f"Identity Center group {a.title!r}",
         "after": {"title": a.title, "group_id": a.group_id, "owners": list(a.owners),
@@ -203,19 +201,9 @@ def load_grants(session: Session, plan: ImportPlan, *, now: datetime, actor: str
              "source_id": g.source_id, "state": GrantState.ACTIVE, "starts_at": now,
              "activated_at": now} for g in plan.grants]
     inserted = session.execute(statement, rows).all()
-    record_events(session, [{
+    record_many(session, [{
         "actor": actor, "action": "grant.imported", "target_kind": "grant",
         "target": f"{name}@{account}/{arn}", "principal_name": name, "account_id": account,
         "reason": "found in Identity Center at import", "details": {"source_kind": source},
     } for name, account, arn, source in inserted])
     return len(inserted)
-
-
-def record_events(session: Session, events: list[dict[str, Any]]) -> None:
-    """Append many audit events in one statement (``audit.record`` does one at a time)."""
-    if not events:
-        return
-    columns = ("actor", "action", "target_kind", "target", "reason", "request_id",
-               "principal_name", "account_id", "before", "after", "details")
-    session.execute(insert(AUDIT), [
-        {column: redact(event.get(column)) for column in columns} for event in events])
