@@ -64,6 +64,8 @@ def test_readyz_names_an_unreachable_broker_and_sync_says_503(client_for, api_db
     checks = {c["name"]: c["ok"] for c in answer.json()["checks"]}
     assert checks == {"database": True, "broker": False}
     assert client.post("/v1/sync", headers=ADMIN).status_code == 503
+    status = client.get("/v1/status", headers=ADMIN)
+    assert status.status_code == 200 and set(status.json()["queues"].values()) == {None}
 
 
 def test_readyz_refuses_a_database_not_at_head(client_for, tmp_path) -> None:

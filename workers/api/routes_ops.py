@@ -24,14 +24,19 @@ router = APIRouter(tags=["operations"])
 @router.get("/status", response_model=dict[str, Any])
 def status(runtime: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
     """What `grantledger status` shows: grants, operations, failures, queues, limiter."""
+    from redis import RedisError
+
     from tasks.status import ledger_status, queue_depths
     from workers.celery_app import QUEUES
     from workers.scim.token import token_age_days, token_warning
 
     with runtime.sessions() as session:
         report = ledger_status(session)
-    report.queues = queue_depths(runtime.settings.broker_url, QUEUES)
-    report.limiter = runtime.limiter.usage()
+    try:
+        report.queues = queue_depths(runtime.settings.broker_url, QUEUES)
+        report.limiter = runtime.limiter.usage()
+    except RedisError:  # the ledger's part still answers; /readyz names the broker
+        report.queues = dict.fromkeys(QUEUES)
     report.scim_token_age_days = token_age_days(runtime.settings)
     report.scim_token_warning = token_warning(runtime.settings)
     return report.as_dict()
