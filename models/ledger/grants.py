@@ -35,6 +35,9 @@ LEGAL_TRANSITIONS: frozenset[tuple[GrantState, GrantState]] = frozenset({
     (PENDING, REVOKED),
     (PENDING, FAILED), (PROVISIONING, FAILED), (REVOKING, FAILED),
     (FAILED, PROVISIONING), (FAILED, REVOKING),
+    # The account or permission set vanished from AWS (import refresh): no AWS operation
+    # failed, the target is gone; failed_from = ACTIVE says so.
+    (ACTIVE, FAILED),
 })
 CREATE_STATES = (PENDING, PROVISIONING)  # a FAILED grant with these failed_from: create
 BACKING_STATES = (PENDING, PROVISIONING, ACTIVE)

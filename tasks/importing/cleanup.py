@@ -19,7 +19,7 @@ from models.ledger import kv, tables
 from models.ledger.audit import record_many
 from models.ledger.base import db_now
 from models.ledger.enums import GrantState
-from models.ledger.grants import transition_values
+from models.ledger.grants import transition
 from tasks.importing.load import (
     ACCOUNTS,
     DRIFT_KEY,
@@ -90,10 +90,11 @@ def _reason(grant: tables.Grant, reasons: Mapping[tuple[str, str], str]) -> str:
 
 def _fail(session: Session, grant: tables.Grant, reasons: Mapping[tuple[str, str], str]) -> bool:
     reason = _reason(grant, reasons)
-    if grant.state is GrantState.FAILED:
-        values: dict[str, Any] = {"failure_reason": reason, "updated_at": db_now()}
-    else:
-        values = transition_values(grant.state, GrantState.FAILED, reason)
+    if grant.state is not GrantState.FAILED:
+        return transition(session, grant_id=grant.id, expected=grant.state,
+                          to=GrantState.FAILED, reason=reason)
+    # already FAILED (a create or delete that failed): keep failed_from, take the new reason
+    values: dict[str, Any] = {"failure_reason": reason, "updated_at": db_now()}
     statement = (update(tables.Grant)
                  .where(tables.Grant.id == grant.id, tables.Grant.state == grant.state)
                  .values(values).returning(tables.Grant.id)

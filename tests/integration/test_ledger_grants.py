@@ -121,7 +121,7 @@ def test_repeated_transition_is_a_no_op(session: Session, catalog: Catalog) -> N
 
 @pytest.mark.parametrize(("expected", "to"), [
     (G.PENDING, G.ACTIVE), (G.ACTIVE, G.PROVISIONING), (G.REVOKED, G.PENDING),
-    (G.ACTIVE, G.REVOKED), (G.FAILED, G.ACTIVE), (G.ACTIVE, G.FAILED),
+    (G.ACTIVE, G.REVOKED), (G.FAILED, G.ACTIVE), (G.REVOKED, G.FAILED),
 ])
 def test_illegal_transition_raises_before_touching_the_row(
     session: Session, catalog: Catalog, expected: GrantState, to: GrantState,
