@@ -99,9 +99,13 @@ def expire_due_grants(session: Session, *, batch: int, drift_mode: str,
 
 
 def revoke_assignments(session: Session, *, keys: set[NameKey], maybe_present: set[NameKey],
-                       drift_mode: str) -> Applied:
+                       drift_mode: str, actor: str = ACTOR, backoff: bool = True) -> Applied:
     """Plan and apply the retirements and deletes of these assignments (no AWS listing:
-    an assignment is taken to exist when a grant for it got past PENDING)."""
+    an assignment is taken to exist when a grant for it got past PENDING).
+
+    ``backoff=False`` (an emergency revocation, every live grant of these keys being revoked
+    in the caller's transaction): failed deletes are tried again at once.
+    """
     grants = load_live_grants(session, keys=keys)
     scope = Scope.of(users=[k[1] for k in keys if k[0] == PrincipalType.USER.value],
                      lists=[k[1] for k in keys if k[0] == PrincipalType.GROUP.value])
@@ -113,9 +117,9 @@ def revoke_assignments(session: Session, *, keys: set[NameKey], maybe_present: s
             present.add(key)
     changes = plan(grants=grants, actual=present, principal_ids=principal_ids,
                    in_flight=load_in_flight(session), drift_mode=drift_mode,
-                   now=database_time(session))
+                   now=database_time(session) if backoff else None)
     wanted = [c for c in changes if c.kind in (ChangeKind.RETIRE, ChangeKind.DELETE)]
-    return apply_changes(session, wanted, actor=ACTOR)
+    return apply_changes(session, wanted, actor=actor)
 
 
 def expire_requests(session: Session) -> int:

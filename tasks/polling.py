@@ -27,6 +27,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from models.errors import AwsError
+from models.ledger import audit
 from models.ledger import operations as ops
 from models.ledger.base import database_time, db_now
 from models.ledger.db import transaction
@@ -227,16 +228,17 @@ def _settle_delete(session: Session, operation: Operation, grants: list[GrantVie
                             to=to, reason=None if succeeded else reason))
     done = [g for g in grants if g.id in moved]
     action = "grant.revoked" if succeeded else "grant.revoke_failed"
-    events = [grant_event(g, actor=ACTOR, action=action, reason=note or reason,
-                          request_id=operation.request_id) for g in done]
+    record_many(session, [grant_event(g, actor=ACTOR, action=action, reason=note or reason,
+                                      request_id=operation.request_id) for g in done])
     if not succeeded:
+        stuck = []
         for grant in done:
             if grant.attempts >= settings.revoke_stuck_after_attempts and mark_stuck(
                     session, grant_id=grant.id):
                 STUCK_REVOCATIONS.inc()
-                events.append(grant_event(grant, actor=ACTOR, action="grant.stuck", reason=(
+                stuck.append(grant_event(grant, actor=ACTOR, action="grant.stuck", reason=(
                     f"revocation failed {grant.attempts} times; still retried: {reason}")))
-    record_many(session, events)
+        audit.record_many(session, stuck)  # the audit module's: grant.stuck notifies
 
 
 def _audit_foreign_removal(session: Session, operation: Operation, succeeded: bool,

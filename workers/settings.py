@@ -36,6 +36,9 @@ class Settings(BaseSettings):
     scim_rate: float = Field(20.0, gt=0)
     max_outstanding_creates: int = Field(15, ge=1)
     aws_max_attempts: int = Field(8, ge=1, description="our retries on throttling/conflict")
+    # The AWS access portal URL people sign in at (`grantledger aws-config`); AWS shows it in
+    # the Identity Center console, no API returns it, so it has no default.
+    sso_start_url: str | None = None
 
     # SCIM
     scim_url: str | None = None
