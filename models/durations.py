@@ -17,6 +17,10 @@ _DURATION = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
 _EXAMPLES = "use a whole number and a unit d/h/m/s, e.g. 90s, 15m, 8h, 1d, 1h30m"
 
 
+MAX_DAYS = 36_600  # a century: beyond any access grant, far below timedelta's limit
+MAX_SECONDS = MAX_DAYS * 86_400
+
+
 def parse_duration(text: str) -> timedelta:
     """``"1h30m"`` -> ``timedelta(minutes=90)``; a clear ``ValueError`` for anything else."""
     if not isinstance(text, str):
@@ -27,6 +31,8 @@ def parse_duration(text: str) -> timedelta:
     seconds = sum(int(n) * size for n, (_, size) in zip(match.groups(), _UNITS, strict=True) if n)
     if seconds <= 0:
         raise ValueError(f"invalid duration {text!r}: must be longer than zero")
+    if seconds > MAX_SECONDS:
+        raise ValueError(f"invalid duration {text!r}: longer than {MAX_DAYS} days")
     return timedelta(seconds=seconds)
 
 

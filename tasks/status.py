@@ -35,6 +35,8 @@ class Status:
     scim_token_age_days: float | None = None
     scim_token_warning: str | None = None
     overdue_reviews: list[str] = field(default_factory=list)
+    notifications: dict[str, Any] = field(default_factory=dict)
+    broker_error: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -71,6 +73,32 @@ def ledger_status(session: Session) -> Status:
             select(tables.AccessList.name).where(tables.AccessList.next_review_at <= now)
             .order_by(tables.AccessList.name))),
     )
+
+
+def full_status(runtime: Any) -> Status:
+    """The whole status: ledger, broker queues, limiter, SCIM token, notification backlog.
+
+    A broker that is down does not hide the ledger's part: ``broker_error`` says why the
+    queue depths and limiter usage are missing.
+    """
+    from redis import RedisError
+
+    from tasks.notify.delivery import outbox_backlog
+    from workers.celery_app import QUEUES
+    from workers.scim.token import token_age_days, token_warning
+
+    with runtime.sessions() as session:
+        report = ledger_status(session)
+        report.notifications = outbox_backlog(session)
+    try:
+        report.queues = queue_depths(runtime.settings.broker_url, QUEUES)
+        report.limiter = runtime.limiter.usage()
+    except RedisError as err:
+        report.queues = dict.fromkeys(QUEUES)
+        report.broker_error = f"broker unreachable: {err}"
+    report.scim_token_age_days = token_age_days(runtime.settings)
+    report.scim_token_warning = token_warning(runtime.settings)
+    return report
 
 
 def queue_depths(broker_url: str, queues: tuple[str, ...]) -> dict[str, int | None]:

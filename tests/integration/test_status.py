@@ -57,3 +57,20 @@ def test_queue_depths_read_redis_lists(redis_url) -> None:
         client.delete("sync")
     assert depths == {"sync": 2, "poll": 0}
     assert queue_depths("memory://", ("sync",)) == {"sync": None}
+
+
+def test_full_status_survives_a_broker_that_is_down(pg_url) -> None:
+    from models.ledger import migrate
+    from tasks.status import full_status
+    from workers.runtime import Runtime
+    from workers.settings import Settings
+
+    migrate.upgrade(pg_url)
+    runtime = Runtime(Settings(database_url=pg_url, broker_url="redis://127.0.0.1:1/0"))
+    try:
+        report = full_status(runtime)
+    finally:
+        runtime.close()
+    assert report.broker_error and "unreachable" in report.broker_error
+    assert report.queues and all(depth is None for depth in report.queues.values())
+    assert "undelivered" in report.notifications

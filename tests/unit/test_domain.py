@@ -182,3 +182,10 @@ def test_access_request_states_change_with_validation() -> None:
     assert request.state == "APPROVED"
     with pytest.raises(ValidationError):
         request.state = "MAYBE"  # type: ignore[assignment]
+
+
+def test_absurdly_long_duration_is_a_clear_error_not_an_overflow() -> None:
+    from models.durations import parse_duration
+
+    with pytest.raises(ValueError, match="longer than"):
+        parse_duration("99999999999d")

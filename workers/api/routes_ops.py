@@ -24,22 +24,9 @@ router = APIRouter(tags=["operations"])
 @router.get("/status", response_model=dict[str, Any])
 def status(runtime: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
     """What `grantledger status` shows: grants, operations, failures, queues, limiter."""
-    from redis import RedisError
+    from tasks.status import full_status
 
-    from tasks.status import ledger_status, queue_depths
-    from workers.celery_app import QUEUES
-    from workers.scim.token import token_age_days, token_warning
-
-    with runtime.sessions() as session:
-        report = ledger_status(session)
-    try:
-        report.queues = queue_depths(runtime.settings.broker_url, QUEUES)
-        report.limiter = runtime.limiter.usage()
-    except RedisError:  # the ledger's part still answers; /readyz names the broker
-        report.queues = dict.fromkeys(QUEUES)
-    report.scim_token_age_days = token_age_days(runtime.settings)
-    report.scim_token_warning = token_warning(runtime.settings)
-    return report.as_dict()
+    return full_status(runtime).as_dict()
 
 
 @router.get("/audit", response_model=Page[dict[str, Any]])

@@ -49,18 +49,10 @@ def status_command(output: str = OutputOption) -> None:
 
     Example: grantledger status -o json
     """
-    from tasks.status import ledger_status, queue_depths
-    from workers.celery_app import QUEUES
+    from tasks.status import full_status
     from workers.runtime import get_runtime
-    from workers.scim.token import token_age_days, token_warning
 
-    runtime = get_runtime()
-    with runtime.sessions() as session:
-        report = ledger_status(session)
-    report.queues = queue_depths(runtime.settings.broker_url, QUEUES)
-    report.limiter = runtime.limiter.usage()
-    report.scim_token_age_days = token_age_days(runtime.settings)
-    report.scim_token_warning = token_warning(runtime.settings)
+    report = full_status(get_runtime())
     if output != "table":
         emit(report.as_dict(), fmt=output)
         return
@@ -82,8 +74,11 @@ def print_status(report: Any) -> None:
         "last full sync": (report.last_full_sync or {}).get("finished_at", "never"),
         "SCIM token age (days)": report.scim_token_age_days,
         "overdue access reviews": report.overdue_reviews,
+        "undelivered notifications": report.notifications.get("undelivered"),
     }
     emit(summary, fmt="table", title="grantledger status")
+    if report.broker_error:
+        stderr.print(f"[yellow]warning:[/] {report.broker_error}")
     if report.scim_token_warning:
         stderr.print(f"[yellow]warning:[/] {report.scim_token_warning}")
     if report.failed_grants:
