@@ -1,0 +1,232 @@
+"""Every fault drill: what it breaks, and how (``inject``). Each starts on a stack whose
+workload is in flight (a full sync and approved requests published); the runner checks the
+invariants afterwards. Injectors only break things and restart processes the way an
+orchestrator would: they never repair ledger or AWS state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+from typing import Any
+
+from models.ledger.enums import OperationState
+from ops.drills.runner import Context, Drill, Scale
+from ops.drills.stack import StackOptions
+from ops.drills.workload import ACCOUNTS, approve_requests
+from tasks import events
+from tasks.events import Next
+
+QUEUED, SUBMITTED = OperationState.QUEUED, OperationState.SUBMITTED
+
+
+def _stalled(ctx: Context, state: OperationState = SUBMITTED) -> None:
+    """Freeze AWS's operations IN_PROGRESS until a few are in flight."""
+    ctx.stack.sandbox.faults.stalled = True
+    ctx.in_flight(state)
+
+
+def kill_child_before_call(ctx: Context) -> None:
+    # Every AWS call throttled: tasks are inside the call wrapper's retries, AWS has done
+    # nothing yet, when their processes die.
+    ctx.stack.sandbox.faults.throttle_ratio = 1.0
+    ctx.in_flight(QUEUED)
+    time.sleep(1.0)
+    ctx.notes["killed"] = _kill_children(ctx)
+    ctx.stack.sandbox.faults.throttle_ratio = 0.0
+
+
+def kill_child_after_call(ctx: Context) -> None:
+    _stalled(ctx)
+    ctx.notes["killed"] = _kill_children(ctx)
+    ctx.stack.sandbox.faults.stalled = False
+
+
+def _kill_children(ctx: Context) -> int:
+    children = ctx.stack.children()
+    for pid in children:
+        _signal(pid, signal.SIGKILL)
+    return len(children)
+
+
+def _signal(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, sig)
+
+
+def crash_before_request_id_saved(ctx: Context) -> None:
+    # AWS accepts each create/delete, then holds the answer: the worker dies knowing nothing.
+    sandbox = ctx.stack.sandbox
+    sandbox.faults.answer_delay = 30.0
+    ctx.wait_for(lambda: len(sandbox.center.operations("CREATE")) >= 2,
+                 what="creates accepted by AWS")
+    ctx.notes["accepted_unanswered"] = len(sandbox.center.operations("CREATE"))
+    ctx.notes["killed"] = _kill_children(ctx)
+    sandbox.faults.answer_delay = 0.0
+
+
+def kill_main_worker(ctx: Context) -> None:
+    _stalled(ctx)
+    ctx.stack.kill_workers(signal.SIGKILL)
+    ctx.stack.sandbox.faults.stalled = False
+    ctx.stack.start_workers()
+
+
+def sigterm_during_work(ctx: Context) -> None:
+    _stalled(ctx)
+    ctx.stack.kill_workers(signal.SIGTERM)  # warm shutdown: running tasks finish first
+    ctx.stack.sandbox.faults.stalled = False
+    ctx.stack.start_workers()
+
+
+def redis_flushall(ctx: Context) -> None:
+    _stalled(ctx)
+    ctx.stack.redis.flushall()
+    ctx.stack.sandbox.faults.stalled = False
+
+
+def redis_restart(ctx: Context) -> None:
+    _stalled(ctx)
+    ctx.stack.redis.stop(save=True)
+    time.sleep(3.0)
+    ctx.stack.redis.start()
+    ctx.stack.sandbox.faults.stalled = False
+
+
+def redis_down_on_publish(ctx: Context) -> None:
+    ctx.steady()
+    ctx.stack.redis.stop(save=True)
+    started = time.monotonic()
+    approved = approve_requests(ctx.stack, ctx.workload, count=2, lasting=(15.0, 20.0))
+    try:
+        ctx.stack.enqueue([events.sync_principals(users=ctx.workload.users[:2], reason="x")])
+        ctx.notes["publish"] = "accepted?"
+    except Exception as err:  # noqa: BLE001 - what a service sees when the broker is down
+        took = time.monotonic() - started
+        ctx.notes["publish"] = f"refused after {took:.1f}s ({type(err).__name__})"
+    ctx.notes["approved_while_down"] = len(approved)
+    time.sleep(2.0)
+    ctx.stack.redis.start()
+
+
+def postgres_down(ctx: Context) -> None:
+    outage = ctx.scale.postgres_outage
+    ctx.in_flight(SUBMITTED, at_least=1)
+    ctx.stack.postgres.stop()  # type: ignore[union-attr]
+    time.sleep(outage)
+    ctx.stack.postgres.start()  # type: ignore[union-attr]
+    ctx.notes["outage_s"] = outage
+
+
+def duplicate_delivery(ctx: Context) -> None:
+    ctx.notes["copies_per_task"] = 10  # the workers and beat run `-A ops.drills.tenfold`
+
+
+def throttling(ctx: Context) -> None:
+    ctx.stack.sandbox.faults.throttle_ratio = 0.5
+    ctx.notes["throttle_ratio"] = 0.5
+
+
+def kill_beat(ctx: Context) -> None:
+    ctx.in_flight(SUBMITTED, at_least=1)
+    ctx.stack.stop_beats(signal.SIGKILL)
+    time.sleep(2.0)
+    ctx.stack.start_beat()
+
+
+def two_beats(ctx: Context) -> None:
+    ctx.stack.start_beat()
+    ctx.notes["beats"] = len(ctx.stack.beats)
+
+
+def foreign_assignment(ctx: Context) -> None:
+    ctx.steady()
+    sandbox, user = ctx.stack.sandbox, ctx.workload.users[-1]
+    from ops.drills.invariants import read_view
+
+    ours = read_view(ctx.stack.runtime, sandbox)
+    principal = next(g.key[1] for g in ours.grants if g.name == user and g.key)
+    arn = next(g.key[3] for g in ours.grants if g.permission_set == "ReadOnlyAccess" and g.key)
+    sandbox.client("sso-admin").create_account_assignment(
+        InstanceArn=sandbox.instance_arn, TargetId=ACCOUNTS["Staging"],
+        TargetType="AWS_ACCOUNT", PermissionSetArn=arn, PrincipalType="USER",
+        PrincipalId=principal)
+    ctx.notes["foreign_added"] = f"{user}@Staging/ReadOnlyAccess"
+
+
+def clock_skew(ctx: Context) -> None:
+    ctx.notes["worker_clock"] = "+10 min (faketime)"
+
+
+def poison_task(ctx: Context) -> None:
+    poison = [Next(events.PROVISION_SUBMIT, ("poison",)), Next(events.POLL_OPERATION, (None,)),
+              Next(events.SYNC_PRINCIPALS, kwargs={"users": 42}),
+              Next("grantledger.no.such.task")]
+    ctx.stack.enqueue(poison * 5)
+    ctx.notes["poison_messages"] = len(poison) * 5
+
+
+def workers_down_past_expiries(ctx: Context) -> None:
+    ctx.steady()
+    ctx.stack.kill_workers(signal.SIGTERM)
+    ctx.stack.stop_beats(signal.SIGTERM)
+    wait = max(_seconds_to_last_expiry(ctx), 0.0) + 5.0
+    time.sleep(wait)
+    restarted = time.monotonic()
+    ctx.stack.start_workers()
+    ctx.stack.start_beat()
+    ctx.notes["down_s"] = round(wait, 1)
+    ctx.notes["restarted_at"] = round(restarted, 1)
+
+
+def _seconds_to_last_expiry(ctx: Context) -> float:
+    from ops.drills.runner import _last_request_expiry
+
+    return _last_request_expiry(ctx)
+
+
+# --- options -------------------------------------------------------------------------------
+
+
+def _options(**changes: Any) -> Any:
+    def build(scale: Scale) -> StackOptions:
+        return StackOptions(**changes)
+    return build
+
+
+def _faketime_options(scale: Scale) -> StackOptions:
+    return StackOptions(command_prefix=["faketime", "-f", "+10m"],
+                        extra_env={"FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+
+
+DRILLS = [
+    Drill("kill9-child-before-call", "kill -9 of worker children before the AWS call",
+          kill_child_before_call),
+    Drill("kill9-child-after-call", "kill -9 of worker children after the AWS call",
+          kill_child_after_call, ci=True),
+    Drill("crash-before-request-id", "crash after the AWS call, before the request id is "
+          "saved", crash_before_request_id_saved),
+    Drill("kill9-main-worker", "kill -9 of the main worker processes", kill_main_worker),
+    Drill("sigterm-during-work", "SIGTERM to the workers during work", sigterm_during_work),
+    Drill("redis-flushall", "Redis FLUSHALL mid-run", redis_flushall, ci=True),
+    Drill("redis-restart", "Redis restarted mid-run", redis_restart),
+    Drill("redis-down-on-publish", "Redis down when a task is published",
+          redis_down_on_publish),
+    Drill("postgres-down", "PostgreSQL down for 2 minutes (30 s with --quick)", postgres_down,
+          _options(private_postgres=True)),
+    Drill("duplicate-delivery", "every task delivered 10 times", duplicate_delivery,
+          _options(copies=10), ci=True),
+    Drill("throttling-50", "50% of AWS calls throttled", throttling),
+    Drill("beat-killed", "beat killed (kill -9) and restarted", kill_beat),
+    Drill("two-beats", "two beats at once", two_beats),
+    Drill("foreign-assignment", "an assignment added behind our back (drift_mode=remove)",
+          foreign_assignment, _options(settings={"drift_mode": "remove"})),
+    Drill("clock-skew", "worker and beat clocks 10 minutes ahead", clock_skew,
+          _faketime_options, requires="faketime"),
+    Drill("poison-task", "poison tasks that always raise", poison_task),
+    Drill("workers-down-past-expiries", "workers and beat down while every request expires, "
+          "then restarted", workers_down_past_expiries, ci=True),
+]
+BY_NAME = {drill.name: drill for drill in DRILLS}
