@@ -237,6 +237,10 @@ class World:
                           for page in pages for r in page["AccountAssignments"]}
         return found
 
+    def truth(self) -> set[AssignmentKey]:
+        """Every assignment, read from the sandbox itself (no API call, never throttled)."""
+        return {AssignmentKey(*key) for key in self.sandbox.assignments()}
+
     def user_id(self, name: str) -> str:
         with self.runtime.sessions() as session:
             return session.scalar(select(tables.User.principal_id)
