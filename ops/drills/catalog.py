@@ -29,13 +29,14 @@ def _stalled(ctx: Context, state: OperationState = SUBMITTED) -> None:
 
 
 def kill_child_before_call(ctx: Context) -> None:
-    # Every AWS call throttled: tasks are inside the call wrapper's retries, AWS has done
-    # nothing yet, when their processes die.
-    ctx.stack.sandbox.faults.throttle_ratio = 1.0
-    ctx.in_flight(QUEUED)
-    time.sleep(1.0)
+    # AWS holds its answer to the existence check a submit makes before its create: the
+    # tasks are stuck before the call that changes anything when their processes die.
+    faults, calls = ctx.stack.sandbox.faults, ctx.stack.sandbox.calls
+    faults.update({"slow_answers": ["ListAccountAssignmentsForPrincipal"], "answer_delay": 60})
+    ctx.wait_for(lambda: calls().get("sso-admin:ListAccountAssignmentsForPrincipal", 0) >= 3,
+                 what="submits waiting on AWS")
     ctx.notes["killed"] = _kill_children(ctx)
-    ctx.stack.sandbox.faults.throttle_ratio = 0.0
+    faults.clear()
 
 
 def kill_child_after_call(ctx: Context) -> None:

@@ -68,5 +68,9 @@ def test_answer_delay_holds_the_answer_after_the_work_is_accepted():
             PrincipalId=seeded.users["ann"])
         assert time.monotonic() - started >= 0.5
         assert len(sandbox.assignments()) == 1
+        sandbox.faults.update({"slow_answers": ["ListInstances"]})
+        started = time.monotonic()
+        sandbox.client("sso-admin").list_instances()
+        assert time.monotonic() - started >= 0.5
         sandbox.faults.clear()
         assert sandbox.faults.answer_delay == 0.0

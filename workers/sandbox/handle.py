@@ -86,16 +86,18 @@ class FaultControl:
             self.stalled = bool(changes["stall"])
         if "answer_delay" in changes:
             self.answer_delay = float(changes["answer_delay"])
+        if "slow_answers" in changes:
+            self._sandbox.fault_state.slow_answers = tuple(changes["slow_answers"])
 
     def state(self) -> dict[str, Any]:
         faults = self._sandbox.fault_state
         return {"fail_next": faults.fail_next, "failure_reason": faults.failure_reason,
                 "throttle_ratio": faults.throttle_ratio, "stall": self.stalled,
-                "answer_delay": faults.answer_delay}
+                "answer_delay": faults.answer_delay, "slow_answers": list(faults.slow_answers)}
 
     def clear(self) -> None:
         self.update({"fail_next": 0, "throttle_ratio": 0.0, "stall": False,
-                     "answer_delay": 0.0})
+                     "answer_delay": 0.0, "slow_answers": Faults.slow_answers})
 
 
 class Sandbox:

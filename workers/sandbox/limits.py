@@ -55,14 +55,16 @@ class Faults:
     with ``failure_reason``. ``throttle_ratio`` is the share of sso-admin calls refused at
     random. ``stalled`` keeps every unsettled operation IN_PROGRESS; the Identity Center
     state owns that flag because flipping it moves settle times (see ``IdentityCenter``).
-    ``answer_delay`` holds each create/delete answer that many seconds *after* the work was
-    accepted: a caller that dies meanwhile never learns the request id (fault drills).
+    ``answer_delay`` holds the answer of each call named in ``slow_answers`` (default: create
+    and delete) that many seconds *after* the work was done: a caller that dies meanwhile
+    never learns the request id (fault drills).
     """
 
     fail_next: int = 0
     failure_reason: str = DEFAULT_FAILURE_REASON
     throttle_ratio: float = 0.0
     answer_delay: float = 0.0
+    slow_answers: tuple[str, ...] = ("CreateAccountAssignment", "DeleteAccountAssignment")
     chance: Callable[[], float] = field(default=random.random, repr=False)
 
     def take_forced_failure(self) -> str | None:

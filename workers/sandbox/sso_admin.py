@@ -27,7 +27,6 @@ from workers.sandbox.moto_world import MANAGEMENT_ACCOUNT_ID
 
 TARGET_PREFIX = "SWBExternalService."
 MAX_PAGE = 100  # every sso-admin list API caps MaxResults at 100
-SLOW_ANSWERS = ("CreateAccountAssignment", "DeleteAccountAssignment")  # Faults.answer_delay
 
 Params = dict[str, Any]
 Handler = Callable[[IdentityCenter, Params], dict[str, Any]]
@@ -228,8 +227,9 @@ class SsoAdminService:
             params = json.loads(body or b"{}")
             self._check_instance(params)
             answer = handler(self.center, params)
-            if operation_name in SLOW_ANSWERS and self.center.faults.answer_delay:
-                time.sleep(self.center.faults.answer_delay)  # accepted, answer not sent yet
+            faults = self.center.faults
+            if faults.answer_delay and operation_name in faults.slow_answers:
+                time.sleep(faults.answer_delay)  # the work is done, the answer not sent yet
             return 200, answer
         except ServiceFault as fault:
             return fault.status, {"__type": fault.code, "message": fault.message}
