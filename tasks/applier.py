@@ -13,7 +13,7 @@ bulk audit events (``record_many``).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,6 +33,8 @@ from tasks.planner import Change, ChangeKind, GrantView
 PENDING, PROVISIONING, ACTIVE = GrantState.PENDING, GrantState.PROVISIONING, GrantState.ACTIVE
 REVOKING, REVOKED, FAILED = GrantState.REVOKING, GrantState.REVOKED, GrantState.FAILED
 CHUNK = 1000
+CREATING = (PENDING, PROVISIONING)  # failed_from of a grant whose create failed
+REVOKING_ONLY = (REVOKING,)  # failed_from of a grant whose delete failed
 FOREIGN_KEY = "drift.foreign"
 AUDIT_COLUMNS = ("actor", "action", "target_kind", "target", "reason", "request_id",
                  "principal_name", "account_id", "before", "after", "details")
@@ -80,14 +82,23 @@ def change_event(change: Change, *, actor: str, action: str, grant_id: int | Non
 
 
 def move_grants(session: Session, ids: Iterable[int], *, expected: GrantState,
-                to: GrantState, reason: str | None = None) -> list[int]:
-    """Conditional bulk transition (``WHERE id IN ... AND state = expected``); ids moved."""
+                to: GrantState, reason: str | None = None,
+                failed_from: Collection[GrantState] | None = None) -> list[int]:
+    """Conditional bulk transition (``WHERE id IN ... AND state = expected``); ids moved.
+
+    ``failed_from`` narrows FAILED grants to those that failed creating (``CREATING``) or
+    revoking (``REVOKING_ONLY``): a grant that changed direction since it was planned for
+    must not be moved as if it had not.
+    """
     check_transition(expected, to)
     ids = sorted(set(ids))
+    condition = [Grant.state == expected]
+    if failed_from is not None:
+        condition.append(Grant.failed_from.in_(list(failed_from)))
     moved: list[int] = []
     for start in range(0, len(ids), CHUNK):
         statement = (update(Grant)
-                     .where(Grant.id.in_(ids[start:start + CHUNK]), Grant.state == expected)
+                     .where(Grant.id.in_(ids[start:start + CHUNK]), *condition)
                      .values(transition_values(expected, to, reason))
                      .returning(Grant.id)
                      .execution_options(synchronize_session=False))
@@ -129,7 +140,7 @@ def apply_changes(session: Session, changes: Iterable[Change], *, actor: str) ->
 def _activate(session: Session, change: Change, actor: str, applied: Applied) -> None:
     ids = change.grant_ids
     move_grants(session, ids, expected=PENDING, to=PROVISIONING)
-    move_grants(session, ids, expected=FAILED, to=PROVISIONING)
+    move_grants(session, ids, expected=FAILED, to=PROVISIONING, failed_from=CREATING)
     moved = move_grants(session, ids, expected=PROVISIONING, to=ACTIVE)
     applied.counts["activated"] += len(moved)
     record_many(session, [change_event(change, actor=actor, action="grant.activated",
@@ -138,7 +149,7 @@ def _activate(session: Session, change: Change, actor: str, applied: Applied) ->
 
 def _retire(session: Session, change: Change, actor: str, applied: Applied) -> None:
     ids = change.grant_ids
-    move_grants(session, ids, expected=FAILED, to=REVOKING)
+    move_grants(session, ids, expected=FAILED, to=REVOKING, failed_from=REVOKING_ONLY)
     moved = move_grants(session, ids, expected=REVOKING, to=REVOKED)
     applied.counts["retired"] += len(moved)
     record_many(session, [change_event(change, actor=actor, action="grant.revoked",
@@ -147,7 +158,8 @@ def _retire(session: Session, change: Change, actor: str, applied: Applied) -> N
 
 def _create(session: Session, change: Change, applied: Applied) -> None:
     moved = move_grants(session, change.grant_ids, expected=PENDING, to=PROVISIONING)
-    moved += move_grants(session, change.grant_ids, expected=FAILED, to=PROVISIONING)
+    moved += move_grants(session, change.grant_ids, expected=FAILED, to=PROVISIONING,
+                         failed_from=CREATING)
     if change.grant_ids and not moved:
         return  # the plan is stale: those grants moved on since it was made
     if change.operation_id is not None:
@@ -160,7 +172,8 @@ def _create(session: Session, change: Change, applied: Applied) -> None:
 
 
 def _delete(session: Session, change: Change, actor: str, applied: Applied) -> None:
-    move_grants(session, change.grant_ids, expected=FAILED, to=REVOKING)
+    move_grants(session, change.grant_ids, expected=FAILED, to=REVOKING,
+                failed_from=REVOKING_ONLY)
     if change.operation_id is not None:
         applied.counts["joined"] += 1
         return
@@ -189,12 +202,12 @@ def record_operation(session: Session, change: Change,
     ACTIVE grant, a stale or foreign delete planned again) gets a time suffix instead.
     """
     principal_type, principal_id, account_id, arn = change.key
-    fields = {"kind": kind, "principal_type": principal_type, "principal_id": principal_id,
-              "account_id": account_id, "permission_set_arn": arn,
-              "grant_id": min(change.grant_ids) if change.grant_ids else None,
-              "payload": {"principal_name": change.principal_name,
-                          "grant_ids": list(change.grant_ids), "reason": change.reason,
-                          "change": change.kind.value}}
+    fields: dict[str, Any] = {
+        "kind": kind, "principal_type": principal_type, "principal_id": principal_id,
+        "account_id": account_id, "permission_set_arn": arn,
+        "grant_id": min(change.grant_ids) if change.grant_ids else None,
+        "payload": {"principal_name": change.principal_name, "grant_ids": list(change.grant_ids),
+                    "reason": change.reason, "change": change.kind.value}}
     key = idempotency_key(change, kind)
     operation, created = get_or_create_operation(session, idempotency_key=key, **fields)
     if not created and operation.state in (OperationState.SUCCEEDED, OperationState.FAILED):

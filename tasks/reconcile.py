@@ -28,7 +28,7 @@ from models.ledger.enums import GrantState
 from models.ledger.grants import KEY_COLUMNS, extend_grant
 from models.ledger.tables import LIVE_GRANT, Grant
 from models.ledger.upsert import dialect_insert
-from tasks.applier import grant_event, move_grants, record_many
+from tasks.applier import CREATING, grant_event, move_grants, record_many
 from tasks.desired import DesiredGrant, GrantKey
 from tasks.planner import GrantView, PrincipalRef
 
@@ -193,7 +193,7 @@ def begin_revocation(session: Session, grants: Iterable[GrantView], *, actor: st
     provisioning = move_grants(session, [g.id for g in grants if g.state is PROVISIONING],
                                expected=PROVISIONING, to=FAILED, reason=REVOKED_WHILE_CREATING)
     failed = [g.id for g in grants if g.state is FAILED and g.wants_create] + provisioning
-    moved += move_grants(session, failed, expected=FAILED, to=REVOKING)
+    moved += move_grants(session, failed, expected=FAILED, to=REVOKING, failed_from=CREATING)
     changed = [by_id[i] for i in sorted(set(moved))]
     record_many(session, [grant_event(g, actor=actor, action=action, reason=reason)
                           for g in changed])

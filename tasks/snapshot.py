@@ -231,9 +231,10 @@ def load_lists(session: Session) -> tuple[dict[str, AccessListResource], dict[st
     """Access lists with their memberships (built unvalidated: rows were validated on the
     way in, and imported group names need not follow YAML name rules), and group ids."""
     members: dict[str, list[ListMember]] = {}
-    for row in session.scalars(select(tables.Membership).order_by(tables.Membership.id)):
-        members.setdefault(row.list_name, []).append(ListMember.model_construct(
-            name=row.member_name, kind=MemberKind(row.member_kind), expires=row.expires_at))
+    for member in session.scalars(select(tables.Membership).order_by(tables.Membership.id)):
+        members.setdefault(member.list_name, []).append(ListMember.model_construct(
+            name=member.member_name, kind=MemberKind(member.member_kind),
+            expires=member.expires_at))
     lists, group_ids = {}, {}
     for row in session.scalars(select(tables.AccessList)):
         lists[row.name] = AccessListResource.model_construct(

@@ -34,8 +34,7 @@ class EmbeddedWorker:
 
     def __init__(self, runtime: Runtime, *, app: Celery | None = None,
                  beat: bool = True) -> None:
-        if app is None:
-            from workers.celery_app import celery_app as app
+        app = app if app is not None else _project_app()
         if not str(app.conf.broker_url).startswith("memory"):
             raise ConfigError(
                 f"the embedded worker needs the in-process broker, not {app.conf.broker_url}",
@@ -124,6 +123,12 @@ class EmbeddedWorker:
                 return False
             time.sleep(IDLE_POLL)
         return True
+
+
+def _project_app() -> Celery:
+    from workers.celery_app import celery_app
+
+    return celery_app
 
 
 def _seconds(schedule: Any) -> float:

@@ -97,6 +97,7 @@ def sync_command(
         _emit_plan(_dry_run([user] if user else [], []), output)
         return
     runtime = _runtime()
+    pending: dict[str, int] | None
     if runtime.settings.broker_url.startswith("memory"):
         summary, pending = _sync_embedded(runtime, user, reprovision, timeout, output)
     else:
