@@ -20,6 +20,7 @@ def register_commands() -> None:
     from workers.cli import (  # noqa: F401
         commands_api,
         commands_db,
+        commands_demo,
         commands_import,
         commands_notify,
         commands_ops,
