@@ -23,6 +23,7 @@ from workers.cli.output import OutputOption, emit, stderr
 PLAN_COLUMNS = ("change", "principal", "account", "permission_set", "grants", "reason")
 GRANT_COLUMNS = ("id", "principal", "account", "permission_set", "source", "state",
                  "expires_at", "reason")
+STUCK_COLUMNS = ("id", "principal", "account", "permission_set", "state", "attempts", "reason")
 OPERATION_COLUMNS = ("id", "kind", "principal", "account", "permission_set", "state",
                      "request_id", "attempts", "reason")
 WAIT_POLL = 0.5
@@ -282,7 +283,8 @@ def get_grants_command(
     state = _state(state, GRANT_STATES)
     with _runtime().sessions() as session:
         rows = grant_rows(session, user=user, state=state, stuck=stuck)
-    emit(rows, fmt=output, columns=GRANT_COLUMNS, title=f"grants ({len(rows)})")
+    emit(rows, fmt=output, columns=STUCK_COLUMNS if stuck else GRANT_COLUMNS,
+         title=f"grants ({len(rows)})")
 
 
 @get_app.command("operations")

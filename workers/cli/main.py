@@ -22,6 +22,7 @@ def register_commands() -> None:
         commands_db,
         commands_demo,
         commands_import,
+        commands_lifecycle,
         commands_notify,
         commands_ops,
         commands_requests,
