@@ -1,0 +1,168 @@
+"""Bulk provisioning: 1,000 user assignments from one change (a role held by 100 users starts
+granting two permission sets on five accounts), applied then synced, on 2 real worker
+processes + Redis + PostgreSQL + the sandbox with AWS's limits (20 sso-admin requests/s,
+15 outstanding creates, operations settling in 1-5 s).
+
+    .venv/bin/python -m ops.bench.bench_provision [--quick]
+
+Reports wall time, AWS requests/s achieved as a share of the 20/s ceiling, the bound the
+limits put on the wall time, throttling seen and grants FAILED by throttling, and the
+speed-up over a naive baseline measured in the same run: one assignment at a time, create
+then poll every second (how common open-source tools do it), timed on a sample and
+extrapolated to the same count. Writes ops/bench/results/provision.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from typing import Any
+
+from botocore.exceptions import ClientError
+from sqlalchemy import func, select
+
+from models.ledger import tables
+from models.ledger.enums import GrantState
+from ops.bench.common import machine, table, write_results
+from ops.bench.fleet import (
+    AWS_SETTLE,
+    account_ids,
+    apply,
+    aws_like_stack,
+    by_service,
+    call_delta,
+    count_grants,
+    role_document,
+    seed_fleet,
+    unsettled,
+    user_document,
+    users_pushed,
+    wait,
+)
+from ops.drills.stack import Stack
+from tasks import events
+from tasks.events import Next
+
+CEILING = 20.0  # sso-admin requests/s
+OUTSTANDING = 15
+MEAN_SETTLE = AWS_SETTLE["settle_delay"] + AWS_SETTLE["settle_jitter"] / 2
+GRANTED = ["ReadOnlyAccess", "PowerUserAccess"]
+ACCOUNTS = 5
+
+
+def prepare(stack: Stack, users: int) -> list[str]:
+    """Users holding the (still empty) role ``wide``, pushed to Identity Center."""
+    seed_fleet(stack, accounts=ACCOUNTS)
+    names = [f"user{i:04d}" for i in range(users)]
+    apply(stack, [role_document("wide", []), *[user_document(n, ["wide"]) for n in names]])
+    stack.enqueue([Next(events.SYNC_FULL)])
+    wait(lambda: users_pushed(stack) == users, timeout=600, what="users pushed over SCIM")
+    return names
+
+
+def provision(stack: Stack, expected: int) -> dict[str, Any]:
+    """The one change, a full sync, and everything until every grant is ACTIVE."""
+    before, started = stack.sandbox.calls(), time.monotonic()
+    throttled_before = sum(stack.sandbox.throttled().values())
+    apply(stack, [role_document("wide", GRANTED)])
+    stack.enqueue([Next(events.SYNC_FULL)])
+    wall = wait(lambda: count_grants(stack, GrantState.ACTIVE) == expected and not
+                unsettled(stack), timeout=3600, what=f"{expected} grants ACTIVE", interval=0.5)
+    calls = call_delta(before, stack.sandbox.calls())
+    sso = by_service(calls).get("sso-admin", 0)
+    creates = calls.get("sso-admin:CreateAccountAssignment", 0)
+    bound = max(sso / CEILING, creates * MEAN_SETTLE / OUTSTANDING)
+    return {"assignments": expected, "wall_s": round(wall, 1), "sso_admin_calls": sso,
+            "calls": calls, "requests_per_s": round(sso / wall, 2),
+            "share_of_ceiling": round(sso / wall / CEILING, 3),
+            "limits_bound_s": round(bound, 1), "wall_over_bound": round(wall / bound, 2),
+            "throttled_calls": sum(stack.sandbox.throttled().values()) - throttled_before,
+            "grants_failed_by_throttling": failed_by_throttling(stack),
+            "started_at": started}
+
+
+def failed_by_throttling(stack: Stack) -> int:
+    """Grants that went FAILED with a throttling reason, ever (audit trail)."""
+    with stack.runtime.sessions() as session:
+        return session.scalar(select(func.count()).select_from(tables.AuditEvent).where(
+            tables.AuditEvent.action == "grant.failed",
+            tables.AuditEvent.reason.ilike("%throttl%"))) or 0
+
+
+def naive_baseline(stack: Stack, *, sample: int, users: list[str]) -> dict[str, Any]:
+    """Create one assignment, poll every second until settled, next (same sandbox)."""
+    sandbox = stack.sandbox
+    client = sandbox.client("sso-admin")
+    with stack.runtime.sessions() as session:
+        ids = dict(session.execute(select(tables.User.name, tables.User.principal_id)).all())
+        arn = session.scalar(select(tables.PermissionSet.arn).where(
+            tables.PermissionSet.name == "AdministratorAccess"))
+    started = time.monotonic()
+    for index in range(sample):
+        naive_one(client, sandbox.instance_arn, principal_id=ids[users[index % len(users)]],
+                  account_id=account_ids(ACCOUNTS)[index // len(users)], arn=arn)
+    seconds = time.monotonic() - started
+    return {"sample": sample, "sample_s": round(seconds, 1),
+            "per_assignment_s": round(seconds / sample, 2)}
+
+
+def naive_one(client: Any, instance_arn: str, *, principal_id: str, account_id: str,
+              arn: str) -> None:
+    """One create, then DescribeAccountAssignmentCreationStatus every second."""
+    answer = _retrying(lambda: client.create_account_assignment(
+        InstanceArn=instance_arn, TargetId=account_id, TargetType="AWS_ACCOUNT",
+        PermissionSetArn=arn, PrincipalType="USER", PrincipalId=principal_id))
+    request_id = answer["AccountAssignmentCreationStatus"]["RequestId"]
+    while True:
+        time.sleep(1.0)
+        status = _retrying(lambda: client.describe_account_assignment_creation_status(
+            InstanceArn=instance_arn, AccountAssignmentCreationRequestId=request_id))
+        if status["AccountAssignmentCreationStatus"]["Status"] != "IN_PROGRESS":
+            return
+
+
+def _retrying(call: Any) -> Any:
+    while True:
+        try:
+            return call()
+        except ClientError as err:
+            if err.response["Error"]["Code"] != "ThrottlingException":
+                raise
+            time.sleep(1.0)
+
+
+def report(result: dict[str, Any], baseline: dict[str, Any]) -> None:
+    rows = [{"figure": k, "value": result[k]} for k in (
+        "assignments", "wall_s", "sso_admin_calls", "requests_per_s", "share_of_ceiling",
+        "limits_bound_s", "wall_over_bound", "throttled_calls", "grants_failed_by_throttling")]
+    rows += [{"figure": f"naive: {k}", "value": v} for k, v in baseline.items()]
+    print(table(rows, ["figure", "value"]))
+    print(f"speed-up over the naive baseline: {result['speedup']}x (baseline timed on "
+          f"{baseline['sample']} assignments and extrapolated to {result['assignments']})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="100 assignments, sample 5")
+    args = parser.parse_args(argv)
+    users, sample = (10, 5) if args.quick else (100, 30)
+    print(machine())
+    with aws_like_stack() as stack:
+        names = prepare(stack, users)
+        result = provision(stack, users * ACCOUNTS * len(GRANTED))
+        baseline = naive_baseline(stack, sample=sample, users=names)
+    baseline["extrapolated_s"] = round(baseline["per_assignment_s"] * result["assignments"], 1)
+    result["speedup"] = round(baseline["extrapolated_s"] / result["wall_s"], 1)
+    report(result, baseline)
+    write_results("provision", {"quick": args.quick, "result": result, "baseline": baseline,
+                                "limits": {"sso_admin_per_s": CEILING,
+                                           "outstanding_creates": OUTSTANDING,
+                                           "settle_s": "1-5"}},
+                  command="python -m ops.bench.bench_provision" + (
+                      " --quick" if args.quick else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,119 @@
+"""Building the benchmarks' organizations on a drill :class:`~ops.drills.stack.Stack`:
+N accounts and some permission sets (in the sandbox and, as an import leaves them, in the
+ledger), users and roles applied through the resource service, and ledger probes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import yaml
+from sqlalchemy import func, select
+
+from models.ledger import tables
+from models.ledger.db import transaction
+from models.ledger.enums import GrantState, OperationState
+from models.resources import load_sources
+from ops.drills.stack import Stack, StackOptions
+from tasks.services.resources import apply_resources
+from workers.sandbox import Seeded
+
+PERMISSION_SETS = ("ReadOnlyAccess", "PowerUserAccess", "AdministratorAccess")
+# The product's own defaults for polling and sweeps (the drills use faster loops).
+PRODUCT_TIMING = {"poll_first_delay": 1.5, "poll_max_delay": 10.0, "expiry_interval": 2.0,
+                  "poll_sweep_interval": 2.0, "sync_interval": 3600.0}
+AWS_SETTLE = {"settle_delay": 1.0, "settle_jitter": 4.0}  # operations settle in 1-5 s
+
+
+def aws_like_stack(**changes: Any) -> Stack:
+    """Two worker processes (4 pool processes each), beat, AWS's limits and settle times."""
+    options = StackOptions(workers=2, concurrency=4, **AWS_SETTLE,
+                           settings={**PRODUCT_TIMING, **changes.pop("settings", {})})
+    for name, value in changes.items():
+        setattr(options, name, value)
+    return Stack(options)
+
+
+def account_ids(count: int) -> list[str]:
+    return [f"{300000000000 + i}" for i in range(count)]
+
+
+def seed_fleet(stack: Stack, *, accounts: int, users: list[str] = ()) -> Seeded:
+    """``accounts`` accounts and the permission sets; ``users`` straight into the identity
+    store (for benchmarks whose ledger is written directly, not pushed over SCIM)."""
+    seeded = stack.sandbox.seed({
+        "accounts": [{"id": i, "name": f"acct-{i}"} for i in account_ids(accounts)],
+        "permission_sets": [{"name": name} for name in PERMISSION_SETS],
+        "users": [{"user_name": u, "given_name": u.title(), "family_name": "Bench",
+                   "email": f"{u}@example.com"} for u in users]})
+    with transaction(stack.runtime.sessions) as session:
+        for account_id in account_ids(accounts):
+            session.add(tables.Account(id=account_id, name=f"acct-{account_id}"))
+        for name, arn in seeded.permission_sets.items():
+            session.add(tables.PermissionSet(arn=arn, name=name))
+    return seeded
+
+
+def role_document(name: str, permission_sets: list[str]) -> dict[str, Any]:
+    """A role allowing ``permission_sets`` on every account."""
+    rules = [{"account": "*", "permission_set": p} for p in permission_sets]
+    return {"kind": "role", "version": "v7", "metadata": {"name": name},
+            "spec": {"allow": {"account_assignments": rules}}}
+
+
+def user_document(name: str, roles: list[str]) -> dict[str, Any]:
+    return {"kind": "user", "metadata": {"name": name}, "spec": {
+        "email": f"{name}@example.com", "given_name": name.title(), "family_name": "Bench",
+        "roles": roles}}
+
+
+def apply(stack: Stack, documents: list[dict[str, Any]]) -> None:
+    """Apply resource documents through the service (one transaction, audited)."""
+    text = yaml.safe_dump_all(documents)
+    apply_resources(sessions=stack.runtime.sessions, actor="bench",
+                    loaded=load_sources([("bench.yaml", text)]))
+
+
+def count_grants(stack: Stack, state: GrantState) -> int:
+    with stack.runtime.sessions() as session:
+        return session.scalar(select(func.count()).select_from(tables.Grant)
+                              .where(tables.Grant.state == state)) or 0
+
+
+def unsettled(stack: Stack) -> int:
+    """Operations still QUEUED or SUBMITTED."""
+    with stack.runtime.sessions() as session:
+        return session.scalar(select(func.count()).select_from(tables.Operation).where(
+            tables.Operation.state.in_((OperationState.QUEUED, OperationState.SUBMITTED)))) or 0
+
+
+def users_pushed(stack: Stack) -> int:
+    with stack.runtime.sessions() as session:
+        return session.scalar(select(func.count()).select_from(tables.User)
+                              .where(tables.User.principal_id.is_not(None))) or 0
+
+
+def wait(condition: Callable[[], bool], *, timeout: float, what: str,
+         interval: float = 0.25) -> float:
+    """Poll until ``condition``; seconds it took. RuntimeError after ``timeout``."""
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > timeout:
+            raise RuntimeError(f"{what}: not reached in {timeout:g}s")
+        time.sleep(interval)
+    return time.monotonic() - started
+
+
+def call_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """Calls made between two ``sandbox.calls()`` snapshots, by ``service:Operation``."""
+    return {k: after[k] - before.get(k, 0) for k in sorted(after) if after[k] > before.get(k, 0)}
+
+
+def by_service(calls: dict[str, int]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for name, count in calls.items():
+        service = name.split(":", 1)[0]
+        totals[service] = totals.get(service, 0) + count
+    return totals
