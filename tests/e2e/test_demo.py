@@ -42,7 +42,6 @@ def test_the_demo_tells_the_whole_story_in_one_process(tmp_path: Path) -> None:
     print(f"\ngrantledger demo took {took:.1f}s")
     out = finished.stdout
     assert finished.returncode == 0, f"{out[-3000:]}\n{finished.stderr[-3000:]}"
-    assert took < DEMO_LIMIT
     for title in STEP_TITLES:
         assert title in out, f"step missing from the timeline: {title}"
     assert out.count("\nok ") == len(STEP_TITLES)
