@@ -173,7 +173,7 @@ def serve(settings: Settings, *, host: str, port: int, concurrency: int,
         stack.enter_context(_stop_on_signals(server))
         died = stack.enter_context(_workers(runtime, plan, concurrency=concurrency))
         for line in describe(plan, runtime.settings, api_url=f"http://{host}:{port}"):
-            console.print(line, highlight=False)
+            console.print(line, highlight=False, soft_wrap=True)
         _stop_when(died, server)
         if not server.should_exit:
             server.run()
