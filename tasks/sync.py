@@ -66,7 +66,7 @@ ACTOR = "system:sync"
 APPLY_BATCH = 500
 FULL_SYNC_LOCK = "grantledger.sync.full"
 RECONCILE_LOCK = "grantledger.reconcile"
-NEW_PRINCIPAL = "(new)"  # the id shown for a principal a dry run would create first
+NEW_PRINCIPAL = "(new) "  # prefix of the id a dry run shows for a principal not pushed yet
 FOREIGN = (ChangeKind.FOREIGN_REPORT, ChangeKind.FOREIGN_QUARANTINE, ChangeKind.FOREIGN_REMOVE)
 _local_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
@@ -121,7 +121,10 @@ class SyncReport:
 
 
 def full_sync(*, runtime: Any, dry_run: bool = False) -> SyncReport:
-    """Sync everything; skipped (report.skipped) while another full sync runs."""
+    """Sync everything; skipped (report.skipped) while another full sync runs. A dry run
+    writes nothing, so it never waits for (or blocks) a real one."""
+    if dry_run:
+        return run_sync(runtime=runtime, scope=FULL, dry_run=True)
     with single_flight(runtime, FULL_SYNC_LOCK) as acquired:
         if not acquired:
             return SyncReport(scope="full", dry_run=dry_run, skipped=True)
@@ -234,8 +237,8 @@ def _push(runtime: Any, snapshot: Snapshot, desired: DesiredState, dry_run: bool
     user_ids = {name: users.get(name) or user.principal_id or _placeholder(dry_run, user)
                 for name, user in snapshot.users.items()}
     group_ids = {name: groups.get(name) or snapshot.group_ids.get(name)
-                 or (NEW_PRINCIPAL if dry_run else None) for name in lists}
-    fresh = [name for name in lists if name in groups or group_ids[name] == NEW_PRINCIPAL]
+                 or (_new(name) if dry_run else None) for name in lists}
+    fresh = [name for name in lists if name in groups or _is_new(group_ids[name])]
     diffs = safe_membership_diffs(
         push, identity_center=runtime.identity_center,
         group_ids={k: v for k, v in group_ids.items() if v}, fresh=fresh,
@@ -251,7 +254,16 @@ def _push(runtime: Any, snapshot: Snapshot, desired: DesiredState, dry_run: bool
 
 
 def _placeholder(dry_run: bool, user: Any) -> str | None:
-    return NEW_PRINCIPAL if dry_run and not user.suspended else None
+    return _new(user.name) if dry_run and not user.suspended else None
+
+
+def _new(name: str) -> str:
+    """The id a dry run shows for a principal the SCIM push would create first."""
+    return f"{NEW_PRINCIPAL}{name}"
+
+
+def _is_new(principal_id: str | None) -> bool:
+    return bool(principal_id) and str(principal_id).startswith(NEW_PRINCIPAL)
 
 
 def _plan_inputs(runtime: Any, scope: Scope, snapshot: Snapshot, result: Reconciliation,
@@ -278,7 +290,7 @@ def fetch_actual(identity_center: IdentityCenter, *, scope: Scope,
                     account_id=account_id, permission_set_arn=arn))
         return found
     for (principal_type, name), principal_id in sorted(inputs.principal_ids.items()):
-        if principal_id and principal_id != NEW_PRINCIPAL and scope.has(principal_type, name):
+        if principal_id and not _is_new(principal_id) and scope.has(principal_type, name):
             found.update(r.key for r in identity_center.list_assignments_for_principal(
                 principal_type=principal_type, principal_id=principal_id))
     return found

@@ -28,7 +28,7 @@ from workers.settings import Settings
 
 REPO = Path(__file__).resolve().parents[2]
 READY_TIMEOUT = 30.0
-E2E_REDIS_DB = 14
+E2E_REDIS_DB = 11  # 9: shared; 12: API tests; 13: `run` e2e; 14: stack e2e
 
 
 def worker_environment(settings: Settings) -> dict[str, str]:

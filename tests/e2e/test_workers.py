@@ -78,7 +78,10 @@ def test_a_change_then_sync_makes_assignments_appear(workers: Workers, e2e_world
                "-o", "json"]
     done = subprocess.run(command, cwd=REPO, env=worker_environment(e2e_settings),
                           capture_output=True, text=True, timeout=90)
-    assert done.returncode == 0, (done.stderr, _operations(e2e_world), workers.tail())
+    if done.returncode != 0:
+        print("operations:", *_operations(e2e_world), sep="\n  ")
+        print("workers:", workers.tail())
+    assert done.returncode == 0, done.stderr
     summary = json.loads(done.stdout)
     assert summary["counts"]["created"] == 4 and summary["pending"] == {}
     assert e2e_world.aws_assignments() == expected(e2e_world, names)
