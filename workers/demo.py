@@ -126,15 +126,16 @@ def run_step(stage: Stage, number: int, step: Step) -> StepResult:
 
 
 def show_aws(stage: Stage, aws: AwsDelta) -> None:
+    """A step's calls (grantledger's, then the demo's own) and the assignments it moved."""
     names = stage.names()
     print_ = stage.console.print
     print_(f"  AWS, by grantledger: {describe_calls(aws.calls)}")
     if aws.outside:
         print_(f"  AWS, by the demo itself (boto3): {describe_calls(aws.outside)}")
-    for key in sorted(aws.created):
-        print_(f"  [green]+ assignment[/] {names.assignment(key)}")
-    for key in sorted(aws.deleted):
-        print_(f"  [red]- assignment[/] {names.assignment(key)}")
+    for label in sorted(map(names.assignment, aws.created)):
+        print_(f"  [green]+ assignment[/] {label}")
+    for label in sorted(map(names.assignment, aws.deleted)):
+        print_(f"  [red]- assignment[/] {label}")
 
 
 def timeline_rows(results: Iterable[StepResult]) -> list[dict[str, Any]]:
@@ -147,6 +148,7 @@ def timeline_rows(results: Iterable[StepResult]) -> list[dict[str, Any]]:
 
 
 def timeline_table(results: Iterable[StepResult]) -> Table:
+    """The closing timeline: one row per step."""
     rows = timeline_rows(results)
     columns = ("step", "at", "took", "aws calls", "changes", "assignments")
     table = Table(*columns, title="timeline (AWS calls made by grantledger; changes = "
@@ -157,6 +159,7 @@ def timeline_table(results: Iterable[StepResult]) -> Table:
 
 
 def intro(console: Console, *, workdir: Path, settle: float) -> None:
+    """What the demo is made of, before the story starts."""
     console.print(
         "[bold]grantledger demo[/]: everything in this one process, nothing installed.\n"
         f"  ledger      SQLite in {workdir}\n"

@@ -10,7 +10,7 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from rich.console import Console
 from sqlalchemy.orm import Session, sessionmaker
@@ -31,6 +31,7 @@ from workers.runtime import Runtime
 
 SETTLE_TIMEOUT = 30.0  # seconds a step may wait for its AWS work (settle delay ~1 s)
 SAMPLE_EVERY = 0.05  # seconds between two looks at the operations log
+T = TypeVar("T")
 
 
 def expect(condition: object, message: str) -> None:
@@ -38,6 +39,13 @@ def expect(condition: object, message: str) -> None:
     step it was and what to do)."""
     if not condition:
         raise GrantledgerError(message)
+
+
+def present(value: T | None, message: str) -> T:
+    """``value``, or stop the demo with ``message`` when it is missing."""
+    if value is None:
+        raise GrantledgerError(message)
+    return value
 
 
 @dataclass
@@ -89,7 +97,9 @@ class Stage:
                timeout: float = SETTLE_TIMEOUT) -> list[Transition]:
         """Wait until ``until()`` holds and the worker has nothing left to do, noting every
         state each assignment operation after ``since_operation`` is seen in."""
-        names, seen, transitions = self.names(), {}, []
+        names = self.names()
+        seen: dict[int, str] = {}
+        transitions: list[Transition] = []
         deadline = time.monotonic() + timeout
         while True:
             with self.sessions() as session:

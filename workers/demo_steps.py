@@ -30,7 +30,7 @@ from tasks.services.membership import add_member
 from tasks.services.requests import create_request, promote_request, review_request
 from tasks.services.requests import requestable_for as requestable
 from tasks.services.resources import apply_resources
-from workers.demo_stage import SAMPLE_EVERY, SETTLE_TIMEOUT, Stage, Step, expect
+from workers.demo_stage import SAMPLE_EVERY, SETTLE_TIMEOUT, Stage, Step, expect, present
 from workers.demo_views import (
     Transition,
     clock,
@@ -74,11 +74,11 @@ def _state(stage: Stage, key: str) -> Any:
 
 
 def group_of(stage: Stage, access_list: str) -> str:
+    """The Identity Center GroupId of an access list."""
     with stage.sessions() as session:
         group_id = session.scalar(select(tables.AccessList.group_id)
                                   .where(tables.AccessList.name == access_list))
-    expect(group_id, f"access list {access_list} has no Identity Center group")
-    return group_id
+    return present(group_id, f"access list {access_list} has no Identity Center group")
 
 
 def members_in_identity_center(stage: Stage, access_list: str) -> list[str]:
@@ -93,6 +93,7 @@ def members_in_identity_center(stage: Stage, access_list: str) -> list[str]:
 
 
 def request_grants(stage: Stage, request_id: str) -> list[tables.Grant]:
+    """The ledger grants an access request gave, oldest first."""
     with stage.sessions() as session:
         return list(session.scalars(select(tables.Grant).where(
             tables.Grant.source_kind == SourceKind.REQUEST,
@@ -102,13 +103,9 @@ def request_grants(stage: Stage, request_id: str) -> list[tables.Grant]:
 def user_assignments(stage: Stage, user: str) -> set[str]:
     """``account/permission set`` of the user's own assignments in Identity Center."""
     names = stage.names()
-    return {label.split(" -> ", 1)[1] for label in map(names.assignment,
-                                                        stage.sandbox.assignments())
-            if label.startswith(f"user:{user} -> ")}
-
-
-def show_transitions(stage: Stage, transitions: list[Transition], since: float) -> None:
-    stage.console.print(transitions_table(transitions, since=since))
+    return {f"{names.accounts.get(account, account)}/{names.permission_sets.get(arn, arn)}"
+            for _, principal_id, account, arn in stage.sandbox.assignments()
+            if names.principals.get(principal_id) == f"user:{user}"}
 
 
 def settled_in_order(transitions: list[Transition]) -> dict[int, list[str]]:
@@ -123,6 +120,7 @@ def settled_in_order(transitions: list[Transition]) -> dict[int, list[str]]:
 
 
 def preview(stage: Stage) -> str:
+    """Seed step 2: what Identity Center holds and what an import would make of it."""
     found = importer.preview(runtime=stage.runtime)
     show = stage.console.print
     show(rows_table(found.accounts, ("id", "name", "ou_path"), title="accounts"))
@@ -137,6 +135,7 @@ def preview(stage: Stage) -> str:
 
 
 def enrol(stage: Stage) -> str:
+    """Import with a default owner; the first full sync must change nothing in AWS."""
     summary = importer.run_import(runtime=stage.runtime, default_owners=[OWNER], actor=OWNER)
     expect(summary.enrolled_now, "the import did not enrol")
     new = summary.new
@@ -156,6 +155,7 @@ def enrol(stage: Stage) -> str:
 
 
 def apply_policy(stage: Stage, policy_dir: Path) -> str:
+    """Apply the demo's roles and lists: who may request elevation, and who reviews."""
     since = stage.last_operation()
     loaded = load_documents(sorted(policy_dir.glob("*.yaml")))
     result = apply_resources(sessions=stage.sessions, loaded=loaded, actor=OWNER)
@@ -171,6 +171,7 @@ def apply_policy(stage: Stage, policy_dir: Path) -> str:
 
 
 def owner_adds_member(stage: Stage) -> str:
+    """An owner adds frank to an imported list; the group follows in Identity Center."""
     since = stage.last_operation()
     change = add_member(sessions=stage.sessions, list_name="developers", member="frank",
                         kind="user", actor=OWNER, acting_owner=OWNER,
@@ -183,6 +184,7 @@ def owner_adds_member(stage: Stage) -> str:
 
 
 def requests_approved(stage: Stage) -> str:
+    """A role request and a resource request over two accounts, approved by bob."""
     since, started = stage.last_operation(), stage.now()
     role_request = create_request(sessions=stage.sessions, user="carol",
                                   roles=[PRODUCTION_ADMIN_ROLE], duration=LONG,
@@ -198,7 +200,7 @@ def requests_approved(stage: Stage) -> str:
     stage.console.print(f"  carol asked for role {PRODUCTION_ADMIN_ROLE}; dave for Staging and "
                         f"Sandbox AdministratorAccess; {REVIEWER} approved both")
     transitions = stage.follow("the approved requests", since_operation=since)
-    show_transitions(stage, transitions, started)
+    stage.console.print(transitions_table(transitions, since=started))
     journeys = settled_in_order(transitions)
     expect(len(journeys) == 3, f"expected 3 assignment creates, saw {len(journeys)}")
     expect(all(j[-1] == "SUCCEEDED" and "SUBMITTED" in j for j in journeys.values()),
@@ -210,6 +212,7 @@ def requests_approved(stage: Stage) -> str:
 
 
 def short_request_expires(stage: Stage) -> str:
+    """A 10-second request: created, then deleted on time by the expiry sweep."""
     since, started = stage.last_operation(), stage.now()
     request = create_request(sessions=stage.sessions, user="erin", duration=SHORT,
                              resources=["Sandbox/AdministratorAccess"], actor="erin",
@@ -217,7 +220,8 @@ def short_request_expires(stage: Stage) -> str:
     approved = review_request(sessions=stage.sessions, request_id=request.id,
                               reviewer=REVIEWER, decision="approve")
     stage.console.print(f"  erin asked for Sandbox/AdministratorAccess for {SHORT.seconds}s; "
-                        f"{REVIEWER} approved; it expires at {clock(approved.expires_at)}")
+                        f"{REVIEWER} approved; it expires at "
+                        f"{clock(present(approved.expires_at, 'no expiry'))}")
     created = stage.follow("erin's assignment", since_operation=since)
     expect(user_assignments(stage, "erin"), "erin's assignment was not created")
     stage.console.print("  the assignment exists; waiting for the expiry sweep ...")
@@ -227,7 +231,7 @@ def short_request_expires(stage: Stage) -> str:
 
     expired = stage.follow("the expiry", since_operation=since, until=revoked,
                            timeout=SHORT.total_seconds() + SETTLE_TIMEOUT)
-    show_transitions(stage, merged(created, expired), started)
+    stage.console.print(transitions_table(merged(created, expired), since=started))
     gap = delete_gap(stage, request.id)
     limit = stage.runtime.settings.expiry_interval + EXPIRY_SLACK
     expect(not user_assignments(stage, "erin"), "erin's assignment outlived its expiry")
@@ -248,10 +252,12 @@ def delete_gap(stage: Stage, request_id: str) -> float:
         "delete submitted": delete.submitted_at, "AWS settled": delete.finished_at}],
         ("grant", "expires_at", "delete recorded", "delete submitted", "AWS settled"),
         title="from the ledger (database clock)"))
-    return seconds_between(grant.expires_at, delete.submitted_at)
+    return seconds_between(present(grant.expires_at, "the grant has no expiry"),
+                           present(delete.submitted_at, "the delete was never sent"))
 
 
 def promotion(stage: Stage) -> str:
+    """dave's request becomes membership of platform-admins; his own grants retire."""
     since, started = stage.last_operation(), stage.now()
     request_id = stage.requests["dave"]
     promote_request(sessions=stage.sessions, request_id=request_id,
@@ -259,7 +265,7 @@ def promotion(stage: Stage) -> str:
     stage.console.print(f"  {OWNER} (owner of platform-admins) promoted dave's request "
                         f"{request_id} to long-term membership")
     transitions = stage.follow("the promotion", since_operation=since)
-    show_transitions(stage, transitions, started)
+    stage.console.print(transitions_table(transitions, since=started))
     members = members_in_identity_center(stage, "platform-admins")
     joined, first_delete = promotion_times(stage, request_id)
     stage.console.print(f"  ledger: dave's group membership pushed at {clock(joined)}, first "
@@ -289,10 +295,12 @@ def promotion_times(stage: Stage, request_id: str) -> tuple[Any, Any]:
 
 
 def drift(stage: Stage) -> str:
+    """An assignment made with boto3 behind grantledger's back is reported as foreign."""
     with stage.sessions() as session:
-        frank = session.get(tables.User, "frank").principal_id
-        admin = session.scalar(select(tables.PermissionSet.arn).where(
-            tables.PermissionSet.name == "AdministratorAccess"))
+        frank = present(present(session.get(tables.User, "frank"), "no user frank")
+                        .principal_id, "frank has no Identity Center UserId")
+        admin = present(session.scalar(select(tables.PermissionSet.arn).where(
+            tables.PermissionSet.name == "AdministratorAccess")), "no AdministratorAccess")
     with stage.outside_grantledger() as sandbox:
         create_behind_the_back(sandbox, principal_id=frank, account_id=PRODUCTION,
                                permission_set_arn=admin)
@@ -341,6 +349,7 @@ def create_behind_the_back(sandbox: Any, *, principal_id: str, account_id: str,
 
 
 def self_review(stage: Stage) -> str:
+    """erin may not approve her own request."""
     request = create_request(sessions=stage.sessions, user="erin", roles=[PRODUCTION_ADMIN_ROLE],
                              duration=LONG, reason="quick production fix", actor="erin")
     try:
@@ -352,7 +361,7 @@ def self_review(stage: Stage) -> str:
     else:
         expect(False, "erin approved her own request")
     with stage.sessions() as session:
-        state = session.get(tables.AccessRequest, request.id).state
+        state = present(session.get(tables.AccessRequest, request.id), "request lost").state
     expect(state is RequestState.PENDING, f"the request is {state}, not PENDING")
     return "self-review refused; the request waits for another reviewer"
 

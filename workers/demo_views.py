@@ -122,13 +122,14 @@ class Names:
 
 
 def read_names(session: Session) -> Names:
+    """Every name the demo shows for an id, read from the ledger."""
     users = session.execute(select(tables.User.principal_id, tables.User.name)
                             .where(tables.User.principal_id.is_not(None))).all()
     lists = session.execute(select(tables.AccessList.group_id, tables.AccessList.name)
                             .where(tables.AccessList.group_id.is_not(None))).all()
     return Names(
-        principals={**{pid: f"user:{name}" for pid, name in users},
-                    **{gid: f"group:{name}" for gid, name in lists}},
+        principals={**{pid: f"user:{name}" for pid, name in users if pid},
+                    **{gid: f"group:{name}" for gid, name in lists if gid}},
         accounts=dict(session.execute(select(tables.Account.id, tables.Account.name)).all()),
         permission_sets=dict(session.execute(
             select(tables.PermissionSet.arn, tables.PermissionSet.name)).all()))
@@ -175,11 +176,13 @@ def merged(earlier: list[Transition], later: Iterable[Transition]) -> list[Trans
 
 
 def last_operation_id(session: Session) -> int:
+    """The newest operation's id (0 for none): a step follows the ones after it."""
     return session.scalar(select(tables.Operation.id).order_by(tables.Operation.id.desc())
                           .limit(1)) or 0
 
 
 def transitions_table(transitions: Iterable[Transition], *, since: float) -> Table:
+    """The operations log as sampled, times relative to ``since``."""
     table = Table("at", "op", "", "assignment", "ledger state", "AWS status",
                   title="operations log (sampled from the ledger)", title_justify="left",
                   box=None, pad_edge=False)
@@ -209,6 +212,7 @@ def user_names(ids: Iterable[str], names: Names) -> list[str]:
 
 
 def rows_table(rows: Iterable[Mapping[str, Any]], columns: Iterable[str], *, title: str) -> Table:
+    """A plain table of ``rows`` (mappings), one column per name in ``columns``."""
     columns = list(columns)
     table = Table(*columns, title=title, title_justify="left", box=None, pad_edge=False)
     for row in rows:
