@@ -50,7 +50,7 @@ OWNER, REVIEWER = "alice", "bob"
 PRODUCTION_ADMIN_ROLE = "AdministratorAccess-on-Production-111111111111"
 PRODUCTION = "111111111111"
 LONG, SHORT = timedelta(hours=1), timedelta(seconds=10)
-EXPIRY_SLACK = 2.0  # seconds beyond one expiry sweep interval for the delete to be sent
+EXPIRY_SLACK = 3.0  # seconds beyond one expiry sweep interval for the delete to be sent
 
 
 # --- helpers the steps share ------------------------------------------------------------------

@@ -30,7 +30,7 @@ def demo(*args: str, cwd: Path, **env: str) -> tuple[subprocess.CompletedProcess
                     "GRANTLEDGER_BROKER_URL": "redis://127.0.0.1:1/0", "PYTHONPATH": str(REPO),
                     "COLUMNS": "160", **env}
     started = time.monotonic()
-    finished = subprocess.run([sys.executable, "-m", "workers.cli.main", "demo", *args],
+    finished = subprocess.run([str(Path(sys.executable).with_name("grantledger")), "demo", *args],
                               cwd=cwd, env=environment, capture_output=True, text=True,
                               timeout=DEMO_LIMIT + 30)
     return finished, time.monotonic() - started

@@ -26,6 +26,7 @@ from tests.stack_support import database_beside, free_port
 DEADLINE = 60.0
 STOP_WITHIN = 20.0
 RUN_REDIS_DB = 13
+GRANTLEDGER = str(Path(sys.executable).with_name("grantledger"))  # the console script
 
 
 def eventually(condition: Callable[[], Any], *, what: str, log: Path) -> Any:
@@ -46,9 +47,8 @@ def running(cwd: Path, env: dict[str, str], port: int) -> Iterator[subprocess.Po
     """`grantledger run` until the block ends; then SIGTERM, if still running."""
     log = cwd / "run.log"
     with open(log, "wb") as out:
-        process = subprocess.Popen([sys.executable, "-m", "workers.cli.main", "run", "--port",
-                                    str(port)], cwd=cwd, env=env, stdout=out,
-                                   stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen([GRANTLEDGER, "run", "--port", str(port)], cwd=cwd, env=env,
+                                   stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
     try:
         eventually(lambda: healthy(port) or process.poll() is not None, what="run started",
                    log=log)
@@ -80,7 +80,7 @@ def exports(log: Path) -> dict[str, str]:
 
 
 def cli(cwd: Path, env: dict[str, str], *args: str) -> str:
-    finished = subprocess.run([sys.executable, "-m", "workers.cli.main", *args], cwd=cwd,
+    finished = subprocess.run([GRANTLEDGER, *args], cwd=cwd,
                               env=env, capture_output=True, text=True, timeout=DEADLINE)
     assert finished.returncode == 0, f"grantledger {' '.join(args)}: {finished.stderr}"
     return finished.stdout
