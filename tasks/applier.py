@@ -21,10 +21,11 @@ from prometheus_client import Gauge
 from sqlalchemy import insert, update
 from sqlalchemy.orm import Session
 
+from models.domain import PrincipalType
 from models.ledger.audit import redact
 from models.ledger.base import database_time
 from models.ledger.enums import GrantState, OperationKind, OperationState
-from models.ledger.grants import check_transition, transition_values
+from models.ledger.grants import check_transition, is_backed, lock_assignment, transition_values
 from models.ledger.kv import read_state, write_state
 from models.ledger.operations import get_or_create_operation
 from models.ledger.tables import AuditEvent, Grant, Operation
@@ -162,6 +163,8 @@ def _create(session: Session, change: Change, applied: Applied) -> None:
                          failed_from=CREATING)
     if change.grant_ids and not moved:
         return  # the plan is stale: those grants moved on since it was made
+    if not change.grant_ids and not _still_backed(session, change):
+        return  # a re-create planned on grants revoked since (a user revoked meanwhile)
     if change.operation_id is not None:
         applied.counts["joined"] += 1
         return
@@ -169,6 +172,16 @@ def _create(session: Session, change: Change, applied: Applied) -> None:
     if created:
         applied.counts["created"] += 1
         applied.submit.append(operation.id)
+
+
+def _still_backed(session: Session, change: Change) -> bool:
+    # A revocation holds the assignment lock until it commits: wait for it, then look.
+    principal_type, _, account_id, arn = change.key
+    assignment = {"principal_type": PrincipalType(str(principal_type)),
+                  "principal_name": change.principal_name or "", "account_id": account_id,
+                  "permission_set_arn": arn}
+    lock_assignment(session, **assignment)
+    return is_backed(session, **assignment)
 
 
 def _delete(session: Session, change: Change, actor: str, applied: Applied) -> None:

@@ -15,8 +15,13 @@ from typer.testing import CliRunner
 from models.domain import RequestState
 from models.errors import GrantledgerError, NotFound
 from models.ledger import tables
+from models.ledger.db import transaction
+from tasks.applier import apply_changes
 from tasks.events import submit
 from tasks.offboarding import remove_unexplained_assignments, restore_user, revoke_user
+from tasks.planner import ChangeKind, plan
+from tasks.snapshot import Scope, load_plan_inputs
+from tasks.sync import fetch_actual
 from tests.integration.sync_support import ACCOUNTS, World
 from workers.celery_app import celery_app
 from workers.cli.main import app, register_commands
@@ -196,3 +201,24 @@ def test_cli_unknown_user_exits_2_and_restore_of_an_active_user_too(cli_world: W
     assert "not suspended" in run("restore", "--user", "alice", "--reason", "x", code=2)
     assert all(g.state == "ACTIVE" for g in cli_world.grants())
     assert cli_world.operations()[-1].kind == "create_assignment"  # no delete was recorded
+
+
+def test_a_sync_planned_before_the_revoke_does_not_create_the_assignment_again(
+        sync_world: World):
+    """A sync reads its grants, then lists AWS while the revoke commits and its deletes land:
+    the assignment is missing and its (stale) grant ACTIVE, which plans a re-create."""
+    sync_world.add_role("prod-read", allow=[("Production", "ReadOnlyAccess")])
+    sync_world.add_user("alice", roles=["prod-read"])
+    sync_world.sync()
+    scope = Scope.of(users=["alice"])
+    with sync_world.runtime.sessions() as session:
+        inputs = load_plan_inputs(session, scope=scope)  # before the revoke
+    revoke(sync_world)
+    actual = fetch_actual(sync_world.runtime.identity_center, scope=scope, inputs=inputs)
+    changes = plan(grants=inputs.grants, actual=actual, principal_ids=inputs.principal_ids,
+                   in_flight=inputs.in_flight, history=inputs.history, now=inputs.now)
+    assert [c.kind for c in changes] == [ChangeKind.CREATE]  # what the stale plan says
+    with transaction(sync_world.runtime.sessions) as session:
+        applied = apply_changes(session, changes, actor="system:sync")
+    assert applied.submit == [] and direct(sync_world, "alice") == set()
+    assert [o.kind for o in sync_world.operations()][-1] == "delete_assignment"
