@@ -22,7 +22,7 @@ class Settings(BaseSettings):
 
     # where state lives
     database_url: str = "sqlite:///grantledger.db"
-    broker_url: str = "memory://"
+    broker_url: str = "memory://localhost/"
     result_backend: str | None = None
 
     # AWS
