@@ -42,3 +42,31 @@ access_list_app = typer.Typer(help="Access-list membership and periodic reviews.
                               no_args_is_help=True)
 app.add_typer(get_app, name="get")
 app.add_typer(access_list_app, name="access-list")
+
+
+def reflow(doc: str | None) -> str | None:
+    """Join each docstring paragraph into one line (rich wraps it to the terminal), but keep
+    indented lines (examples) as they are."""
+    if not doc:
+        return doc
+    import inspect
+
+    lines, out = inspect.cleandoc(doc).splitlines(), []
+    for line in lines:
+        joinable = out and out[-1] and line and not line.startswith(" ") \
+            and not out[-1].startswith(" ") and not out[-1].endswith(":")
+        if joinable:
+            out[-1] = f"{out[-1]} {line.strip()}"
+        else:
+            out.append(line)
+    return "\n".join(out)
+
+
+def reflow_help(typer_app: typer.Typer) -> None:
+    """Reflow the help of every command below ``typer_app`` (see `reflow`)."""
+    for command in typer_app.registered_commands:
+        if command.help is None and command.callback is not None:
+            command.help = reflow(command.callback.__doc__)
+    for group in typer_app.registered_groups:
+        if group.typer_instance is not None:
+            reflow_help(group.typer_instance)

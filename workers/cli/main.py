@@ -11,7 +11,7 @@ import sys
 from rich.markup import escape
 
 from models.errors import GrantledgerError
-from workers.cli.app import app
+from workers.cli.app import app, reflow_help
 from workers.cli.output import stderr
 
 
@@ -29,6 +29,8 @@ def register_commands() -> None:
         commands_resources,
         commands_sync,
     )
+
+    reflow_help(app)
 
 
 def main() -> None:
