@@ -65,7 +65,6 @@ class Settings(BaseSettings):
     poll_give_up_after: float = Field(600.0, gt=0)
     revoke_stuck_after_attempts: int = Field(5, ge=1)
     max_nesting_depth: int = Field(10, ge=1)
-    default_request_duration: str = "1h"
     expiring_notice_lead: float = Field(900.0, ge=0)
 
     # notifications
