@@ -1,8 +1,9 @@
 """Operations after they are recorded: submit to AWS, poll the status, settle the grants.
 
 ``submit_operation``: a QUEUED operation (row-locked, skipped if another worker holds it).
-A create first takes one of the 15 outstanding-create slots (none free: try again shortly)
-and checks whether the assignment already exists (then it is done without a create). The
+A create whose grants were revoked meanwhile is not sent (FAILED, ``NOT_WANTED``); else it
+takes one of the 15 outstanding-create slots (none free: try again shortly) and checks
+whether the assignment already exists (then it is done without a create). The
 AWS request id is stored by the same UPDATE that makes the operation SUBMITTED.
 
 ``poll_operation``: asks AWS where a SUBMITTED operation stands. IN_PROGRESS: poll again
@@ -26,13 +27,14 @@ from prometheus_client import Counter
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
+from models.domain import PrincipalType
 from models.errors import AwsError
 from models.ledger import audit
 from models.ledger import operations as ops
 from models.ledger.base import database_time, db_now
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState, OperationKind, OperationState
-from models.ledger.grants import mark_stuck
+from models.ledger.grants import lock_assignment, mark_stuck
 from models.ledger.tables import Operation
 from tasks.applier import grant_event, move_grants, record_many
 from tasks.events import Next, poll, submit
@@ -48,6 +50,7 @@ SLOT_RETRY_DELAY = 1.0  # seconds before a create waiting for a free slot tries 
 MAX_SUBMIT_ATTEMPTS = 8  # throttled / conflicting submits before the operation FAILS
 POLL_BACKOFF = 1.6
 LOST_SUBMIT_AFTER = 30.0
+NOT_WANTED = "no live grant wants this assignment any more (revoked before its create was sent)"
 LATE_POLL_GRACE = 5.0  # a poll this late is taken as lost and enqueued again
 SWEEP_LIMIT = 500
 
@@ -87,6 +90,9 @@ def submit_operation(*, runtime: Any, operation_id: int) -> list[Next]:
         if operation is None:
             return []  # done already, or another worker holds it: a duplicate delivery
         create = operation.kind == CREATE
+        if create and not _still_wanted(session, operation):
+            settle(session, operation, succeeded=False, runtime=runtime, reason=NOT_WANTED)
+            return []
         if create and not limiter.try_acquire_create_slot(str(operation.id),
                                                           ttl=slot_ttl(settings)):
             return [submit(operation.id, countdown=SLOT_RETRY_DELAY)]
@@ -105,6 +111,22 @@ def submit_operation(*, runtime: Any, operation_id: int) -> list[Next]:
             _settle_status(session, operation, status, runtime)
             return []
     return [poll(operation.id, countdown=settings.poll_first_delay)]
+
+
+def _still_wanted(session: Session, operation: Operation) -> bool:
+    """Whether a live grant still wants a create's assignment (expired or not: the expiry
+    sweep deals with those). Checked under the assignment lock, which a revocation holds
+    until it commits: a create recorded before its grants were revoked is never sent after."""
+    name = (operation.payload or {}).get("principal_name")
+    if not name:
+        return True  # nothing to check it against: send it, the next sync judges
+    key = operation_key(operation)
+    lock_assignment(session, principal_type=PrincipalType(str(key.principal_type)),
+                    principal_name=name, account_id=key.account_id,
+                    permission_set_arn=key.permission_set_arn)
+    grants = load_live_grants(session, keys=[(str(key.principal_type), name, key.account_id,
+                                              key.permission_set_arn)])
+    return any(grant.backs(None) for grant in grants)
 
 
 def _send(identity_center: IdentityCenter, operation: Operation) -> OperationStatus | None:

@@ -21,7 +21,7 @@ from tasks.events import submit
 from tasks.offboarding import remove_unexplained_assignments, restore_user, revoke_user
 from tasks.planner import ChangeKind, plan
 from tasks.snapshot import Scope, load_plan_inputs
-from tasks.sync import fetch_actual
+from tasks.sync import fetch_actual, full_sync
 from tests.integration.sync_support import ACCOUNTS, World
 from workers.celery_app import celery_app
 from workers.cli.main import app, register_commands
@@ -222,3 +222,15 @@ def test_a_sync_planned_before_the_revoke_does_not_create_the_assignment_again(
         applied = apply_changes(session, changes, actor="system:sync")
     assert applied.submit == [] and direct(sync_world, "alice") == set()
     assert [o.kind for o in sync_world.operations()][-1] == "delete_assignment"
+
+
+def test_a_create_still_queued_when_the_revoke_commits_is_never_sent(sync_world: World):
+    sync_world.add_role("prod-read", allow=[("Production", "ReadOnlyAccess")])
+    sync_world.add_user("alice", roles=["prod-read"])
+    report = full_sync(runtime=sync_world.runtime)  # the create is recorded, not sent yet
+    revoke(sync_world)  # its delete finds nothing to delete: done
+    sync_world.drain(report.next_work())  # now the create's submit arrives
+    assert direct(sync_world, "alice") == set()
+    create = next(o for o in sync_world.operations() if o.kind == "create_assignment")
+    assert create.state == "FAILED" and "no live grant" in create.failure_reason
+    assert sync_world.sandbox.calls().get("sso-admin:CreateAccountAssignment", 0) == 0
