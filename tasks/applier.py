@@ -177,11 +177,11 @@ def _create(session: Session, change: Change, applied: Applied) -> None:
 def _still_backed(session: Session, change: Change) -> bool:
     # A revocation holds the assignment lock until it commits: wait for it, then look.
     principal_type, _, account_id, arn = change.key
-    assignment = {"principal_type": PrincipalType(str(principal_type)),
-                  "principal_name": change.principal_name or "", "account_id": account_id,
-                  "permission_set_arn": arn}
-    lock_assignment(session, **assignment)
-    return is_backed(session, **assignment)
+    kind, name = PrincipalType(str(principal_type)), change.principal_name or ""
+    lock_assignment(session, principal_type=kind, principal_name=name, account_id=account_id,
+                    permission_set_arn=arn)
+    return is_backed(session, principal_type=kind, principal_name=name, account_id=account_id,
+                     permission_set_arn=arn)
 
 
 def _delete(session: Session, change: Change, actor: str, applied: Applied) -> None:
