@@ -213,11 +213,13 @@ def restore_command(
 
     result = _run(runtime, carry_out, embedded=embedded, timeout=timeout,
                   done=None if key is None else lambda: _sync_done(runtime, key))
+    report = _take_report(runtime, key) or {}
     summary = {"user": user, "unsuspended": restoration.lifted,
                "sign_in_enabled": restoration.reactivate is not None,
-               "sync": _take_report(runtime, key), **result}
+               "synced": {k: v for k, v in (report.get("counts") or {}).items() if v},
+               **result, "problems": result["problems"] + list(report.get("errors") or [])}
     emit(summary, fmt=output, title=f"restored {user}")
-    _exit_on_trouble(result["problems"], [], result["finished"], user)
+    _exit_on_trouble(summary["problems"], [], result["finished"], user)
 
 
 def _sync_done(runtime: Any, key: str) -> bool:
