@@ -6,10 +6,16 @@ scheduler with `grantledger beat`. Tasks live in `tasks/`; they take ids and sta
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
+from typing import Any
 
 from celery import Celery
 from kombu import Queue
+from redbeat import RedBeatScheduler
+from redbeat.schedulers import get_redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import LockNotOwnedError
 
 from workers.settings import Settings, get_settings
 
@@ -53,6 +59,41 @@ def beat_schedule(settings: Settings) -> dict[str, dict]:
             "options": {"queue": "notify", "expires": 50},
         },
     }
+
+
+log = logging.getLogger(__name__)
+
+
+class HealingRedBeatScheduler(RedBeatScheduler):
+    """redbeat that outlives a flushed or restarted Redis instead of exiting.
+
+    Plain redbeat raises out of ``tick()`` when its lock key vanished (FLUSHALL, a restart
+    without persistence) or Redis does not answer, and beat exits: no more expiry sweeps
+    until something restarts it. Here a lost lock is taken again if free (else another beat
+    leads and this one waits), a schedule whose keys vanished is written again, and an
+    unreachable Redis is retried on the next tick.
+    """
+
+    def tick(self, min: Any = min, **kwargs: Any) -> float:  # noqa: A002 - celery's name
+        try:
+            return super().tick(min=min, **kwargs)
+        except LockNotOwnedError:
+            return self._take_over()
+        except RedisConnectionError as err:
+            log.warning("beat: Redis unreachable (%s); retrying", err)
+            return float(self.max_interval)
+
+    def _take_over(self) -> float:
+        if self.lock is None or not self.lock.acquire(blocking=False):
+            log.warning("beat: lock lost and held elsewhere; standing by")
+            return float(self.max_interval)
+        log.warning("beat: lock lost (Redis flushed or restarted); taken again")
+        if not get_redis(self.app).exists(self.app.redbeat_conf.statics_key):
+            self.setup_schedule()  # the schedule's keys went with the flush
+        return float(self.max_interval)
+
+
+BEAT_SCHEDULER = f"{__name__}:{HealingRedBeatScheduler.__name__}"
 
 
 def make_celery(settings: Settings) -> Celery:

@@ -253,9 +253,9 @@ def beat_command(loglevel: str = typer.Option("INFO", "--loglevel")) -> None:
     Example: grantledger beat
     """
     _require_redis()
-    from workers.celery_app import celery_app
+    from workers.celery_app import BEAT_SCHEDULER, celery_app
 
-    celery_app.Beat(scheduler="redbeat.RedBeatScheduler", loglevel=loglevel,
+    celery_app.Beat(scheduler=BEAT_SCHEDULER, loglevel=loglevel,
                     max_interval=1).run()
 
 
