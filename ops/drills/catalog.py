@@ -10,16 +10,18 @@ import contextlib
 import os
 import signal
 import time
+from pathlib import Path
 from typing import Any
 
 from models.ledger.enums import OperationState
 from ops.drills.runner import Context, Drill, Scale
-from ops.drills.stack import StackOptions
+from ops.drills.stack import REPO, StackOptions
 from ops.drills.workload import ACCOUNTS, approve_requests
 from tasks import events
 from tasks.events import Next
 
 QUEUED, SUBMITTED = OperationState.QUEUED, OperationState.SUBMITTED
+CLOCK_OFFSET = 600.0  # seconds the workers' and beat's wall clock runs ahead
 
 
 def _stalled(ctx: Context, state: OperationState = SUBMITTED) -> None:
@@ -158,7 +160,7 @@ def foreign_assignment(ctx: Context) -> None:
 
 
 def clock_skew(ctx: Context) -> None:
-    ctx.notes["worker_clock"] = "+10 min (faketime)"
+    ctx.notes["worker_clock"] = f"+{CLOCK_OFFSET / 60:g} min"
 
 
 def poison_task(ctx: Context) -> None:
@@ -197,9 +199,10 @@ def _options(**changes: Any) -> Any:
     return build
 
 
-def _faketime_options(scale: Scale) -> StackOptions:
-    return StackOptions(command_prefix=["faketime", "-f", "+10m"],
-                        extra_env={"FAKETIME_DONT_FAKE_MONOTONIC": "1"})
+def _skewed_clock_options(scale: Scale) -> StackOptions:
+    hook = Path(__file__).resolve().parent / "clock"
+    return StackOptions(extra_env={"PYTHONPATH": f"{hook}{os.pathsep}{REPO}",
+                                   "GRANTLEDGER_DRILL_CLOCK_OFFSET": str(CLOCK_OFFSET)})
 
 
 DRILLS = [
@@ -225,7 +228,7 @@ DRILLS = [
     Drill("foreign-assignment", "an assignment added behind our back (drift_mode=remove)",
           foreign_assignment, _options(settings={"drift_mode": "remove"})),
     Drill("clock-skew", "worker and beat clocks 10 minutes ahead", clock_skew,
-          _faketime_options, requires="faketime"),
+          _skewed_clock_options, requires="time_machine"),
     Drill("poison-task", "poison tasks that always raise", poison_task),
     Drill("workers-down-past-expiries", "workers and beat down while every request expires, "
           "then restarted", workers_down_past_expiries, ci=True),

@@ -4,7 +4,7 @@ until they hold (recovery is the system's own: beat's sweeps and full syncs) or 
 
 from __future__ import annotations
 
-import shutil
+import importlib.util
 import time
 import traceback
 from collections.abc import Callable
@@ -82,7 +82,7 @@ class Drill:
     inject: Injector
     options: Callable[[Scale], StackOptions] = lambda scale: StackOptions()
     ci: bool = False  # part of the fast subset pytest runs
-    requires: str | None = None  # a program the drill needs (SKIP without it)
+    requires: str | None = None  # a Python module the drill needs (SKIP without it)
 
 
 @dataclass
@@ -152,7 +152,7 @@ def _max_lag(view: Any) -> float | None:
 
 def run(drill: Drill, *, scale: Scale) -> DrillResult:
     """One drill on a fresh stack; never raises (an error is a FAIL with its reason)."""
-    if drill.requires and shutil.which(drill.requires) is None:
+    if drill.requires and importlib.util.find_spec(drill.requires) is None:
         return DrillResult(drill.name, drill.fault, "SKIP", [], 0.0,
                            {"why": f"{drill.requires} is not installed"})
     started = time.monotonic()

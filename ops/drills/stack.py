@@ -30,7 +30,7 @@ from pydantic import SecretStr
 from models.ledger import migrate
 from ops.drills.services import PrivatePostgres, PrivateRedis, wait_until
 from tasks.events import Next, enqueue
-from workers.celery_app import QUEUES, make_celery
+from workers.celery_app import BEAT_SCHEDULER, QUEUES, make_celery
 from workers.runtime import Runtime
 from workers.sandbox import Sandbox
 from workers.settings import Settings
@@ -58,6 +58,14 @@ def shared_sandbox() -> Sandbox:
     if _sandbox is None:
         _sandbox = Sandbox(settle_delay=0.3, rate=20.0).start()
     return _sandbox
+
+
+def stop_shared_sandbox() -> None:
+    """Stop the process's drill Sandbox (tests: before another module starts its own)."""
+    global _sandbox
+    if _sandbox is not None:
+        _sandbox.stop()
+        _sandbox = None
 
 
 @dataclass
@@ -224,7 +232,7 @@ class Stack:
 
     def start_beat(self, **overrides: Any) -> subprocess.Popen[bytes]:
         beat = self._spawn(f"beat{len(self.beats)}", [
-            "beat", "-S", "redbeat.RedBeatScheduler", "--max-interval", "1",
+            "beat", "-S", BEAT_SCHEDULER, "--max-interval", "1",
             "--loglevel=INFO", f"--pidfile={self.log_dir}/beat-{uuid.uuid4().hex[:6]}.pid"],
             **overrides)
         self.beats.append(beat)
