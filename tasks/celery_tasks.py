@@ -47,8 +47,9 @@ class OperationTask(Task):
         from tasks.polling import give_up
 
         try:
-            give_up(runtime=get_runtime(), operation_id=operation_id,
-                    reason=f"{self.name} failed after {self.request.retries} retries: {exc}")
+            enqueue(give_up(runtime=get_runtime(), operation_id=operation_id,
+                            reason=f"{self.name} failed after {self.request.retries} "
+                                   f"retries: {exc}"))
         except Exception:  # noqa: BLE001 - the sweep and the next sync pick it up again
             log.exception("could not mark operation %s FAILED", operation_id)
 

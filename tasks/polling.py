@@ -2,7 +2,8 @@
 
 ``submit_operation``: a QUEUED operation (row-locked, skipped if another worker holds it).
 A create whose grants were revoked meanwhile is not sent (FAILED, ``NOT_WANTED``); else it
-takes one of the 15 outstanding-create slots (none free: try again shortly) and checks
+takes one of the 15 outstanding-create slots (none free: it waits, and the next create to
+settle hands it its slot; the sweep is the safety net) and checks
 whether the assignment already exists (then it is done without a create). The
 AWS request id is stored by the same UPDATE that makes the operation SUBMITTED.
 
@@ -46,7 +47,6 @@ QUEUED, SUBMITTED = OperationState.QUEUED, OperationState.SUBMITTED
 CREATE = OperationKind.CREATE_ASSIGNMENT.value
 ACTOR = "system:provision"
 ALREADY_GONE = "Received a 404 status error"
-SLOT_RETRY_DELAY = 1.0  # seconds before a create waiting for a free slot tries again
 MAX_SUBMIT_ATTEMPTS = 8  # throttled / conflicting submits before the operation FAILS
 POLL_BACKOFF = 1.6
 LOST_SUBMIT_AFTER = 30.0
@@ -91,26 +91,51 @@ def submit_operation(*, runtime: Any, operation_id: int) -> list[Next]:
             return []  # done already, or another worker holds it: a duplicate delivery
         create = operation.kind == CREATE
         if create and not _still_wanted(session, operation):
-            settle(session, operation, succeeded=False, runtime=runtime, reason=NOT_WANTED)
-            return []
+            return settle(session, operation, succeeded=False, runtime=runtime,
+                          reason=NOT_WANTED)
         if create and not limiter.try_acquire_create_slot(str(operation.id),
                                                           ttl=slot_ttl(settings)):
-            return [submit(operation.id, countdown=SLOT_RETRY_DELAY)]
+            _wait_for_slot(session, operation)
+            return []
         try:
             status = _send(runtime.identity_center, operation)
         except AwsError as err:
             return _submit_failed(session, operation, err, runtime)
         if status is None:  # a create of an assignment that already exists
-            settle(session, operation, succeeded=True, runtime=runtime,
-                   note="assignment already existed; no create needed")
-            return []
+            return settle(session, operation, succeeded=True, runtime=runtime,
+                          note="assignment already existed; no create needed")
         ops.transition(session, operation_id=operation.id, expected=QUEUED, to=SUBMITTED,
                        request_id=status.request_id, poll_in_seconds=settings.poll_first_delay)
         operation.state, operation.request_id = SUBMITTED, status.request_id
         if status.settled:
-            _settle_status(session, operation, status, runtime)
-            return []
+            return _settle_status(session, operation, status, runtime)
     return [poll(operation.id, countdown=settings.poll_first_delay)]
+
+
+def _wait_for_slot(session: Session, operation: Operation) -> None:
+    """All 15 create slots are taken: wait, without spinning, to be handed one.
+
+    The next create that settles hands its slot over (``_release_slot``); the sweep
+    resubmits a waiter it finds still queued ``LOST_SUBMIT_AFTER`` seconds later.
+    """
+    session.execute(update(Operation).where(Operation.id == operation.id)
+                    .values(next_poll_at=db_now(LOST_SUBMIT_AFTER))
+                    .execution_options(synchronize_session=False))
+
+
+def _release_slot(session: Session, operation: Operation, runtime: Any) -> list[Next]:
+    """Give a create's slot back, and wake the oldest create waiting for one."""
+    runtime.limiter.release_create_slot(str(operation.id))
+    waiting = session.scalars(
+        select(Operation.id).where(Operation.state == QUEUED, Operation.kind == CREATE,
+                                   Operation.next_poll_at.is_not(None),
+                                   Operation.id != operation.id)
+        .order_by(Operation.id).limit(1).with_for_update(skip_locked=True)).first()
+    if waiting is None:
+        return []
+    session.execute(update(Operation).where(Operation.id == waiting).values(next_poll_at=None)
+                    .execution_options(synchronize_session=False))
+    return [submit(waiting)]
 
 
 def _still_wanted(session: Session, operation: Operation) -> bool:
@@ -145,14 +170,13 @@ def _send(identity_center: IdentityCenter, operation: Operation) -> OperationSta
 
 def _submit_failed(session: Session, operation: Operation, err: AwsError,
                    runtime: Any) -> list[Next]:
-    if operation.kind == CREATE:
-        runtime.limiter.release_create_slot(str(operation.id))
     if err.retryable:
         attempts = ops.record_retry(session, operation_id=operation.id, reason=str(err))
         if attempts is not None and attempts < MAX_SUBMIT_ATTEMPTS:
-            return [submit(operation.id, countdown=submit_retry_delay(attempts))]
-    settle(session, operation, succeeded=False, runtime=runtime, reason=str(err))
-    return []
+            woken = _release_slot(session, operation, runtime) \
+                if operation.kind == CREATE else []
+            return [*woken, submit(operation.id, countdown=submit_retry_delay(attempts))]
+    return settle(session, operation, succeeded=False, runtime=runtime, reason=str(err))
 
 
 def poll_operation(*, runtime: Any, operation_id: int) -> list[Next]:
@@ -166,19 +190,17 @@ def poll_operation(*, runtime: Any, operation_id: int) -> list[Next]:
             status = _describe(runtime.identity_center, operation)
         except AwsError as err:
             if not err.retryable:
-                settle(session, operation, succeeded=False, runtime=runtime, reason=str(err))
-                return []
+                return settle(session, operation, succeeded=False, runtime=runtime,
+                              reason=str(err))
             status = None
         if status is not None and status.settled:
-            _settle_status(session, operation, status, runtime)
-            return []
+            return _settle_status(session, operation, status, runtime)
         waited = (database_time(session) - operation.submitted_at).total_seconds() \
             if operation.submitted_at else 0.0
         if waited >= settings.poll_give_up_after:
-            settle(session, operation, succeeded=False, runtime=runtime,
-                   reason=f"no result from AWS after {waited:.0f}s (still IN_PROGRESS); "
-                          "the next sync checks the assignment again")
-            return []
+            return settle(session, operation, succeeded=False, runtime=runtime,
+                          reason=f"no result from AWS after {waited:.0f}s (still "
+                                 "IN_PROGRESS); the next sync checks the assignment again")
         delay = poll_delay(operation.poll_count, settings)
         ops.reschedule_poll(session, operation_id=operation.id, delay_seconds=delay)
     return [poll(operation_id, countdown=delay)]
@@ -192,24 +214,24 @@ def _describe(identity_center: IdentityCenter, operation: Operation) -> Operatio
 
 
 def _settle_status(session: Session, operation: Operation, status: OperationStatus,
-                   runtime: Any) -> None:
-    settle(session, operation, succeeded=status.status == SUCCEEDED, runtime=runtime,
+                   runtime: Any) -> list[Next]:
+    return settle(session, operation, succeeded=status.status == SUCCEEDED, runtime=runtime,
            reason=status.failure_reason or (None if status.status == SUCCEEDED
                                             else f"AWS status {status.status}"))
 
 
 def settle(session: Session, operation: Operation, *, succeeded: bool, runtime: Any,
-           reason: str | None = None, note: str | None = None) -> None:
-    """Finish an operation and move the grants of its assignment, in one transaction."""
+           reason: str | None = None, note: str | None = None) -> list[Next]:
+    """Finish an operation and move the grants of its assignment, in one transaction; the
+    work that follows (a create waiting for the slot this one frees)."""
     create = operation.kind == CREATE
     if not create and not succeeded and (reason or "").startswith(ALREADY_GONE):
         succeeded, note = True, f"already gone: {reason}"
     to = OperationState.SUCCEEDED if succeeded else OperationState.FAILED
     if not ops.transition(session, operation_id=operation.id, expected=operation.state, to=to,
                           reason=None if succeeded else reason):
-        return
-    if create:
-        runtime.limiter.release_create_slot(str(operation.id))
+        return []
+    woken = _release_slot(session, operation, runtime) if create else []
     SETTLED.labels(kind=operation.kind, outcome=to.value).inc()
     grants = _grants_of(session, operation, GrantState.PROVISIONING if create
                         else GrantState.REVOKING)
@@ -217,6 +239,7 @@ def settle(session: Session, operation: Operation, *, succeeded: bool, runtime: 
         _settle_create(session, operation, grants, succeeded, reason or note)
     else:
         _settle_delete(session, operation, grants, succeeded, reason, note, runtime.settings)
+    return woken
 
 
 def _grants_of(session: Session, operation: Operation, state: GrantState) -> list[GrantView]:
@@ -274,15 +297,16 @@ def _audit_foreign_removal(session: Session, operation: Operation, succeeded: bo
         "request_id": operation.request_id, "account_id": key.account_id}])
 
 
-def give_up(*, runtime: Any, operation_id: int, reason: str) -> bool:
-    """Poison work: end an unsettled operation FAILED with ``reason`` (bounded attempts)."""
+def give_up(*, runtime: Any, operation_id: int, reason: str) -> list[Next]:
+    """Poison work: end an unsettled operation FAILED with ``reason`` (bounded attempts);
+    what to enqueue next."""
     with transaction(runtime.sessions) as session:
         for state in (QUEUED, SUBMITTED):
             operation = _claim(session, operation_id, state)
             if operation is not None:
-                settle(session, operation, succeeded=False, runtime=runtime, reason=reason)
-                return True
-    return False
+                return settle(session, operation, succeeded=False, runtime=runtime,
+                              reason=reason)
+    return []
 
 
 def sweep_operations(*, runtime: Any) -> list[Next]:

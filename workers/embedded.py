@@ -53,6 +53,7 @@ class EmbeddedWorker:
         import tasks.celery_tasks  # noqa: F401 - registers the tasks on the app
 
         self._previous = set_runtime(self.runtime)
+        _forget_requests()
         self._stack.enter_context(start_worker(
             self.app, pool="solo", concurrency=1, perform_ping_check=False,
             loglevel="WARNING", shutdown_timeout=30.0))
@@ -76,6 +77,7 @@ class EmbeddedWorker:
         for _ in range(2):
             self.app.send_task(NOTIFY_SWEEP)
         self._stack.close()
+        _forget_requests()
         set_runtime(self._previous)
 
     def __enter__(self) -> EmbeddedWorker:
@@ -123,6 +125,17 @@ class EmbeddedWorker:
                 return False
             time.sleep(IDLE_POLL)
         return True
+
+
+def _forget_requests() -> None:
+    """Celery keeps the requests a worker holds in module globals; one that stopped with
+    countdown tasks still scheduled leaves them there (their messages go back to the broker),
+    and the next worker in this process would never look idle."""
+    from celery.worker import state
+
+    for held in (state.requests, state.reserved_requests, state.active_requests,
+                 state.scheduled_requests):
+        held.clear()
 
 
 def _project_app() -> Celery:

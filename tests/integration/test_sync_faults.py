@@ -183,6 +183,20 @@ def test_sweep_resubmits_lost_submits_and_overdue_polls_once(sync_world: World):
     assert [o.state for o in sync_world.operations()] == ["SUCCEEDED"]
 
 
+def test_creates_beyond_the_outstanding_cap_wait_and_are_handed_freed_slots(sync_world: World):
+    sync_world.add_role("prod-read", allow=[("Production", "ReadOnlyAccess")])
+    for name in ("alice", "bob", "carol", "dave"):
+        sync_world.add_user(name, roles=["prod-read"])
+    with sync_world.reconfigured(max_outstanding_creates=1) as world:
+        report = full_sync(runtime=world.runtime)
+        first = [world.run(item) for item in report.next_work()]
+        assert sum(len(work) for work in first) == 1  # one poll; three wait without a retry
+        ran = world.drain([item for work in first for item in work])
+    assert [o.state for o in sync_world.operations()] == ["SUCCEEDED"] * 4
+    assert len(sync_world.aws_assignments()) == 4
+    assert ran < 40  # each settle wakes the next waiter: no spinning on a full cap
+
+
 def test_full_sync_is_single_flight(sync_world: World):
     with single_flight(sync_world.runtime, FULL_SYNC_LOCK) as held:
         assert held
