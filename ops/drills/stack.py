@@ -121,6 +121,10 @@ class Stack:
         self.start_workers()
         if self.options.beat:
             self.start_beat()
+            # A beat that cannot reach Redis while starting exits (its supervisor restarts
+            # it): faults are injected only once it leads.
+            wait_until(lambda: bool(self.redis.client().exists("redbeat::lock")),
+                       timeout=READY_TIMEOUT, what="beat holding its lock")
         return self
 
     def close(self) -> None:
