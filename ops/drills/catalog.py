@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from models.ledger.enums import OperationState
-from ops.drills.runner import Context, Drill, Scale
+from ops.drills.runner import Context, Drill, Scale, seconds_to_last_expiry
 from ops.drills.stack import REPO, StackOptions
 from ops.drills.workload import ACCOUNTS, approve_requests
 from tasks import events
@@ -175,19 +175,13 @@ def workers_down_past_expiries(ctx: Context) -> None:
     ctx.steady()
     ctx.stack.kill_workers(signal.SIGTERM)
     ctx.stack.stop_beats(signal.SIGTERM)
-    wait = max(_seconds_to_last_expiry(ctx), 0.0) + 5.0
+    wait = max(seconds_to_last_expiry(ctx), 0.0) + 5.0
     time.sleep(wait)
-    restarted = time.monotonic()
     ctx.stack.start_workers()
     ctx.stack.start_beat()
     ctx.notes["down_s"] = round(wait, 1)
-    ctx.notes["restarted_at"] = round(restarted, 1)
 
 
-def _seconds_to_last_expiry(ctx: Context) -> float:
-    from ops.drills.runner import _last_request_expiry
-
-    return _last_request_expiry(ctx)
 
 
 # --- options -------------------------------------------------------------------------------

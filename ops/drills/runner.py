@@ -119,7 +119,7 @@ def start_workload(stack: Stack, scale: Scale) -> Workload:
 
 def converge(ctx: Context) -> list[Violation]:
     """Check the invariants until they hold after every request expired, or the deadline."""
-    last_expiry = _last_request_expiry(ctx)
+    last_expiry = seconds_to_last_expiry(ctx)
     deadline = time.monotonic() + max(last_expiry, 0.0) + ctx.scale.recovery
     started = time.monotonic()
     while True:
@@ -136,7 +136,7 @@ def converge(ctx: Context) -> list[Violation]:
         time.sleep(1.0)
 
 
-def _last_request_expiry(ctx: Context) -> float:
+def seconds_to_last_expiry(ctx: Context) -> float:
     """Seconds from now until the last workload request expires (database clock)."""
     with ctx.stack.runtime.sessions() as session:
         latest = session.scalar(select(func.max(tables.AccessRequest.expires_at)))
