@@ -78,7 +78,7 @@ def lags(stack: Stack) -> tuple[list[float], list[float]]:
     with stack.runtime.sessions() as session:
         expiry = {(pid, acct, arn): at.timestamp() for pid, acct, arn, at in session.execute(
             select(tables.Grant.principal_id, tables.Grant.account_id,
-                   tables.Grant.permission_set_arn, tables.Grant.expires_at))}
+                   tables.Grant.permission_set_arn, tables.Grant.expires_at)) if at}
     deletes = {op.key[1:]: op.created_at for op in stack.sandbox.center.operations("DELETE")}
     measured = [deletes[key] - due for key, due in expiry.items() if key in deletes]
     bound, sent = [], float("-inf")

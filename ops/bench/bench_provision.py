@@ -95,9 +95,10 @@ def naive_baseline(stack: Stack, *, sample: int, users: list[str]) -> dict[str, 
     sandbox = stack.sandbox
     client = sandbox.client("sso-admin")
     with stack.runtime.sessions() as session:
-        ids = dict(session.execute(select(tables.User.name, tables.User.principal_id)).all())
-        arn = session.scalar(select(tables.PermissionSet.arn).where(
-            tables.PermissionSet.name == "AdministratorAccess"))
+        ids = {name: str(pid) for name, pid in session.execute(
+            select(tables.User.name, tables.User.principal_id))}
+        arn = str(session.scalar(select(tables.PermissionSet.arn).where(
+            tables.PermissionSet.name == "AdministratorAccess")))
     started = time.monotonic()
     for index in range(sample):
         naive_one(client, sandbox.instance_arn, principal_id=ids[users[index % len(users)]],

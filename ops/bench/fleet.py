@@ -6,7 +6,7 @@ ledger), users and roles applied through the resource service, and ledger probes
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import yaml
@@ -29,7 +29,8 @@ AWS_SETTLE = {"settle_delay": 1.0, "settle_jitter": 4.0}  # operations settle in
 
 def aws_like_stack(**changes: Any) -> Stack:
     """Two worker processes (4 pool processes each), beat, AWS's limits and settle times."""
-    options = StackOptions(workers=2, concurrency=4, **AWS_SETTLE,
+    options = StackOptions(workers=2, concurrency=4, settle_delay=AWS_SETTLE["settle_delay"],
+                           settle_jitter=AWS_SETTLE["settle_jitter"],
                            settings={**PRODUCT_TIMING, **changes.pop("settings", {})})
     for name, value in changes.items():
         setattr(options, name, value)
@@ -40,7 +41,7 @@ def account_ids(count: int) -> list[str]:
     return [f"{300000000000 + i}" for i in range(count)]
 
 
-def seed_fleet(stack: Stack, *, accounts: int, users: list[str] = ()) -> Seeded:
+def seed_fleet(stack: Stack, *, accounts: int, users: Sequence[str] = ()) -> Seeded:
     """``accounts`` accounts and the permission sets; ``users`` straight into the identity
     store (for benchmarks whose ledger is written directly, not pushed over SCIM)."""
     seeded = stack.sandbox.seed({

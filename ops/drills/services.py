@@ -93,11 +93,12 @@ class PrivateRedis:
 
 def postgres_bin(name: str) -> str:
     """The path of a PostgreSQL server binary (``initdb``, ``pg_ctl``), newest version."""
-    found = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}")) or [shutil.which(name)]
-    if not found or not found[-1]:
+    installed = sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))
+    found = installed[-1] if installed else shutil.which(name)
+    if not found:
         raise RuntimeError(f"PostgreSQL's {name} is not installed (looked in "
                            "/usr/lib/postgresql/*/bin and PATH)")
-    return str(found[-1])
+    return found
 
 
 class PrivatePostgres:

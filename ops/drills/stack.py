@@ -99,9 +99,7 @@ class Stack:
         self.workers: list[subprocess.Popen[bytes]] = []
         self.beats: list[subprocess.Popen[bytes]] = []
         self._orphans: list[int] = []  # pool children of killed workers (killed too)
-        self.settings: Settings | None = None
-        self.runtime: Runtime | None = None
-        self.app: Celery | None = None
+        self._started: tuple[Settings, Runtime, Celery] | None = None
 
     # -- life cycle -----------------------------------------------------------------------
 
@@ -111,9 +109,8 @@ class Stack:
             self.postgres.init()
         url = self._create_database()
         self._reset_sandbox()
-        self.settings = self._settings(url)
-        self.runtime = Runtime(self.settings)
-        self.app = make_celery(self.settings)
+        settings = self._settings(url)
+        self._started = (settings, Runtime(settings), make_celery(settings))
         if self.options.copies > 1:
             from ops.drills.tenfold import tenfold
 
@@ -132,15 +129,34 @@ class Stack:
             stop_process(process, signal.SIGKILL)
         for pid in self._orphans:
             _kill_quietly(pid)
-        if self.runtime is not None:
+        if self._started is not None:
             self.runtime.close()
-        if self.app is not None:
             self.app.close()
         self.sandbox.faults.clear()
         self._drop_database()
         self.redis.close()
         if self.postgres is not None:
             self.postgres.close()
+
+    def _parts(self) -> tuple[Settings, Runtime, Celery]:
+        if self._started is None:
+            raise RuntimeError("the stack is not started: call start() first")
+        return self._started
+
+    @property
+    def settings(self) -> Settings:
+        """The settings every process of the stack runs with."""
+        return self._parts()[0]
+
+    @property
+    def runtime(self) -> Runtime:
+        """This process's runtime on the stack's ledger and sandbox."""
+        return self._parts()[1]
+
+    @property
+    def app(self) -> Celery:
+        """A Celery app on the stack's broker, to publish tasks and ping workers."""
+        return self._parts()[2]
 
     def __enter__(self) -> Stack:
         return self.start()
@@ -195,7 +211,6 @@ class Stack:
 
     def environment(self, **overrides: Any) -> dict[str, str]:
         """The ``GRANTLEDGER_*`` environment of a worker or beat (what a deployment sets)."""
-        assert self.settings is not None
         env = {k: v for k, v in os.environ.items() if not k.startswith("GRANTLEDGER_")}
         settings = self.settings.model_copy(update=overrides)
         for name in ENV_NAMES:
@@ -225,8 +240,6 @@ class Stack:
         self.wait_workers_ready()
 
     def wait_workers_ready(self) -> None:
-        assert self.app is not None
-
         def answering() -> bool:
             dead = [p for p in self.workers if p.poll() is not None]
             if dead:
