@@ -50,7 +50,6 @@ from tasks.offboarding import (
     revocation_pending,
     revoke_user,
 )
-from workers.runtime import Runtime
 
 ACCOUNTS, ASSIGNMENTS, TARGET_S = 20, 50, 5.0
 CEILING = 20.0  # sso-admin requests/s
@@ -85,14 +84,9 @@ def provision(stack: Stack) -> None:
          unsettled(stack), timeout=300, what="the leaver's assignments ACTIVE")
 
 
-def runtime_of(stack: Stack) -> Runtime:
-    assert stack.runtime is not None, "start the stack first"
-    return stack.runtime
-
-
 def revoke(stack: Stack) -> dict[str, Any]:
     """`grantledger revoke`'s steps, timed; the figures, relative to its start."""
-    runtime, calls_before = runtime_of(stack), stack.sandbox.calls()
+    runtime, calls_before = stack.runtime, stack.sandbox.calls()
     throttled_before = sum(stack.sandbox.throttled().values())
     started_db, started = _clock(stack), time.monotonic()
     key = f"bench.revoke.{uuid.uuid4().hex}"
@@ -125,25 +119,25 @@ def revoke(stack: Stack) -> dict[str, Any]:
 
 
 def _clock(stack: Stack) -> datetime:
-    with runtime_of(stack).sessions() as session:
+    with stack.runtime.sessions() as session:
         now = session.scalar(select(func.clock_timestamp()))
     assert isinstance(now, datetime)
     return now
 
 
 def _report(stack: Stack, key: str) -> dict[str, Any] | None:
-    with runtime_of(stack).sessions() as session:
+    with stack.runtime.sessions() as session:
         return read_state(session, key)
 
 
 def _pending(stack: Stack, revocation: Any) -> int:
-    with runtime_of(stack).sessions() as session:
+    with stack.runtime.sessions() as session:
         return revocation_pending(session, revocation)
 
 
 def _operation_times(stack: Stack, principal_id: str) -> tuple[datetime, datetime]:
     operation = tables.Operation
-    with runtime_of(stack).sessions() as session:
+    with stack.runtime.sessions() as session:
         row = session.execute(select(func.max(operation.submitted_at),
                                      func.max(operation.finished_at)).where(
             operation.kind == OperationKind.DELETE_ASSIGNMENT.value,
@@ -156,11 +150,11 @@ def _operation_times(stack: Stack, principal_id: str) -> tuple[datetime, datetim
 
 def restore(stack: Stack) -> list[tuple[str, str, str]]:
     """Give the leaver everything back; their direct assignments (principal, account, ARN)."""
-    restore_user(sessions=runtime_of(stack).sessions, user=LEAVER, reason="bench", actor="bench")
+    restore_user(sessions=stack.runtime.sessions, user=LEAVER, reason="bench", actor="bench")
     stack.enqueue([Next(events.SYNC_PRINCIPALS, kwargs={"users": [LEAVER]})])
     wait(lambda: count_grants(stack, GrantState.ACTIVE) == ASSIGNMENTS + 1 and not
          unsettled(stack), timeout=300, what="the leaver restored")
-    with runtime_of(stack).sessions() as session:
+    with stack.runtime.sessions() as session:
         principal_id = session.scalar(select(tables.User.principal_id)
                                       .where(tables.User.name == LEAVER))
     return sorted((k[1], k[2], k[3]) for k in stack.sandbox.assignments()
