@@ -13,22 +13,22 @@ bulk audit events (``record_many``).
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import Gauge
-from sqlalchemy import insert, update
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from models.domain import PrincipalType
-from models.ledger.audit import redact
+from models.ledger.audit import record_many
 from models.ledger.base import database_time
 from models.ledger.enums import GrantState, OperationKind, OperationState
 from models.ledger.grants import check_transition, is_backed, lock_assignment, transition_values
 from models.ledger.kv import read_state, write_state
 from models.ledger.operations import get_or_create_operation
-from models.ledger.tables import AuditEvent, Grant, Operation
+from models.ledger.tables import Grant, Operation
 from tasks.planner import Change, ChangeKind, GrantView
 
 PENDING, PROVISIONING, ACTIVE = GrantState.PENDING, GrantState.PROVISIONING, GrantState.ACTIVE
@@ -37,23 +37,12 @@ CHUNK = 1000
 CREATING = (PENDING, PROVISIONING)  # failed_from of a grant whose create failed
 REVOKING_ONLY = (REVOKING,)  # failed_from of a grant whose delete failed
 FOREIGN_KEY = "drift.foreign"
-AUDIT_COLUMNS = ("actor", "action", "target_kind", "target", "reason", "request_id",
-                 "principal_name", "account_id", "before", "after", "details")
 
 FOREIGN_ASSIGNMENTS = Gauge("grantledger_foreign_assignments",
                             "Assignments in AWS that no grant explains (last sync)")
 
 
 # --- shared ledger helpers -------------------------------------------------------------------
-
-
-def record_many(session: Session, events: Sequence[dict[str, Any]]) -> None:
-    """Append audit events in one statement (``audit.record`` semantics, secrets redacted)."""
-    if not events:
-        return
-    rows = [{column: redact(event.get(column)) if column in ("before", "after", "details")
-             else event.get(column) for column in AUDIT_COLUMNS} for event in events]
-    session.execute(insert(AuditEvent), rows)
 
 
 def grant_event(grant: GrantView, *, actor: str, action: str, reason: str | None = None,

@@ -24,11 +24,12 @@ from sqlalchemy.orm import Session
 
 from models.domain import PrincipalType, RequestState
 from models.ledger import tables
+from models.ledger.audit import record_many
 from models.ledger.base import database_time, db_now
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState
 from models.ledger.grants import claim_due_expiries, lock_assignment
-from tasks.applier import Applied, apply_changes, record_many
+from tasks.applier import Applied, apply_changes
 from tasks.events import Next, submit, sync_principals
 from tasks.planner import ChangeKind, NameKey, plan
 from tasks.reconcile import begin_revocation

@@ -32,12 +32,13 @@ from models.domain import PrincipalType
 from models.errors import AwsError
 from models.ledger import audit
 from models.ledger import operations as ops
+from models.ledger.audit import record_many
 from models.ledger.base import database_time, db_now
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState, OperationKind, OperationState
 from models.ledger.grants import lock_assignment, mark_stuck
 from models.ledger.tables import Operation
-from tasks.applier import grant_event, move_grants, record_many
+from tasks.applier import grant_event, move_grants
 from tasks.events import Next, poll, submit
 from tasks.planner import GrantView
 from tasks.snapshot import load_live_grants, operation_key

@@ -24,11 +24,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from models.ledger.audit import record_many
 from models.ledger.enums import GrantState
 from models.ledger.grants import KEY_COLUMNS, extend_grant
 from models.ledger.tables import LIVE_GRANT, Grant
 from models.ledger.upsert import dialect_insert
-from tasks.applier import CREATING, grant_event, move_grants, record_many
+from tasks.applier import CREATING, grant_event, move_grants
 from tasks.desired import DesiredGrant, GrantKey
 from tasks.planner import GrantView, PrincipalRef
 

@@ -28,9 +28,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.errors import AwsError, ScimAuthError, ScimCircuitOpen, ScimError
 from models.ledger import tables
+from models.ledger.audit import record_many
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState
-from tasks.applier import record_many
 from tasks.snapshot import GROUP, USER, UserState
 from workers.aws.adapter import IdentityCenter
 from workers.scim.directory import ScimDirectory, ScimUser

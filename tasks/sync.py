@@ -32,10 +32,11 @@ from sqlalchemy.orm import Session
 from models.domain import AssignmentKey
 from models.errors import InputError, NotFound
 from models.ledger import tables
+from models.ledger.audit import record_many
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState
 from models.ledger.kv import write_state
-from tasks.applier import Applied, apply_changes, record_foreign, record_many
+from tasks.applier import Applied, apply_changes, record_foreign
 from tasks.desired import DesiredState, desired_state, membership_lists
 from tasks.events import Next, submit
 from tasks.planner import Change, ChangeKind, PrincipalRef, plan
