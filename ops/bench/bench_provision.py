@@ -35,6 +35,7 @@ from ops.bench.fleet import (
     count_grants,
     role_document,
     seed_fleet,
+    synced,
     unsettled,
     user_document,
     users_pushed,
@@ -56,8 +57,8 @@ def prepare(stack: Stack, users: int) -> list[str]:
     seed_fleet(stack, accounts=ACCOUNTS)
     names = [f"user{i:04d}" for i in range(users)]
     apply(stack, [role_document("wide", []), *[user_document(n, ["wide"]) for n in names]])
-    stack.enqueue([Next(events.SYNC_FULL)])
-    wait(lambda: users_pushed(stack) == users, timeout=600, what="users pushed over SCIM")
+    synced(stack)
+    wait(lambda: users_pushed(stack) == users, timeout=60, what="users pushed over SCIM")
     return names
 
 

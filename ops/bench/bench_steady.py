@@ -17,9 +17,6 @@ import argparse
 import sys
 from typing import Any
 
-from sqlalchemy import func, select
-
-from models.ledger import tables
 from models.ledger.enums import GrantState
 from ops.bench.common import machine, table, write_results
 from ops.bench.fleet import (
@@ -29,30 +26,14 @@ from ops.bench.fleet import (
     count_grants,
     role_document,
     seed_fleet,
-    unsettled,
+    synced,
     user_document,
     wait,
 )
 from ops.drills.stack import Stack, StackOptions
-from tasks import events
-from tasks.events import Next
 
 FAST = {"sso_admin_rate": 1000.0, "identitystore_rate": 1000.0, "scim_rate": 1000.0,
         "poll_first_delay": 0.05, "poll_max_delay": 0.5, "sync_interval": 3600.0}
-
-
-def full_syncs(stack: Stack) -> int:
-    with stack.runtime.sessions() as session:
-        return session.scalar(select(func.count()).select_from(tables.AuditEvent)
-                              .where(tables.AuditEvent.action == "sync.full")) or 0
-
-
-def synced(stack: Stack) -> None:
-    """Run one full sync on the workers and wait for it, and for what it started."""
-    done = full_syncs(stack)
-    stack.enqueue([Next(events.SYNC_FULL)])
-    wait(lambda: full_syncs(stack) > done and not unsettled(stack), timeout=1800,
-         what="full sync", interval=0.2)
 
 
 def measure(accounts: int, density: int) -> dict[str, Any]:

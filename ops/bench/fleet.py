@@ -17,6 +17,8 @@ from models.ledger.db import transaction
 from models.ledger.enums import GrantState, OperationState
 from models.resources import load_sources
 from ops.drills.stack import Stack, StackOptions
+from tasks import events
+from tasks.events import Next
 from tasks.services.resources import apply_resources
 from workers.sandbox import Seeded
 
@@ -94,6 +96,22 @@ def users_pushed(stack: Stack) -> int:
     with stack.runtime.sessions() as session:
         return session.scalar(select(func.count()).select_from(tables.User)
                               .where(tables.User.principal_id.is_not(None))) or 0
+
+
+def full_syncs(stack: Stack) -> int:
+    """Full syncs finished so far (their audit events)."""
+    with stack.runtime.sessions() as session:
+        return session.scalar(select(func.count()).select_from(tables.AuditEvent)
+                              .where(tables.AuditEvent.action == "sync.full")) or 0
+
+
+def synced(stack: Stack, *, timeout: float = 1800) -> float:
+    """Run one full sync on the workers; wait for it and for the operations it started.
+    (A full sync published while another runs is skipped: so wait for the one running.)"""
+    done = full_syncs(stack)
+    stack.enqueue([Next(events.SYNC_FULL)])
+    return wait(lambda: full_syncs(stack) > done and not unsettled(stack), timeout=timeout,
+                what="full sync", interval=0.2)
 
 
 def wait(condition: Callable[[], bool], *, timeout: float, what: str,
