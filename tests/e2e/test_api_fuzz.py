@@ -11,19 +11,17 @@ from __future__ import annotations
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 
 import pytest
 import schemathesis
-import sqlalchemy as sa
 import uvicorn
 from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 
-from models.ledger import migrate
 from models.ledger.db import transaction
 from tasks.services.tokens import create_token
+from tests.conftest import throwaway_database
 from tests.integration.api_support import ADMIN, api_settings, bearer
 from tests.integration.requests_support import ROLES, World, add_catalog
 from workers.api import create_app
@@ -35,18 +33,8 @@ START_TIMEOUT = 10.0
 
 @pytest.fixture(scope="module")
 def fuzz_db_url(pg_url: str) -> Iterator[str]:
-    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    name = f"gl_fuzz_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = pg_url.rsplit("/", 1)[0] + f"/{name}"
-    migrate.upgrade(url)
-    yield url
-    with admin.connect() as connection:
-        connection.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                   "WHERE datname = :n"), {"n": name})
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    with throwaway_database("gl_fuzz", migrated=True) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

@@ -9,15 +9,13 @@ alice (developer), bob and carol (security reviewers), dave (developer + break-g
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
 from fastapi.testclient import TestClient
 
-from models.ledger import migrate
 from models.ledger.db import transaction
+from tests.conftest import throwaway_database
 from tests.integration.api_support import api_settings
 from tests.integration.requests_support import ROLES, World, add_catalog
 from tests.integration.services_support import wipe
@@ -28,18 +26,8 @@ from workers.runtime import Runtime
 @pytest.fixture(scope="session")
 def api_db_url(pg_url: str) -> Iterator[str]:
     """A migrated PostgreSQL database for the API tests alone."""
-    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    name = f"gl_api_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = pg_url.rsplit("/", 1)[0] + f"/{name}"
-    migrate.upgrade(url)
-    yield url
-    with admin.connect() as connection:
-        connection.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                   "WHERE datname = :n"), {"n": name})
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    with throwaway_database("gl_api", migrated=True) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

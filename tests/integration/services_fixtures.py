@@ -7,33 +7,22 @@ both migrated once and emptied (audit trail aside: it is append-only) after ever
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.ledger import migrate
 from models.ledger.db import make_engine, session_factory
+from tests.conftest import throwaway_database
 from tests.integration.services_support import wipe
 
 
 @pytest.fixture(scope="session")
 def services_postgresql_url(pg_url: str) -> Iterator[str]:
     """A migrated PostgreSQL database of our own on the test server."""
-    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    name = f"gl_services_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = pg_url.rsplit("/", 1)[0] + f"/{name}"
-    migrate.upgrade(url)
-    yield url
-    with admin.connect() as connection:
-        connection.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                   "WHERE datname = :n"), {"n": name})
-        connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-    admin.dispose()
+    with throwaway_database("gl_services", migrated=True) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

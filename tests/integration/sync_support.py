@@ -17,18 +17,17 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-import sqlalchemy as sa
 from pydantic import SecretStr
 from sqlalchemy import delete, select, update
 
 from models.domain import AssignmentKey, MemberKind, RequestState
-from models.ledger import migrate, tables
+from models.ledger import tables
 from models.ledger.base import database_time, db_now
 from models.ledger.db import transaction
 from tasks import events
 from tasks.polling import poll_operation, submit_operation
 from tasks.sync import SyncReport, full_sync, sync_principals
-from tests.conftest import PG_ADMIN_URL, service_missing
+from tests.conftest import throwaway_database
 from workers.runtime import Runtime
 from workers.sandbox import Sandbox, Seeded
 from workers.settings import Settings
@@ -46,23 +45,8 @@ CLEARED = (tables.Operation, tables.Grant, tables.Membership, tables.RequestRevi
 
 def create_database() -> Iterator[str]:
     """A fresh, migrated PostgreSQL database of its own, dropped afterwards."""
-    admin = sa.create_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    name = f"gl_sync_{uuid.uuid4().hex[:10]}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    except Exception as err:  # noqa: BLE001 - any connection failure means "no postgres"
-        service_missing("PostgreSQL", err)
-    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
-    migrate.upgrade(url)
-    try:
+    with throwaway_database("gl_sync", migrated=True) as url:
         yield url
-    finally:
-        with admin.connect() as conn:
-            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                 "WHERE datname = :n"), {"n": name})
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
 
 
 def sandbox_settings(sandbox: Sandbox, database_url: str, **overrides: Any) -> Settings:
