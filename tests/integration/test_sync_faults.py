@@ -197,6 +197,19 @@ def test_creates_beyond_the_outstanding_cap_wait_and_are_handed_freed_slots(sync
     assert ran < 40  # each settle wakes the next waiter: no spinning on a full cap
 
 
+def test_a_poll_delivered_ten_times_polls_once(sync_world: World):
+    reader(sync_world)
+    sync_world.sandbox.faults.stalled = True  # stays IN_PROGRESS: every poll would go on
+    [submitted] = full_sync(runtime=sync_world.runtime).next_work()
+    [first_poll] = sync_world.run(submitted)
+    follow_ups = [sync_world.run(first_poll) for _ in range(10)]
+    assert [len(work) for work in follow_ups] == [1] + [0] * 9
+    assert [o.poll_count for o in sync_world.operations()] == [1]
+    sync_world.sandbox.faults.stalled = False
+    sync_world.drain(follow_ups[0])
+    assert [o.state for o in sync_world.operations()] == ["SUCCEEDED"]
+
+
 def test_full_sync_is_single_flight(sync_world: World):
     with single_flight(sync_world.runtime, FULL_SYNC_LOCK) as held:
         assert held
