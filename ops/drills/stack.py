@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import uuid
 from collections.abc import Iterable
@@ -104,6 +105,9 @@ class Stack:
     # -- life cycle -----------------------------------------------------------------------
 
     def start(self) -> Stack:
+        if threading.current_thread() is threading.main_thread():
+            # `kill PID` / `timeout` must still run close(): no orphaned servers or workers
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
         self.redis.start()
         if self.postgres is not None:
             self.postgres.init()
