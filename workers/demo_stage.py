@@ -102,13 +102,15 @@ class Stage:
         transitions: list[Transition] = []
         deadline = time.monotonic() + timeout
         while True:
+            # Decide "done" before sampling, so the last sample sees every final state.
+            done = (until is None or until()) and not any(self.worker.pending().values())
             with self.sessions() as session:
                 rows = operation_states(session, since_id=since_operation)
             fresh = new_transitions(seen, rows, at=self.now(), names=names)
             transitions += fresh
             self.seen |= self.sandbox.assignments()
             seen.update((t.operation_id, t.state) for t in fresh)
-            if (until is None or until()) and not any(self.worker.pending().values()):
+            if done:
                 return transitions
             expect(time.monotonic() < deadline,
                    f"{what}: not done after {timeout:g}s (pending: {self.worker.pending()})")
