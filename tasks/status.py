@@ -14,6 +14,7 @@ from models.ledger import tables
 from models.ledger.base import database_time
 from models.ledger.enums import GrantState, OperationState
 from models.ledger.kv import read_state
+from tasks.services.reviews import overdue_reviews
 
 NEXT_EXPIRIES_SHOWN = 10
 FAILED_SHOWN = 20
@@ -69,9 +70,7 @@ def ledger_status(session: Session) -> Status:
                 tables.Grant.state == GrantState.ACTIVE, tables.Grant.expires_at <= now),
         ) or 0,
         last_full_sync=read_state(session, "last_full_sync"),
-        overdue_reviews=list(session.scalars(
-            select(tables.AccessList.name).where(tables.AccessList.next_review_at <= now)
-            .order_by(tables.AccessList.name))),
+        overdue_reviews=sorted(review.list_name for review in overdue_reviews(session=session)),
     )
 
 
