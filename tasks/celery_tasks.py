@@ -98,6 +98,14 @@ def poll_operation(self: Task, operation_id: int, polls: int | None = None) -> i
     return enqueue(run(runtime=get_runtime(), operation_id=int(operation_id), polls=polls))
 
 
+@celery_app.task(name=events.POLL_ROUND, **RETRY)
+def poll_round(self: Task) -> int:
+    """Ask AWS where every operation in flight stands, in one listing per kind."""
+    from tasks.poll_round import run_round
+
+    return enqueue(run_round(runtime=get_runtime()))
+
+
 @celery_app.task(name=events.POLL_SWEEP, **RETRY)
 def poll_sweep(self: Task) -> int:
     """Beat: resume overdue polls and lost submits."""

@@ -22,6 +22,7 @@ SYNC_FULL = "grantledger.sync.full"
 SYNC_PRINCIPALS = "grantledger.sync.principals"
 PROVISION_SUBMIT = "grantledger.provision.submit"
 POLL_OPERATION = "grantledger.poll.operation"
+POLL_ROUND = "grantledger.poll.round"
 POLL_SWEEP = "grantledger.poll.sweep"
 EXPIRY_SWEEP = "grantledger.expiry.sweep"
 IMPORT_REFRESH = "grantledger.import.refresh"
@@ -47,6 +48,11 @@ def poll(operation_id: int, *, countdown: float, polls: int | None = None) -> Ne
     duplicate delivery of an earlier poll does nothing (a poll chain never multiplies)."""
     args = (operation_id,) if polls is None else (operation_id, polls)
     return Next(POLL_OPERATION, args, countdown=countdown)
+
+
+def poll_round(*, countdown: float = 0.0) -> Next:
+    """A status poll round for every operation in flight (``tasks.poll_round``)."""
+    return Next(POLL_ROUND, countdown=countdown)
 
 
 def sync_principals(*, users: Iterable[str] = (), lists: Iterable[str] = (),

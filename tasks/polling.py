@@ -7,6 +7,9 @@ settle hands it its slot; the sweep is the safety net) and checks
 whether the assignment already exists (then it is done without a create). The
 AWS request id is stored by the same UPDATE that makes the operation SUBMITTED.
 
+Status: by default a poll round (``tasks.poll_round``) answers for every operation in flight
+with one listing and settles them here (``settle``); with ``status_polling = "describe"``:
+
 ``poll_operation``: asks AWS where a SUBMITTED operation stands. IN_PROGRESS: poll again
 after a growing delay (``poll_first_delay`` x1.6 per poll, at most ``poll_max_delay``);
 no result after ``poll_give_up_after``: FAILED. Settling moves the operation's grants
@@ -39,7 +42,7 @@ from models.ledger.enums import GrantState, OperationKind, OperationState
 from models.ledger.grants import lock_assignment, mark_stuck
 from models.ledger.tables import Operation
 from tasks.applier import grant_event, move_grants
-from tasks.events import Next, poll, submit
+from tasks.events import Next, poll, poll_round, submit
 from tasks.planner import GrantView
 from tasks.snapshot import load_live_grants, operation_key
 from workers.aws.adapter import SUCCEEDED, IdentityCenter, OperationStatus
@@ -76,7 +79,7 @@ def slot_ttl(settings: Any) -> float:
     return settings.poll_give_up_after + 120.0
 
 
-def _claim(session: Session, operation_id: int, state: OperationState) -> Operation | None:
+def claim_operation(session: Session, operation_id: int, state: OperationState) -> Operation | None:
     statement = (select(Operation).where(Operation.id == operation_id, Operation.state == state)
                  .with_for_update(skip_locked=True)
                  .execution_options(populate_existing=True))
@@ -87,7 +90,7 @@ def submit_operation(*, runtime: Any, operation_id: int) -> list[Next]:
     """Send one QUEUED operation to AWS; what to enqueue next (its first poll, or a retry)."""
     settings, limiter = runtime.settings, runtime.limiter
     with transaction(runtime.sessions) as session:
-        operation = _claim(session, operation_id, QUEUED)
+        operation = claim_operation(session, operation_id, QUEUED)
         if operation is None:
             return []  # done already, or another worker holds it: a duplicate delivery
         create = operation.kind == CREATE
@@ -110,7 +113,15 @@ def submit_operation(*, runtime: Any, operation_id: int) -> list[Next]:
         operation.state, operation.request_id = SUBMITTED, status.request_id
         if status.settled:
             return _settle_status(session, operation, status, runtime)
-    return [poll(operation.id, countdown=settings.poll_first_delay, polls=0)]
+    return [first_poll(operation.id, settings)]
+
+
+def first_poll(operation_id: int, settings: Any) -> Next:
+    """A submitted operation's first status poll: a poll round (``tasks.poll_round``), or
+    with ``status_polling = "describe"`` its own Describe poll chain."""
+    if settings.status_polling == "list":
+        return poll_round(countdown=settings.poll_first_delay)
+    return poll(operation_id, countdown=settings.poll_first_delay, polls=0)
 
 
 def _wait_for_slot(session: Session, operation: Operation) -> None:
@@ -189,7 +200,7 @@ def poll_operation(*, runtime: Any, operation_id: int,
     """
     settings = runtime.settings
     with transaction(runtime.sessions) as session:
-        operation = _claim(session, operation_id, SUBMITTED)
+        operation = claim_operation(session, operation_id, SUBMITTED)
         if operation is None or (polls is not None and operation.poll_count != polls):
             return []
         try:
@@ -309,7 +320,7 @@ def give_up(*, runtime: Any, operation_id: int, reason: str) -> list[Next]:
     what to enqueue next."""
     with transaction(runtime.sessions) as session:
         for state in (QUEUED, SUBMITTED):
-            operation = _claim(session, operation_id, state)
+            operation = claim_operation(session, operation_id, state)
             if operation is not None:
                 return settle(session, operation, succeeded=False, runtime=runtime,
                               reason=reason)
@@ -317,16 +328,22 @@ def give_up(*, runtime: Any, operation_id: int, reason: str) -> list[Next]:
 
 
 def sweep_operations(*, runtime: Any) -> list[Next]:
-    """Re-enqueue overdue polls and lost submits (each at most once per grace period)."""
+    """Re-enqueue overdue polls and lost submits (each at most once per grace period).
+
+    Overdue polls: with poll rounds, one round (it leases every overdue operation); with
+    Describe polls, a new chain for each (the lost one is void: its poll count has passed).
+    """
+    rounds = runtime.settings.status_polling == "list"
     with transaction(runtime.sessions) as session:
         late = session.execute(
             select(Operation.id, Operation.poll_count).where(
                 Operation.state == SUBMITTED, Operation.next_poll_at <= db_now(-LATE_POLL_GRACE))
-            .order_by(Operation.next_poll_at).limit(SWEEP_LIMIT)
+            .order_by(Operation.next_poll_at).limit(1 if rounds else SWEEP_LIMIT)
             .with_for_update(skip_locked=True)).all()
-        for operation_id, _ in late:
-            ops.reschedule_poll(session, operation_id=operation_id,
-                                delay_seconds=runtime.settings.poll_max_delay)
+        if not rounds:
+            for operation_id, _ in late:
+                ops.reschedule_poll(session, operation_id=operation_id,
+                                    delay_seconds=runtime.settings.poll_max_delay)
         lost = list(session.scalars(
             select(Operation.id).where(
                 Operation.state == QUEUED, Operation.created_at <= db_now(-LOST_SUBMIT_AFTER),
@@ -338,6 +355,8 @@ def sweep_operations(*, runtime: Any) -> list[Next]:
                                                     Operation.state == QUEUED)
                             .values(next_poll_at=db_now(LOST_SUBMIT_AFTER))
                             .execution_options(synchronize_session=False))
-    # reschedule_poll counted one more poll: a new chain starts there, the lost one is void
-    return [poll(i, countdown=0, polls=count + 1) for i, count in late] + \
-        [submit(i) for i in lost]
+    if rounds:
+        resumed = [poll_round()] if late else []
+    else:
+        resumed = [poll(i, countdown=0, polls=count + 1) for i, count in late]
+    return resumed + [submit(i) for i in lost]

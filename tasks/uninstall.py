@@ -35,13 +35,13 @@ from models.domain import AssignmentKey
 from models.errors import ScimError
 from models.ledger import audit, tables
 from models.ledger.db import transaction
-from models.ledger.enums import GrantState, Origin, SourceKind
+from models.ledger.enums import GrantState, OperationState, Origin, SourceKind
 from models.ledger.kv import write_state
 from tasks import events
 from tasks.events import Next, submit
 from tasks.offboarding import revoke_grants
 from tasks.planner import GrantView, NameKey
-from tasks.polling import poll_operation, submit_operation
+from tasks.poll_round import run_inline
 from tasks.snapshot import GROUP, USER, assignment_key_of, grant_view, load_principal_ids
 from tasks.sync import RECONCILE_LOCK, serialize
 from workers.scim.directory import ScimGroup, ScimUser
@@ -214,22 +214,19 @@ def settle_operations(*, runtime: Any, work: Iterable[Next], timeout: float) -> 
     the operation ids still open at ``timeout``."""
     counter = itertools.count()
     queue = [(time.monotonic() + item.countdown, next(counter), item) for item in work]
+    submitted = {int(item.args[0]) for _, _, item in queue
+                 if item.task == events.PROVISION_SUBMIT}
     heapq.heapify(queue)
     deadline = time.monotonic() + timeout
     while queue and time.monotonic() < deadline:
         due, _, item = heapq.heappop(queue)
         time.sleep(max(0.0, min(due, deadline) - time.monotonic()))
-        for follow in _run(runtime, item):
+        for follow in run_inline(runtime, item):
             heapq.heappush(queue, (time.monotonic() + follow.countdown, next(counter), follow))
-    return sorted({int(item.args[0]) for _, _, item in queue})
-
-
-def _run(runtime: Any, item: Next) -> list[Next]:
-    if item.task == events.PROVISION_SUBMIT:
-        return submit_operation(runtime=runtime, operation_id=int(item.args[0]))
-    if item.task == events.POLL_OPERATION:
-        return poll_operation(runtime=runtime, operation_id=int(item.args[0]))
-    return []
+    with runtime.sessions() as session:
+        return sorted(session.scalars(select(tables.Operation.id).where(
+            tables.Operation.id.in_(submitted),
+            tables.Operation.state.in_([OperationState.QUEUED, OperationState.SUBMITTED]))))
 
 
 def _delete_groups(runtime: Any, groups: Iterable[ScimGroup], actor: str,

@@ -58,8 +58,13 @@ class Settings(BaseSettings):
     drift_mode: Literal["report", "quarantine", "remove"] = "report"
     sync_interval: float = Field(300.0, gt=0, description="seconds between full syncs")
     import_interval: float = Field(900.0, gt=0)
-    expiry_interval: float = Field(2.0, gt=0)
+    expiry_interval: float = Field(1.0, gt=0)
     poll_sweep_interval: float = Field(2.0, gt=0)
+    # "list": one poll round asks ListAccountAssignment{Creation,Deletion}Status for what is
+    # still IN_PROGRESS (100 a call) for every operation at once; "describe": one Describe
+    # call per operation and poll (ops/decisions/aws.md: why, and when to switch)
+    status_polling: Literal["list", "describe"] = "list"
+    status_poll_interval: float = Field(1.0, gt=0)
     poll_first_delay: float = Field(1.5, ge=0)
     poll_max_delay: float = Field(10.0, gt=0)
     poll_give_up_after: float = Field(600.0, gt=0)

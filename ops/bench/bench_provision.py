@@ -6,10 +6,12 @@ processes + Redis + PostgreSQL + the sandbox with AWS's limits (20 sso-admin req
     .venv/bin/python -m ops.bench.bench_provision [--quick]
 
 Reports wall time, AWS requests/s achieved as a share of the 20/s ceiling, the bound the
-limits put on the wall time, throttling seen and grants FAILED by throttling, and the
-speed-up over a naive baseline measured in the same run: one assignment at a time, create
-then poll every second (how common open-source tools do it), timed on a sample and
-extrapolated to the same count. Writes ops/bench/results/provision.json.
+limits put on the wall time (the larger of: the requests at 20/s, the creates through 15
+slots held for the mean settle time) and the share of that binding limit used, throttling
+seen and grants FAILED by throttling, and the speed-up over a naive baseline measured in
+the same run: one assignment at a time, create then poll every second (how common
+open-source tools do it), timed on a sample and extrapolated to the same count. Writes
+ops/bench/results/provision.json.
 """
 
 from __future__ import annotations
@@ -78,6 +80,8 @@ def provision(stack: Stack, expected: int) -> dict[str, Any]:
             "calls": calls, "requests_per_s": round(sso / wall, 2),
             "share_of_ceiling": round(sso / wall / CEILING, 3),
             "limits_bound_s": round(bound, 1), "wall_over_bound": round(wall / bound, 2),
+            "share_of_binding_limit": round(bound / wall, 3),
+            "create_slot_use": round(creates * MEAN_SETTLE / OUTSTANDING / wall, 3),
             "throttled_calls": sum(stack.sandbox.throttled().values()) - throttled_before,
             "grants_failed_by_throttling": failed_by_throttling(stack),
             "started_at": started}
@@ -137,7 +141,8 @@ def _retrying(call: Any) -> Any:
 def report(result: dict[str, Any], baseline: dict[str, Any]) -> None:
     rows = [{"figure": k, "value": result[k]} for k in (
         "assignments", "wall_s", "sso_admin_calls", "requests_per_s", "share_of_ceiling",
-        "limits_bound_s", "wall_over_bound", "throttled_calls", "grants_failed_by_throttling")]
+        "limits_bound_s", "wall_over_bound", "share_of_binding_limit", "create_slot_use",
+        "throttled_calls", "grants_failed_by_throttling")]
     rows += [{"figure": f"naive: {k}", "value": v} for k, v in baseline.items()]
     print(table(rows, ["figure", "value"]))
     print(f"speed-up over the naive baseline: {result['speedup']}x (baseline timed on "

@@ -21,11 +21,16 @@ from tasks import events
 from tasks.events import Next
 from tasks.services.resources import apply_resources
 from workers.sandbox import Seeded
+from workers.settings import Settings
 
 PERMISSION_SETS = ("ReadOnlyAccess", "PowerUserAccess", "AdministratorAccess")
-# The product's own defaults for polling and sweeps (the drills use faster loops).
-PRODUCT_TIMING = {"poll_first_delay": 1.5, "poll_max_delay": 10.0, "expiry_interval": 2.0,
-                  "poll_sweep_interval": 2.0, "sync_interval": 3600.0}
+# The product's own defaults for polling and sweeps (the drills use faster loops); no
+# periodic full sync during a run.
+PRODUCT_TIMING: dict[str, Any] = {
+    **{name: Settings.model_fields[name].default for name in (
+        "status_polling", "status_poll_interval", "poll_first_delay", "poll_max_delay",
+        "expiry_interval", "poll_sweep_interval")},
+    "sync_interval": 3600.0}
 AWS_SETTLE = {"settle_delay": 1.0, "settle_jitter": 4.0}  # operations settle in 1-5 s
 
 

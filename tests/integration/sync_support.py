@@ -25,7 +25,7 @@ from models.ledger import tables
 from models.ledger.base import database_time, db_now
 from models.ledger.db import transaction
 from tasks import events
-from tasks.polling import poll_operation, submit_operation
+from tasks.poll_round import run_inline
 from tasks.sync import SyncReport, full_sync, sync_principals
 from tests.conftest import throwaway_database
 from workers.runtime import Runtime
@@ -56,8 +56,9 @@ def sandbox_settings(sandbox: Sandbox, database_url: str, **overrides: Any) -> S
         "aws_endpoint_url": sandbox.endpoint_url, "scim_url": sandbox.scim_url,
         "scim_token": SecretStr(sandbox.scim_token), "instance_arn": sandbox.instance_arn,
         "identity_store_id": sandbox.identity_store_id, "poll_first_delay": 0.05,
-        "poll_max_delay": 0.2, "sso_admin_rate": 1000.0, "identitystore_rate": 1000.0,
-        "scim_rate": 1000.0, "api_token": SecretStr("sync-tests-" + uuid.uuid4().hex),
+        "status_poll_interval": 0.1, "poll_max_delay": 0.2, "sso_admin_rate": 1000.0,
+        "identitystore_rate": 1000.0, "scim_rate": 1000.0,
+        "api_token": SecretStr("sync-tests-" + uuid.uuid4().hex),
     }
     return Settings(**{**values, **overrides})
 
@@ -197,14 +198,11 @@ class World:
         return ran
 
     def run(self, item: events.Next) -> list[events.Next]:
-        if item.task == events.PROVISION_SUBMIT:
-            return submit_operation(runtime=self.runtime, operation_id=item.args[0])
-        if item.task == events.POLL_OPERATION:
-            return poll_operation(runtime=self.runtime, operation_id=item.args[0],
-                                  polls=item.args[1] if len(item.args) > 1 else None)
         if item.task == events.SYNC_PRINCIPALS:
             return sync_principals(runtime=self.runtime, **item.kwargs).next_work()
-        raise AssertionError(f"unexpected task {item.task}")
+        assert item.task in (events.PROVISION_SUBMIT, events.POLL_OPERATION,
+                             events.POLL_ROUND), f"unexpected task {item.task}"
+        return run_inline(self.runtime, item)
 
     # -- reading ----------------------------------------------------------------------------
 

@@ -477,3 +477,41 @@ def test_a_hundred_assignments_settle_without_duplicates_at_the_rate(start) -> N
             for row in listed(sandbox, sso, account, arn)]
     assert len(rows) == len(set(rows)) == 108  # 100 created + 8 seeded, none twice
     assert set(rows) == set(keys) | seeded.assignments == sandbox.assignments()
+
+
+def test_status_listings_through_the_adapter_page_and_stop_at_their_budget(start) -> None:
+    import boto3
+
+    from workers.aws import BotoIdentityCenter, make_clients
+    from workers.limiter import make_limiter
+    from workers.settings import Settings
+
+    sandbox = start(settle_delay=0.05)
+    seeded = sandbox.seed(SMALL)
+    settings = Settings(aws_endpoint_url=sandbox.endpoint_url, broker_url="memory://",
+                        instance_arn=sandbox.instance_arn,
+                        identity_store_id=sandbox.identity_store_id)
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing")
+    center = BotoIdentityCenter(make_clients(settings, session=session), settings=settings,
+                                limiter=make_limiter(settings))
+    sso = sandbox.client("sso-admin")
+    sandbox.faults.stalled = True
+    [account] = list(seeded.accounts.values())[:1]
+    arns = list(seeded.permission_sets.values())
+    ids = {sso.delete_account_assignment(  # none of these exists: each ends FAILED (404)
+        InstanceArn=sandbox.instance_arn, TargetId=account, TargetType="AWS_ACCOUNT",
+        PermissionSetArn=arns[n % len(arns)], PrincipalType="USER",
+        PrincipalId=f"9067{n:06d}-0000-0000-0000-000000000000",
+    )["AccountAssignmentDeletionStatus"]["RequestId"] for n in range(150)}
+    running = center.operation_statuses("delete", "IN_PROGRESS")
+    assert running.complete and running.request_ids == ids  # two pages of 100 at most
+    first_page = center.operation_statuses("delete", "IN_PROGRESS", max_pages=1)
+    assert not first_page.complete and len(first_page.request_ids) == 100
+    assert first_page.request_ids < ids
+    sandbox.faults.stalled = False
+    deadline = time.monotonic() + 10
+    while center.operation_statuses("delete", "IN_PROGRESS").request_ids:
+        assert time.monotonic() < deadline, "deletes did not settle"
+        time.sleep(0.05)
+    assert center.operation_statuses("delete", "FAILED").request_ids == ids
+    assert center.operation_statuses("create", "FAILED").request_ids == frozenset()

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from sqlalchemy import select
 
+from models.errors import AwsAccessDenied
 from models.ledger import tables
 from tasks import events, expiry
 from tasks.polling import submit_operation, sweep_operations
@@ -29,6 +31,10 @@ def actions(world: World, prefix: str) -> list[str]:
     with world.runtime.sessions() as session:
         return list(session.scalars(select(tables.AuditEvent.action).where(
             tables.AuditEvent.action.like(prefix + "%")).order_by(tables.AuditEvent.id)))
+
+
+def listings(world: World) -> int:
+    return world.sandbox.calls().get("sso-admin:ListAccountAssignmentCreationStatus", 0)
 
 
 def wait_until(condition, *, timeout: float = 5.0) -> None:
@@ -166,21 +172,24 @@ def test_an_operation_aws_never_settles_is_given_up_then_healed(sync_world: Worl
     assert [g.state for g in sync_world.grants()] == ["ACTIVE"] and report.submit == []
 
 
-def test_sweep_resubmits_lost_submits_and_overdue_polls_once(sync_world: World):
+@pytest.mark.parametrize("polling", ["list", "describe"])
+def test_sweep_resubmits_lost_submits_and_overdue_polls_once(sync_world: World, polling: str):
     reader(sync_world)
-    full_sync(runtime=sync_world.runtime)  # the submit message is "lost"
-    assert sweep_operations(runtime=sync_world.runtime) == []  # too young to be lost
-    sync_world.age(tables.Operation, "created_at", 60)
-    [operation] = sync_world.operations()
-    assert sweep_operations(runtime=sync_world.runtime) == [events.submit(operation.id)]
-    assert sweep_operations(runtime=sync_world.runtime) == []  # not again at once
-    next_work = submit_operation(runtime=sync_world.runtime, operation_id=operation.id)
-    assert [w.task for w in next_work] == [events.POLL_OPERATION]  # this poll is "lost" too
-    sync_world.age(tables.Operation, "next_poll_at", 60)
-    resumed = sweep_operations(runtime=sync_world.runtime)
-    assert [w.task for w in resumed] == [events.POLL_OPERATION]
-    sync_world.drain(resumed)
-    assert [o.state for o in sync_world.operations()] == ["SUCCEEDED"]
+    with sync_world.reconfigured(status_polling=polling) as world:
+        full_sync(runtime=world.runtime)  # the submit message is "lost"
+        assert sweep_operations(runtime=world.runtime) == []  # too young to be lost
+        world.age(tables.Operation, "created_at", 60)
+        [operation] = world.operations()
+        assert sweep_operations(runtime=world.runtime) == [events.submit(operation.id)]
+        assert sweep_operations(runtime=world.runtime) == []  # not again at once
+        next_work = submit_operation(runtime=world.runtime, operation_id=operation.id)
+        poll_task = events.POLL_ROUND if polling == "list" else events.POLL_OPERATION
+        assert [w.task for w in next_work] == [poll_task]  # this poll is "lost" too
+        world.age(tables.Operation, "next_poll_at", 60)
+        resumed = sweep_operations(runtime=world.runtime)
+        assert [w.task for w in resumed] == [poll_task]
+        world.drain(resumed)
+        assert [o.state for o in world.operations()] == ["SUCCEEDED"]
 
 
 def test_creates_beyond_the_outstanding_cap_wait_and_are_handed_freed_slots(sync_world: World):
@@ -200,10 +209,28 @@ def test_creates_beyond_the_outstanding_cap_wait_and_are_handed_freed_slots(sync
 def test_a_poll_delivered_ten_times_polls_once(sync_world: World):
     reader(sync_world)
     sync_world.sandbox.faults.stalled = True  # stays IN_PROGRESS: every poll would go on
+    with sync_world.reconfigured(status_polling="describe") as world:
+        [submitted] = full_sync(runtime=world.runtime).next_work()
+        [first_poll] = world.run(submitted)
+        follow_ups = [world.run(first_poll) for _ in range(10)]
+        assert [len(work) for work in follow_ups] == [1] + [0] * 9
+        assert [o.poll_count for o in world.operations()] == [1]
+        world.sandbox.faults.stalled = False
+        world.drain(follow_ups[0])
+    assert [o.state for o in sync_world.operations()] == ["SUCCEEDED"]
+
+
+def test_a_poll_round_delivered_ten_times_lists_once(sync_world: World):
+    reader(sync_world)
+    sync_world.sandbox.faults.stalled = True
     [submitted] = full_sync(runtime=sync_world.runtime).next_work()
-    [first_poll] = sync_world.run(submitted)
-    follow_ups = [sync_world.run(first_poll) for _ in range(10)]
-    assert [len(work) for work in follow_ups] == [1] + [0] * 9
+    [round_] = sync_world.run(submitted)
+    assert round_ == events.poll_round(countdown=sync_world.runtime.settings.poll_first_delay)
+    time.sleep(round_.countdown)  # the countdown a broker would wait
+    calls = listings(sync_world)
+    follow_ups = [sync_world.run(round_) for _ in range(10)]
+    assert [len(work) for work in follow_ups] == [1] + [0] * 9  # one chain goes on
+    assert listings(sync_world) == calls + 1
     assert [o.poll_count for o in sync_world.operations()] == [1]
     sync_world.sandbox.faults.stalled = False
     sync_world.drain(follow_ups[0])
@@ -215,3 +242,66 @@ def test_full_sync_is_single_flight(sync_world: World):
         assert held
         assert full_sync(runtime=sync_world.runtime).skipped
     assert not full_sync(runtime=sync_world.runtime).skipped
+
+
+def three_readers(world: World) -> None:
+    world.add_role("prod-read", allow=[("Production", "ReadOnlyAccess")])
+    for name in ("alice", "bob", "carol"):
+        world.add_user(name, roles=["prod-read"])
+
+
+def settle_then_round(world: World) -> list[events.Next]:
+    """Submit every create while AWS holds them IN_PROGRESS, let them all settle, then run
+    one poll round over all of them; the work it asks for next."""
+    world.sandbox.faults.stalled = True
+    rounds = [item for submitted in full_sync(runtime=world.runtime).next_work()
+              for item in world.run(submitted)]
+    assert {r.task for r in rounds} == {events.POLL_ROUND} and len(world.operations()) == 3
+    world.sandbox.faults.stalled = False
+    wait_until(lambda: not world.sandbox.center.operations("CREATE", status="IN_PROGRESS"))
+    time.sleep(world.runtime.settings.poll_first_delay)  # the countdown a broker would wait
+    return world.run(rounds[0])
+
+
+def test_one_round_settles_many_and_describes_only_the_failed(sync_world: World):
+    three_readers(sync_world)
+    sync_world.sandbox.faults.fail_next(1, reason=AWS_REASON)
+    before = sync_world.sandbox.calls()
+    assert settle_then_round(sync_world) == []  # nothing left to poll, no waiting create
+    spent = {api.split(":")[1]: count - before.get(api, 0)
+             for api, count in sync_world.sandbox.calls().items()
+             if api.endswith("Status") and count > before.get(api, 0)}
+    assert spent == {"ListAccountAssignmentCreationStatus": 2,  # IN_PROGRESS, then FAILED
+                     "DescribeAccountAssignmentCreationStatus": 1}  # the failed one's reason
+    states = sorted((o.state, o.failure_reason or "") for o in sync_world.operations())
+    assert states == [("FAILED", AWS_REASON), ("SUCCEEDED", ""), ("SUCCEEDED", "")]
+    assert sorted(g.state for g in sync_world.grants()) == ["ACTIVE", "ACTIVE", "FAILED"]
+
+
+class DeniedListings:
+    """An IdentityCenter whose role lacks the List*Status actions."""
+
+    def __init__(self, inner: object) -> None:
+        self._inner = inner
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._inner, name)
+
+    def operation_statuses(self, kind: str, status: str, **_: object) -> object:
+        raise AwsAccessDenied("not authorized to perform sso:ListAccountAssignmentCreation"
+                              "Status", api="ListAccountAssignmentCreationStatus",
+                              action="sso:ListAccountAssignmentCreationStatus")
+
+
+def test_a_refused_status_listing_falls_back_to_describe_polls(sync_world: World):
+    three_readers(sync_world)
+    runtime = sync_world.runtime
+    runtime.identity_center = DeniedListings(runtime.identity_center)
+    try:
+        polls = settle_then_round(sync_world)
+        assert sorted(p.task for p in polls) == [events.POLL_OPERATION] * 3
+        sync_world.drain(polls)
+    finally:
+        del runtime.identity_center  # the cached adapter is built again
+    assert [o.state for o in sync_world.operations()] == ["SUCCEEDED"] * 3
+    assert [g.state for g in sync_world.grants()] == ["ACTIVE"] * 3

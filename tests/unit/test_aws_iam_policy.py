@@ -8,7 +8,7 @@ from pathlib import Path
 from workers.aws.iam_policy import USED_APIS, api_actions, iam_action, iam_policy, policy_actions
 
 AWS_PACKAGE = Path(__file__).resolve().parents[2] / "workers" / "aws"
-WRAPPERS = {"call", "paginate", "_call", "_paginate"}
+WRAPPERS = {"call", "paginate", "pages", "_call", "_paginate"}
 
 # The permission list of the Identity Center integration grantledger replaces
 # (shared/seeds/000_c5d5e2025bb68551.txt): the policy must allow at least these.

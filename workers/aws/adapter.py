@@ -15,7 +15,7 @@ from models.domain import AssignmentKey
 __all__ = [
     "FAILED", "IN_PROGRESS", "SUCCEEDED", "AccountRecord", "AssignmentKey", "AssignmentRecord",
     "GroupRecord", "IdentityCenter", "InstanceInfo", "OperationStatus", "PermissionSetRecord",
-    "UserRecord",
+    "StatusListing", "UserRecord",
 ]
 
 # AWS's statuses of an asynchronous assignment operation.
@@ -87,6 +87,15 @@ class OperationStatus:
         return self.status in (SUCCEEDED, FAILED)
 
 
+@dataclass(frozen=True)
+class StatusListing:
+    """The request ids of one List*Status answer (``Filter.Status``), and whether they are
+    all of them (False: the listing stopped at its page budget)."""
+
+    request_ids: frozenset[str]
+    complete: bool
+
+
 class IdentityCenter(ABC):
     """Identity Center as grantledger sees it. Every list returns all pages."""
 
@@ -148,3 +157,9 @@ class IdentityCenter(ABC):
     @abstractmethod
     def deletion_status(self, request_id: str) -> OperationStatus:
         """Where a delete submitted earlier stands."""
+
+    @abstractmethod
+    def operation_statuses(self, kind: str, status: str, *,
+                           max_pages: int | None = None) -> StatusListing:
+        """Request ids of the creates (``kind="create"``) or deletes (``"delete"``) of the
+        instance in ``status``, up to 100 a call; at most ``max_pages`` calls."""

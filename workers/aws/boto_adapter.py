@@ -20,9 +20,10 @@ from workers.aws.adapter import (
     InstanceInfo,
     OperationStatus,
     PermissionSetRecord,
+    StatusListing,
     UserRecord,
 )
-from workers.aws.call import Backoff, RateGate, call, paginate
+from workers.aws.call import Backoff, RateGate, call, pages, paginate
 from workers.aws.clients import AwsClients
 from workers.settings import Settings
 
@@ -138,6 +139,26 @@ class BotoIdentityCenter(IdentityCenter):
                             InstanceArn=self.discover().instance_arn,
                             AccountAssignmentDeletionRequestId=request_id)
         return operation_status(answer["AccountAssignmentDeletionStatus"])
+
+    def operation_statuses(self, kind: str, status: str, *,
+                           max_pages: int | None = None) -> StatusListing:
+        params = {"InstanceArn": self.discover().instance_arn, "Filter": {"Status": status},
+                  "MaxResults": 100}
+        sso, gate, backoff = self._clients.sso_admin, self._limiter, self._backoff
+        if kind == "create":
+            listing = pages(sso, "ListAccountAssignmentCreationStatus", limiter=gate,
+                            backoff=backoff, **params)
+            result_key = "AccountAssignmentsCreationStatus"
+        else:
+            listing = pages(sso, "ListAccountAssignmentDeletionStatus", limiter=gate,
+                            backoff=backoff, **params)
+            result_key = "AccountAssignmentsDeletionStatus"
+        ids: set[str] = set()
+        for count, page in enumerate(listing, start=1):
+            ids.update(row["RequestId"] for row in page.get(result_key, []))
+            if max_pages is not None and count >= max_pages and page.get("NextToken"):
+                return StatusListing(frozenset(ids), complete=False)
+        return StatusListing(frozenset(ids), complete=True)
 
     # -- plumbing -----------------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -105,26 +105,34 @@ def call(client: Any, api: str, *, limiter: RateGate | None = None,
 def paginate(client: Any, api: str, *, result_key: str, limiter: RateGate | None = None,
              key: Callable[[Any], Hashable] | None = None, backoff: Backoff | None = None,
              **params: Any) -> list[Any]:
-    """Every row of every page of ``api``, deduplicated by ``key`` (default: the row).
+    """Every row of every page of ``api``, deduplicated by ``key`` (default: the row)."""
+    key = key or row_identity
+    rows: dict[Hashable, Any] = {}
+    for page in pages(client, api, limiter=limiter, backoff=backoff, **params):
+        for row in page.get(result_key, []):
+            rows.setdefault(key(row), row)
+    return list(rows.values())
+
+
+def pages(client: Any, api: str, *, limiter: RateGate | None = None,
+          backoff: Backoff | None = None, **params: Any) -> Iterator[dict[str, Any]]:
+    """Each page of ``api`` in turn (a caller may stop early: no further call is made).
 
     Follows NextToken to the last page and stops early on a token already seen, because
     some implementations of these APIs repeat a page or a token.
     """
-    key = key or row_identity
-    rows: dict[Hashable, Any] = {}
     seen: set[str] = set()
     token: str | None = None
     while True:
         paging = {"NextToken": token} if token else {}
         page = call(client, api, limiter=limiter, backoff=backoff, **params, **paging)
-        for row in page.get(result_key, []):
-            rows.setdefault(key(row), row)
+        yield page
         token = page.get("NextToken")
         if not token:
-            return list(rows.values())
+            return
         if token in seen:
-            LOG.warning("%s repeated NextToken %r; stopping after %d rows", api, token, len(rows))
-            return list(rows.values())
+            LOG.warning("%s repeated NextToken %r; stopping", api, token)
+            return
         seen.add(token)
 
 

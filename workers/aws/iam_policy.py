@@ -30,8 +30,10 @@ USED_APIS: dict[str, tuple[str, ...]] = {
         "ListAccountsForProvisionedPermissionSet",
         "CreateAccountAssignment",
         "DescribeAccountAssignmentCreationStatus",
+        "ListAccountAssignmentCreationStatus",
         "DeleteAccountAssignment",
         "DescribeAccountAssignmentDeletionStatus",
+        "ListAccountAssignmentDeletionStatus",
     ),
     "identitystore": ("ListUsers", "ListGroups", "ListGroupMemberships"),
     "organizations": (

@@ -1,0 +1,186 @@
+"""Status polling in rounds: one listing answers for every operation in flight.
+
+With ``status_polling = "list"`` (the default), a submit does not start a poll chain of its
+own; it asks for a round ``poll_first_delay`` later. A round:
+
+1. leases the SUBMITTED operations due within half a ``status_poll_interval`` (their next
+   poll moves a whole interval on, in a short transaction: rounds running at once share the
+   work, SKIP LOCKED, and a round right after this one finds nothing to do);
+2. asks AWS which creates / deletes are still IN_PROGRESS
+   (``ListAccountAssignment{Creation,Deletion}Status``, 100 a call, for the whole instance);
+3. takes a leased operation that is absent from that list, and was submitted at least
+   ``LIST_GRACE`` (or ``poll_first_delay`` if shorter) before it, as settled, and learns
+   how: with two or more of them one FAILED listing (at most ``FAILED_PAGES`` calls) tells
+   which failed, otherwise (or when that listing is longer) one Describe each; a failed one
+   is always described for AWS's reason;
+4. settles each in its own transaction (``polling.settle``: grants moved, audit, create slot
+   handed to the next waiting create), and gives up on operations IN_PROGRESS for longer
+   than ``poll_give_up_after``;
+5. asks for the next round one interval later while any leased operation is unsettled.
+
+A round that leased nothing makes no AWS call and asks for nothing, so the rounds started by
+many submits fold into one chain. A listing that AWS refuses (AccessDenied: the role lacks
+the List*Status actions) sends the leased operations to per-operation Describe polls.
+Why AWS's list is trusted this way, and the setting to turn it off: ops/decisions/aws.md.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+
+from models.errors import AwsError
+from models.ledger.base import database_time, db_now
+from models.ledger.db import transaction
+from models.ledger.enums import OperationKind, OperationState
+from models.ledger.tables import Operation
+from tasks import events
+from tasks.events import Next, poll, poll_round
+from tasks.polling import claim_operation, poll_operation, settle, submit_operation
+from workers.aws.adapter import FAILED, IN_PROGRESS, SUCCEEDED, IdentityCenter, OperationStatus
+
+log = logging.getLogger(__name__)
+
+SUBMITTED = OperationState.SUBMITTED
+KINDS = {OperationKind.CREATE_ASSIGNMENT.value: "create",
+         OperationKind.DELETE_ASSIGNMENT.value: "delete"}
+LIST_GRACE = 0.5  # seconds; younger at the listing: not judged by it (less if the first poll is)
+FAILED_PAGES = 3  # a longer FAILED history: describe the settled operations instead
+LEASE_LIMIT = 2000
+
+
+@dataclass(frozen=True)
+class Leased:
+    """A SUBMITTED operation this round answers for."""
+
+    id: int
+    kind: str  # "create" | "delete"
+    request_id: str
+    submitted_at: datetime | None
+    polls: int  # its poll count after the lease
+
+
+def run_round(*, runtime: Any) -> list[Next]:
+    """One poll round; the work to enqueue next (woken creates, the next round)."""
+    settings = runtime.settings
+    leased, leased_at = lease_due(runtime.sessions, interval=settings.status_poll_interval)
+    if not leased:
+        return []
+    grace = timedelta(seconds=min(LIST_GRACE, settings.poll_first_delay))
+    outcomes: dict[int, OperationStatus] = {}
+    work: list[Next] = []
+    for kind in sorted({op.kind for op in leased}):
+        mine = [op for op in leased if op.kind == kind]
+        try:
+            outcomes.update(find_settled(runtime.identity_center, kind, mine,
+                                         judged_before=leased_at - grace))
+        except AwsError as err:
+            if err.retryable:
+                log.info("poll round: %s status listing failed (%s); next round", kind, err)
+                continue
+            log.warning("poll round: %s status listing refused (%s); polling each "
+                        "operation with Describe instead", kind, err)
+            work += [poll(op.id, countdown=0, polls=op.polls) for op in mine]
+            outcomes.update({op.id: _HANDED_OVER for op in mine})
+    work += _settle_all(runtime, leased, outcomes, leased_at)
+    if any(op.id not in outcomes for op in leased):
+        work.append(poll_round(countdown=settings.status_poll_interval))
+    return work
+
+
+_HANDED_OVER = OperationStatus(request_id="", status=IN_PROGRESS)  # a Describe poll has it
+
+
+def lease_due(sessions: Any, *, interval: float) -> tuple[list[Leased], datetime]:
+    """Lease the SUBMITTED operations due within half an ``interval``: their next poll moves
+    a whole interval on, so no other round takes them before the next round of this chain."""
+    with transaction(sessions) as session:
+        now = database_time(session)
+        rows = session.execute(
+            select(Operation.id, Operation.kind, Operation.request_id, Operation.submitted_at,
+                   Operation.poll_count)
+            .where(Operation.state == SUBMITTED, Operation.next_poll_at <= db_now(interval / 2))
+            .order_by(Operation.next_poll_at, Operation.id).limit(LEASE_LIMIT)
+            .with_for_update(skip_locked=True)).all()
+        if rows:
+            session.execute(update(Operation).where(Operation.id.in_([r.id for r in rows]))
+                            .values(poll_count=Operation.poll_count + 1,
+                                    next_poll_at=db_now(interval))
+                            .execution_options(synchronize_session=False))
+    return [Leased(r.id, KINDS[r.kind], r.request_id or "", r.submitted_at, r.poll_count + 1)
+            for r in rows], now
+
+
+def find_settled(identity_center: IdentityCenter, kind: str, leased: list[Leased], *,
+                 judged_before: datetime) -> dict[int, OperationStatus]:
+    """Operation id -> final status, for the leased operations of ``kind`` that settled
+    (only those submitted before ``judged_before`` are judged by their absence)."""
+    running = identity_center.operation_statuses(kind, IN_PROGRESS).request_ids
+    done = [op for op in leased if op.request_id not in running and op.submitted_at
+            is not None and op.submitted_at <= judged_before]
+    if not done:
+        return {}
+    failed: frozenset[str] | None = None
+    if len(done) > 1:
+        listing = identity_center.operation_statuses(kind, FAILED, max_pages=FAILED_PAGES)
+        failed = listing.request_ids if listing.complete else None
+    outcomes = {}
+    for op in done:
+        if failed is not None and op.request_id not in failed:
+            outcomes[op.id] = OperationStatus(op.request_id, SUCCEEDED)
+        else:
+            outcomes[op.id] = describe(identity_center, op)
+    return {i: status for i, status in outcomes.items() if status.settled}
+
+
+def describe(identity_center: IdentityCenter, op: Leased) -> OperationStatus:
+    if op.kind == "create":
+        return identity_center.creation_status(op.request_id)
+    return identity_center.deletion_status(op.request_id)
+
+
+def _settle_all(runtime: Any, leased: list[Leased], outcomes: dict[int, OperationStatus],
+                leased_at: datetime) -> list[Next]:
+    """Settle what AWS finished, and what stayed IN_PROGRESS for too long, one transaction
+    each; the creates woken by the slots this frees."""
+    give_up_after = runtime.settings.poll_give_up_after
+    work: list[Next] = []
+    for op in leased:
+        status = outcomes.get(op.id)
+        waited = (leased_at - op.submitted_at).total_seconds() \
+            if op.submitted_at else 0.0
+        if status is _HANDED_OVER or (status is None and waited < give_up_after):
+            continue
+        with transaction(runtime.sessions) as session:
+            operation = claim_operation(session, op.id, SUBMITTED)
+            if operation is None:
+                continue  # settled meanwhile (a Describe poll, the sweep): nothing to do
+            if status is None:
+                work += settle(session, operation, succeeded=False, runtime=runtime,
+                               reason=f"no result from AWS after {waited:.0f}s (still "
+                                      "IN_PROGRESS); the next sync checks the assignment again")
+                outcomes[op.id] = OperationStatus(op.request_id, FAILED)
+                continue
+            work += settle(session, operation, succeeded=status.status == SUCCEEDED,
+                           runtime=runtime, reason=status.failure_reason or (
+                               None if status.status == SUCCEEDED
+                               else f"AWS status {status.status}"))
+    return work
+
+
+
+def run_inline(runtime: Any, item: Next) -> list[Next]:
+    """Run one submit, poll or poll round in this process (the uninstall, test drivers);
+    the work it asks for next. Other tasks are not this module's: they are dropped."""
+    if item.task == events.PROVISION_SUBMIT:
+        return submit_operation(runtime=runtime, operation_id=int(item.args[0]))
+    if item.task == events.POLL_OPERATION:
+        polls = item.args[1] if len(item.args) > 1 else None
+        return poll_operation(runtime=runtime, operation_id=int(item.args[0]), polls=polls)
+    if item.task == events.POLL_ROUND:
+        return run_round(runtime=runtime)
+    return []
