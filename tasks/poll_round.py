@@ -3,6 +3,7 @@
 With ``status_polling = "list"`` (the default), a submit does not start a poll chain of its
 own; it asks for a round ``poll_first_delay`` later. A round:
 
+0. takes the round's turn for one ``status_poll_interval`` (see below);
 1. leases the SUBMITTED operations due within half a ``status_poll_interval`` (their next
    poll moves a whole interval on, in a short transaction: rounds running at once share the
    work, SKIP LOCKED, and a round right after this one finds nothing to do);
@@ -18,9 +19,11 @@ own; it asks for a round ``poll_first_delay`` later. A round:
    than ``poll_give_up_after``;
 5. asks for the next round one interval later while any leased operation is unsettled.
 
-A round that leased nothing makes no AWS call and asks for nothing, so the rounds started by
-many submits fold into one chain. A listing that AWS refuses (AccessDenied: the role lacks
-the List*Status actions) sends the leased operations to per-operation Describe polls.
+Rounds take turns (``Limiter.take_turn``, shared through Redis): at most one an interval
+lists, a round that comes early runs when the turn ends, and a round with nothing due makes
+no AWS call and asks for nothing, so the rounds many submits ask for fold into one chain. A
+listing that AWS refuses (AccessDenied: the role lacks the List*Status actions) sends the
+leased operations to per-operation Describe polls.
 Why AWS's list is trusted this way, and the setting to turn it off: ops/decisions/aws.md.
 """
 
@@ -51,6 +54,7 @@ KINDS = {OperationKind.CREATE_ASSIGNMENT.value: "create",
 LIST_GRACE = 0.5  # seconds; younger at the listing: not judged by it (less if the first poll is)
 FAILED_PAGES = 3  # a longer FAILED history: describe the settled operations instead
 LEASE_LIMIT = 2000
+TURN = "poll-round"  # at most one round an interval, across every worker
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,13 @@ class Leased:
 def run_round(*, runtime: Any) -> list[Next]:
     """One poll round; the work to enqueue next (woken creates, the next round)."""
     settings = runtime.settings
-    leased, leased_at = lease_due(runtime.sessions, interval=settings.status_poll_interval)
+    interval = settings.status_poll_interval
+    if not anything_due(runtime.sessions, interval=interval):
+        return []
+    wait = runtime.limiter.take_turn(TURN, period=interval)
+    if wait > 0:  # a round ran less than an interval ago: this one runs when its turn ends
+        return [poll_round(countdown=wait)]
+    leased, leased_at = lease_due(runtime.sessions, interval=interval)
     if not leased:
         return []
     grace = timedelta(seconds=min(LIST_GRACE, settings.poll_first_delay))
@@ -88,11 +98,18 @@ def run_round(*, runtime: Any) -> list[Next]:
             outcomes.update({op.id: _HANDED_OVER for op in mine})
     work += _settle_all(runtime, leased, outcomes, leased_at)
     if any(op.id not in outcomes for op in leased):
-        work.append(poll_round(countdown=settings.status_poll_interval))
+        work.append(poll_round(countdown=interval))
     return work
 
 
 _HANDED_OVER = OperationStatus(request_id="", status=IN_PROGRESS)  # a Describe poll has it
+
+
+def anything_due(sessions: Any, *, interval: float) -> bool:
+    with sessions() as session:
+        return session.scalar(select(Operation.id).where(
+            Operation.state == SUBMITTED, Operation.next_poll_at <= db_now(interval / 2))
+            .limit(1)) is not None
 
 
 def lease_due(sessions: Any, *, interval: float) -> tuple[list[Leased], datetime]:

@@ -8,6 +8,8 @@ embedded mode (``memory://``) one in-process limiter is injected everywhere.
 * Rates: the ``limits`` library's moving window (never more than N hits in any window).
 * Create slots: leases in a Redis sorted set (member = operation id, score = lease expiry by
   the Redis clock), because a rate limiter has no "release"; see ops/decisions/aws.md.
+* Turns: at most one holder of a named turn per period across all processes (one status
+  poll round a second, however many workers ask for one): ``SET NX PX``.
 """
 
 from __future__ import annotations
@@ -51,10 +53,11 @@ class Limiter:
     """Rate per API family plus the outstanding-create cap; share one per install."""
 
     def __init__(self, *, rates: dict[str, float], storage: Storage, slots: CreateSlots,
-                 max_outstanding_creates: int, backend: str) -> None:
+                 max_outstanding_creates: int, backend: str, turns: Turns | None = None) -> None:
         self._items = {family: rate_item(rate) for family, rate in rates.items()}
         self._window = MovingWindowRateLimiter(storage)
         self._slots = slots
+        self._turns = turns or MemoryTurns()
         self._cap = max_outstanding_creates
         self.backend = backend
 
@@ -84,6 +87,11 @@ class Limiter:
         """Give the slot back once the create has settled (SUCCEEDED or FAILED)."""
         self._slots.release(op_id)
 
+    def take_turn(self, name: str, *, period: float) -> float:
+        """Take the turn ``name`` for ``period`` seconds: 0.0 if the caller has it, else the
+        seconds until the current holder's turn ends (try again then)."""
+        return self._turns.take(name, period)
+
     def outstanding_creates(self) -> int:
         """Creates holding a live lease right now, across all processes."""
         return self._slots.outstanding()
@@ -104,6 +112,43 @@ class Limiter:
         # room already (a permit was freed since our hit failed): only the jitter
         until_free = 0.0 if stats.remaining > 0 else max(0.0, stats.reset_time - time.time())
         return until_free + random.uniform(0, WAKE_JITTER)
+
+
+class Turns(Protocol):
+    """Named turns, each held by one caller at a time for a period."""
+
+    def take(self, name: str, period: float) -> float: ...
+
+
+class MemoryTurns:
+    """Turns for one process (embedded mode)."""
+
+    def __init__(self) -> None:
+        self._until: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def take(self, name: str, period: float) -> float:
+        with self._lock:
+            now = time.monotonic()
+            until = self._until.get(name, 0.0)
+            if until > now:
+                return until - now
+            self._until[name] = now + period
+            return 0.0
+
+
+class RedisTurns:
+    """Turns shared by every process using the same Redis (expiry by the Redis clock)."""
+
+    def __init__(self, client: redis.Redis, *, prefix: str = f"{KEY_PREFIX}:turn") -> None:
+        self._redis, self._prefix = client, prefix
+
+    def take(self, name: str, period: float) -> float:
+        key = f"{self._prefix}:{name}"
+        if self._redis.set(key, "1", nx=True, px=max(1, int(period * 1000))):
+            return 0.0
+        remaining = int(self._redis.pttl(key))  # type: ignore[arg-type]
+        return max(remaining, 1) / 1000.0  # -2: gone meanwhile, try again almost at once
 
 
 class MemoryCreateSlots:
@@ -176,9 +221,10 @@ def make_limiter(settings: Settings) -> Limiter:
     rates = {"sso-admin": settings.sso_admin_rate,
              "identitystore": settings.identitystore_rate, "scim": settings.scim_rate}
     if settings.uses_redis:
+        client = redis.Redis.from_url(settings.broker_url)
         return Limiter(
             rates=rates, storage=RedisStorage(settings.broker_url, key_prefix=KEY_PREFIX),
-            slots=RedisCreateSlots(redis.Redis.from_url(settings.broker_url)),
+            slots=RedisCreateSlots(client), turns=RedisTurns(client),
             max_outstanding_creates=settings.max_outstanding_creates, backend="redis")
     return Limiter(rates=rates, storage=MemoryStorage(), slots=MemoryCreateSlots(),
                    max_outstanding_creates=settings.max_outstanding_creates, backend="memory")

@@ -97,10 +97,12 @@ def revoke(stack: Stack) -> dict[str, Any]:
     enqueued = time.monotonic() - started
     stack.enqueue([submit(i) for i in remove_unexplained_assignments(
         runtime=runtime, revocation=revocation, actor="bench")])
-    group_left = wait(lambda: _report(stack, key) is not None, timeout=120,
-                      what="targeted sync (group membership)", interval=0.05)
-    wall = wait(lambda: _pending(stack, revocation) == 0, timeout=120,
-                what="every delete settled", interval=0.05) + group_left
+    wait(lambda: _report(stack, key) is not None, timeout=120,
+         what="targeted sync (group membership)", interval=0.05)
+    group_left = time.monotonic() - started
+    wait(lambda: _pending(stack, revocation) == 0, timeout=120, what="every delete settled",
+         interval=0.05)
+    wall = time.monotonic() - started
     submitted, settled = _operation_times(stack, revocation.principal_id or "")
     calls = call_delta(calls_before, stack.sandbox.calls())
     return {

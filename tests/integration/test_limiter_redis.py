@@ -144,3 +144,18 @@ def test_usage_reports_rates_and_slots(redis_limiter_url):
     assert usage["rates"]["sso-admin"] == {"limit": "20 per 1 second", "used": 7,
                                            "remaining": 13}
     assert (usage["outstanding_creates"], usage["max_outstanding_creates"]) == (1, 15)
+
+
+def test_a_turn_is_held_by_one_process_at_a_time(redis_limiter_url):
+    first = make_limiter(shared(redis_limiter_url))
+    second = make_limiter(shared(redis_limiter_url))  # another worker process's limiter
+    assert first.take_turn("poll-round", period=30) == 0.0
+    wait = second.take_turn("poll-round", period=30)
+    assert 29 < wait <= 30  # told when the turn ends
+    assert first.take_turn("poll-round", period=30) > 0  # the holder too: once a period
+    assert second.take_turn("another-turn", period=30) == 0.0
+    assert first.take_turn("short", period=0.05) == 0.0
+    deadline = time.monotonic() + 5
+    while second.take_turn("short", period=0.05) > 0:
+        assert time.monotonic() < deadline, "the turn never ended"
+        time.sleep(0.01)

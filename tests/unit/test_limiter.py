@@ -97,3 +97,12 @@ def test_create_cap_holds_across_threads():
     for thread in threads:
         thread.join()
     assert len(granted) == 4 == limiter.outstanding_creates()
+
+
+def test_memory_turns_one_holder_a_period():
+    from workers.limiter import MemoryTurns
+
+    turns = MemoryTurns()
+    assert turns.take("round", 30) == 0.0
+    assert 29 < turns.take("round", 30) <= 30
+    assert turns.take("other", 30) == 0.0
