@@ -11,6 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Celery
+from celery.signals import worker_process_init
 from kombu import Queue
 from redbeat import RedBeatScheduler
 from redbeat.schedulers import get_redis
@@ -138,3 +139,24 @@ def make_celery(settings: Settings) -> Celery:
 
 celery_app = make_celery(get_settings())
 app = celery_app  # `celery -A workers.celery_app` finds `app`
+
+
+@worker_process_init.connect
+def warm_up(**_: Any) -> None:
+    """Ready a new pool process before its first task: database connection, AWS clients,
+    Identity Center instance (no AWS call when configured), limiter. Otherwise the first
+    revocation each process runs pays for them (about a second, measured by
+    ops/bench/bench_expiry.py). Never stops the worker: a task meets the same error later,
+    with its retries."""
+    from sqlalchemy import text
+
+    from workers.runtime import get_runtime
+
+    try:
+        runtime = get_runtime()
+        with runtime.sessions() as session:
+            session.execute(text("SELECT 1"))
+        runtime.identity_center.discover()
+        runtime.limiter.outstanding_creates()
+    except Exception as err:  # noqa: BLE001 - logged; the tasks report it properly
+        logging.getLogger(__name__).warning("worker warm-up incomplete: %s", err)

@@ -74,14 +74,24 @@ def write_ledger(stack: Stack, grants: list[dict], *, lead: float, window: float
                                               grant["account_id"], grant["arn"]))
 
 
-def lags(stack: Stack) -> tuple[list[float], dict[str, float]]:
-    """Per grant, delete received - expires_at; and each grant's expiry (its key)."""
+def lags(stack: Stack) -> tuple[list[tuple[float, float]], dict[str, float]]:
+    """Per grant, (expires_at, delete received - expires_at); and each grant's expiry."""
     with stack.runtime.sessions() as session:
         expiry = {(pid, acct, arn): at.timestamp() for pid, acct, arn, at in session.execute(
             select(tables.Grant.principal_id, tables.Grant.account_id,
                    tables.Grant.permission_set_arn, tables.Grant.expires_at)) if at}
     deletes = {op.key[1:]: op.created_at for op in stack.sandbox.center.operations("DELETE")}
-    return [deletes[key] - due for key, due in expiry.items() if key in deletes], expiry
+    return [(due, deletes[key] - due) for key, due in expiry.items() if key in deletes], expiry
+
+
+def by_window(measured: list[tuple[float, float]], *, width: float) -> list[dict[str, Any]]:
+    """The lag spread of the grants expiring in each ``width``-second slice of the run."""
+    first = min(due for due, _ in measured)
+    slices: dict[int, list[float]] = {}
+    for due, lag in measured:
+        slices.setdefault(int((due - first) // width), []).append(lag)
+    return [{"expiring_s": f"{n * width:g}-{(n + 1) * width:g}", "grants": len(lags_),
+             **spread(lags_)} for n, lags_ in sorted(slices.items())]
 
 
 def limiter_bound(expiries: list[float], *, calls_per_delete: float) -> list[float]:
@@ -102,12 +112,14 @@ def run(stack: Stack, count: int, *, lead: float, window: float) -> dict[str, An
     before = stack.sandbox.calls()
     wall = wait(lambda: count_grants(stack, GrantState.REVOKED) == count,
                 timeout=lead + window + 900, what=f"{count} grants REVOKED", interval=0.5)
-    measured, expiry = lags(stack)
+    timed, expiry = lags(stack)
+    measured = [lag for _, lag in timed]
     calls = call_delta(before, stack.sandbox.calls())
     per_delete = sum(calls.values()) / max(calls.get("sso-admin:DeleteAccountAssignment", 1), 1)
     return {"grants": count, "window_s": window, "revoked": count_grants(
         stack, GrantState.REVOKED), "left_in_aws": len(stack.sandbox.assignments()),
         "deletes_seen": len(measured), "lag_s": spread(measured),
+        "lag_by_window": by_window(timed, width=window / 6),
         "bound_deletes_only_s": spread(limiter_bound(list(expiry.values()),
                                                      calls_per_delete=1.0)),
         "calls_per_delete": round(per_delete, 2),
@@ -132,6 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         ("bound: deletes only at 20/s", "bound_deletes_only_s"),
         (f"bound: {result['calls_per_delete']} calls per delete", "bound_with_polls_s"))]
     print(table(rows, ["lag", "p50", "p99", "max", "mean"]))
+    print(table(result["lag_by_window"], ["expiring_s", "grants", "p50", "p99", "max", "mean"]))
     print(f"{result['revoked']}/{count} revoked, {result['left_in_aws']} assignments left in "
           f"AWS, {result['throttled']} calls throttled; target p99 < 2 s while the limiter "
           f"allows it ({count} deletes at {CEILING:g}/s take {count / CEILING:g} s)")
