@@ -19,6 +19,10 @@ own; it asks for a round ``poll_first_delay`` later. A round:
    than ``poll_give_up_after``;
 5. asks for the next round one interval later while any leased operation is unsettled.
 
+The interval is ``status_poll_interval``, shortened to ``CONTENDED_INTERVAL`` while creates
+wait for one of the 15 create slots (bulk provisioning): the cap is then what limits
+throughput, and each second a settled create goes unseen holds its slot for nothing.
+
 Rounds take turns (``Limiter.take_turn``, shared through Redis): at most one an interval
 lists, a round that comes early runs when the turn ends, and a round with nothing due makes
 no AWS call and asks for nothing, so the rounds many submits ask for fold into one chain. A
@@ -55,6 +59,8 @@ LIST_GRACE = 0.5  # seconds; younger at the listing: not judged by it (less if t
 FAILED_PAGES = 3  # a longer FAILED history: describe the settled operations instead
 LEASE_LIMIT = 2000
 TURN = "poll-round"  # at most one round an interval, across every worker
+CONTENDED_INTERVAL = 0.4  # seconds between rounds while creates wait for a slot
+CREATE = OperationKind.CREATE_ASSIGNMENT.value
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,7 @@ class Leased:
 def run_round(*, runtime: Any) -> list[Next]:
     """One poll round; the work to enqueue next (woken creates, the next round)."""
     settings = runtime.settings
-    interval = settings.status_poll_interval
+    interval = round_interval(runtime.sessions, settings.status_poll_interval)
     if not anything_due(runtime.sessions, interval=interval):
         return []
     wait = runtime.limiter.take_turn(TURN, period=interval)
@@ -103,6 +109,16 @@ def run_round(*, runtime: Any) -> list[Next]:
 
 
 _HANDED_OVER = OperationStatus(request_id="", status=IN_PROGRESS)  # a Describe poll has it
+
+
+def round_interval(sessions: Any, interval: float) -> float:
+    """``interval``, or at most ``CONTENDED_INTERVAL`` while creates wait for a create slot:
+    then the cap binds, and a settled create seen sooner lets the next one go sooner."""
+    with sessions() as session:
+        waiting = session.scalar(select(Operation.id).where(
+            Operation.state == OperationState.QUEUED, Operation.kind == CREATE,
+            Operation.next_poll_at.is_not(None)).limit(1))
+    return min(interval, CONTENDED_INTERVAL) if waiting is not None else interval
 
 
 def anything_due(sessions: Any, *, interval: float) -> bool:

@@ -12,6 +12,7 @@ from sqlalchemy import select
 from models.errors import AwsAccessDenied
 from models.ledger import tables
 from tasks import events, expiry
+from tasks.poll_round import CONTENDED_INTERVAL
 from tasks.polling import submit_operation, sweep_operations
 from tasks.sync import FULL_SYNC_LOCK, full_sync, single_flight
 from tests.integration.sync_support import ACCOUNTS, World
@@ -305,3 +306,19 @@ def test_a_refused_status_listing_falls_back_to_describe_polls(sync_world: World
         del runtime.identity_center  # the cached adapter is built again
     assert [o.state for o in sync_world.operations()] == ["SUCCEEDED"] * 3
     assert [g.state for g in sync_world.grants()] == ["ACTIVE"] * 3
+
+
+def test_rounds_come_faster_while_creates_wait_for_a_slot(sync_world: World):
+    sync_world.add_role("prod-read", allow=[("Production", "ReadOnlyAccess")])
+    for name in ("alice", "bob"):
+        sync_world.add_user(name, roles=["prod-read"])
+    sync_world.sandbox.faults.stalled = True
+    with sync_world.reconfigured(max_outstanding_creates=1, status_poll_interval=2.0) as world:
+        first = [item for submitted in full_sync(runtime=world.runtime).next_work()
+                 for item in world.run(submitted)]
+        assert [item.task for item in first] == [events.POLL_ROUND]  # bob waits for the slot
+        time.sleep(first[0].countdown)
+        assert world.run(first[0]) == [events.poll_round(countdown=CONTENDED_INTERVAL)]
+        world.sandbox.faults.stalled = False
+        world.drain([events.poll_round(countdown=CONTENDED_INTERVAL)])
+    assert [o.state for o in sync_world.operations()] == ["SUCCEEDED"] * 2
