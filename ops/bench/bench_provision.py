@@ -10,8 +10,8 @@ limits put on the wall time (the larger of: the requests at 20/s, the creates th
 slots held for the settle times the sandbox drew) and the share of that binding limit
 used, throttling seen and grants FAILED by throttling, and the speed-up over a naive
 baseline measured in the same run: one assignment at a time, create then poll every second
-(how common open-source tools do it), timed on a sample and extrapolated to the same count. Writes
-ops/bench/results/provision.json.
+(how common open-source tools do it), timed on a sample and extrapolated to the same count.
+Writes ops/bench/results/provision.json.
 """
 
 from __future__ import annotations
