@@ -124,8 +124,8 @@ def round_interval(sessions: Any, interval: float) -> float:
 def anything_due(sessions: Any, *, interval: float) -> bool:
     with sessions() as session:
         return session.scalar(select(Operation.id).where(
-            Operation.state == SUBMITTED, Operation.next_poll_at <= db_now(interval / 2))
-            .limit(1)) is not None
+            Operation.state == SUBMITTED, Operation.kind.in_(KINDS),
+            Operation.next_poll_at <= db_now(interval / 2)).limit(1)) is not None
 
 
 def lease_due(sessions: Any, *, interval: float) -> tuple[list[Leased], datetime]:
@@ -136,7 +136,8 @@ def lease_due(sessions: Any, *, interval: float) -> tuple[list[Leased], datetime
         rows = session.execute(
             select(Operation.id, Operation.kind, Operation.request_id, Operation.submitted_at,
                    Operation.poll_count)
-            .where(Operation.state == SUBMITTED, Operation.next_poll_at <= db_now(interval / 2))
+            .where(Operation.state == SUBMITTED, Operation.kind.in_(KINDS),
+                   Operation.next_poll_at <= db_now(interval / 2))
             .order_by(Operation.next_poll_at, Operation.id).limit(LEASE_LIMIT)
             .with_for_update(skip_locked=True)).all()
         if rows:
