@@ -123,6 +123,7 @@ def converge(ctx: Context) -> list[Violation]:
     deadline = time.monotonic() + max(last_expiry, 0.0) + ctx.scale.recovery
     started = time.monotonic()
     while True:
+        ctx.stack.revive()  # the supervisor's restart policy (docker-compose.yml)
         view = read_view(ctx.stack.runtime, ctx.stack.sandbox)
         violations = check(view, ctx.workload)
         expired = all(g.expires_at <= view.now for g in view.grants
@@ -164,6 +165,8 @@ def run(drill: Drill, *, scale: Scale) -> DrillResult:
         ctx = Context(stack, start_workload(stack, scale), scale, notes)
         drill.inject(ctx)
         violations = converge(ctx)
+        if stack.restarts:
+            notes["restarted"] = "; ".join(stack.restarts)
     except Exception as err:  # noqa: BLE001 - a drill that crashes has failed, say why
         violations = [Violation("drill-error", f"{err!r} at "
                                 f"{traceback.format_exc(limit=-1).strip().splitlines()[-3]}")]

@@ -100,6 +100,8 @@ class Stack:
         self.workers: list[subprocess.Popen[bytes]] = []
         self.beats: list[subprocess.Popen[bytes]] = []
         self._orphans: list[int] = []  # pool children of killed workers (killed too)
+        self._specs: dict[int, tuple[str, list[str], dict[str, Any]]] = {}  # pid -> spawn
+        self.restarts: list[str] = []  # processes the supervisor restarted (revive())
         self._started: tuple[Settings, Runtime, Celery] | None = None
 
     # -- life cycle -----------------------------------------------------------------------
@@ -230,8 +232,25 @@ class Stack:
         app_module = "ops.drills.tenfold" if self.options.copies > 1 else "workers.celery_app"
         command = [*self.options.command_prefix, sys.executable, "-m", "celery", "-A",
                    app_module, *arguments]
-        return subprocess.Popen(command, cwd=self.log_dir, env=self.environment(**overrides),
-                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        process = subprocess.Popen(command, cwd=self.log_dir, env=self.environment(**overrides),
+                                   stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self._specs[process.pid] = (role, arguments, overrides)
+        return process
+
+    def revive(self) -> list[str]:
+        """What docker-compose's ``restart: unless-stopped`` does: start again every worker
+        or beat that exited without the drill stopping it (kill_workers / stop_beats forget
+        theirs first); the roles restarted, also kept in ``restarts``."""
+        revived = []
+        for processes in (self.workers, self.beats):
+            for index, process in enumerate(processes):
+                if process.poll() is None:
+                    continue
+                role, arguments, overrides = self._specs[process.pid]
+                processes[index] = self._spawn(role, arguments, **overrides)
+                revived.append(f"{role} (exit {process.returncode})")
+        self.restarts += revived
+        return revived
 
     def start_workers(self, count: int | None = None, **overrides: Any) -> None:
         """Start worker processes and wait until every one answers a ping."""
