@@ -59,7 +59,7 @@ LIST_GRACE = 0.5  # seconds; younger at the listing: not judged by it (less if t
 FAILED_PAGES = 3  # a longer FAILED history: describe the settled operations instead
 LEASE_LIMIT = 2000
 TURN = "poll-round"  # at most one round an interval, across every worker
-CONTENDED_INTERVAL = 0.3  # seconds between rounds while creates wait for a slot
+CONTENDED_INTERVAL = 0.4  # seconds between rounds while creates wait for a slot
 CREATE = OperationKind.CREATE_ASSIGNMENT.value
 
 
