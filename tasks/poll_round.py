@@ -39,6 +39,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from models.errors import AwsError
 from models.ledger.base import database_time, db_now
@@ -47,14 +48,23 @@ from models.ledger.enums import OperationKind, OperationState
 from models.ledger.tables import Operation
 from tasks import events
 from tasks.events import Next, poll, poll_round
-from tasks.polling import claim_operation, poll_operation, settle, submit_operation
+from tasks.polling import (
+    claim_operation,
+    describe_status,
+    gave_up_reason,
+    poll_operation,
+    settle,
+    settle_status,
+    submit_operation,
+)
 from workers.aws.adapter import FAILED, IN_PROGRESS, SUCCEEDED, IdentityCenter, OperationStatus
 
 log = logging.getLogger(__name__)
 
 SUBMITTED = OperationState.SUBMITTED
-KINDS = {OperationKind.CREATE_ASSIGNMENT.value: "create",
-         OperationKind.DELETE_ASSIGNMENT.value: "delete"}
+# operation kind -> the kind of AWS's status listing (IdentityCenter.operation_statuses)
+LISTED = {OperationKind.CREATE_ASSIGNMENT.value: "create",
+          OperationKind.DELETE_ASSIGNMENT.value: "delete"}
 LIST_GRACE = 0.5  # seconds; younger at the listing: not judged by it (less if the first poll is)
 FAILED_PAGES = 3  # a longer FAILED history: describe the settled operations instead
 LEASE_LIMIT = 2000
@@ -68,7 +78,7 @@ class Leased:
     """A SUBMITTED operation this round answers for."""
 
     id: int
-    kind: str  # "create" | "delete"
+    kind: str  # the operation's kind (create_assignment | delete_assignment)
     request_id: str
     submitted_at: datetime | None
     polls: int  # its poll count after the lease
@@ -77,8 +87,10 @@ class Leased:
 def run_round(*, runtime: Any) -> list[Next]:
     """One poll round; the work to enqueue next (woken creates, the next round)."""
     settings = runtime.settings
-    interval = round_interval(runtime.sessions, settings.status_poll_interval)
-    if not anything_due(runtime.sessions, interval=interval):
+    with runtime.sessions() as session:
+        interval = round_interval(session, settings.status_poll_interval)
+        due = session.scalar(select(Operation.id).where(*_due(interval)).limit(1))
+    if due is None:
         return []
     wait = runtime.limiter.take_turn(TURN, period=interval)
     if wait > 0:  # a round ran less than an interval ago: this one runs when its turn ends
@@ -88,7 +100,7 @@ def run_round(*, runtime: Any) -> list[Next]:
         return []
     grace = timedelta(seconds=min(LIST_GRACE, settings.poll_first_delay))
     outcomes: dict[int, OperationStatus] = {}
-    work: list[Next] = []
+    handed_over: list[Leased] = []  # to per-operation Describe polls
     for kind in sorted({op.kind for op in leased}):
         mine = [op for op in leased if op.kind == kind]
         try:
@@ -100,32 +112,28 @@ def run_round(*, runtime: Any) -> list[Next]:
                 continue
             log.warning("poll round: %s status listing refused (%s); polling each "
                         "operation with Describe instead", kind, err)
-            work += [poll(op.id, countdown=0, polls=op.polls) for op in mine]
-            outcomes.update({op.id: _HANDED_OVER for op in mine})
-    work += _settle_all(runtime, leased, outcomes, leased_at)
-    if any(op.id not in outcomes for op in leased):
+            handed_over += mine
+    mine = [op for op in leased if op not in handed_over]
+    work, unsettled = _settle_all(runtime, mine, outcomes, leased_at)
+    work += [poll(op.id, countdown=0, polls=op.polls) for op in handed_over]
+    if unsettled:
         work.append(poll_round(countdown=interval))
     return work
 
 
-_HANDED_OVER = OperationStatus(request_id="", status=IN_PROGRESS)  # a Describe poll has it
-
-
-def round_interval(sessions: Any, interval: float) -> float:
+def round_interval(session: Session, interval: float) -> float:
     """``interval``, or at most ``CONTENDED_INTERVAL`` while creates wait for a create slot:
     then the cap binds, and a settled create seen sooner lets the next one go sooner."""
-    with sessions() as session:
-        waiting = session.scalar(select(Operation.id).where(
-            Operation.state == OperationState.QUEUED, Operation.kind == CREATE,
-            Operation.next_poll_at.is_not(None)).limit(1))
+    waiting = session.scalar(select(Operation.id).where(
+        Operation.state == OperationState.QUEUED, Operation.kind == CREATE,
+        Operation.next_poll_at.is_not(None)).limit(1))
     return min(interval, CONTENDED_INTERVAL) if waiting is not None else interval
 
 
-def anything_due(sessions: Any, *, interval: float) -> bool:
-    with sessions() as session:
-        return session.scalar(select(Operation.id).where(
-            Operation.state == SUBMITTED, Operation.kind.in_(KINDS),
-            Operation.next_poll_at <= db_now(interval / 2)).limit(1)) is not None
+def _due(interval: float) -> tuple[Any, ...]:
+    """SUBMITTED assignment operations whose next poll is due within half an interval."""
+    return (Operation.state == SUBMITTED, Operation.kind.in_(LISTED),
+            Operation.next_poll_at <= db_now(interval / 2))
 
 
 def lease_due(sessions: Any, *, interval: float) -> tuple[list[Leased], datetime]:
@@ -136,8 +144,7 @@ def lease_due(sessions: Any, *, interval: float) -> tuple[list[Leased], datetime
         rows = session.execute(
             select(Operation.id, Operation.kind, Operation.request_id, Operation.submitted_at,
                    Operation.poll_count)
-            .where(Operation.state == SUBMITTED, Operation.kind.in_(KINDS),
-                   Operation.next_poll_at <= db_now(interval / 2))
+            .where(*_due(interval))
             .order_by(Operation.next_poll_at, Operation.id).limit(LEASE_LIMIT)
             .with_for_update(skip_locked=True)).all()
         if rows:
@@ -145,7 +152,7 @@ def lease_due(sessions: Any, *, interval: float) -> tuple[list[Leased], datetime
                             .values(poll_count=Operation.poll_count + 1,
                                     next_poll_at=db_now(interval))
                             .execution_options(synchronize_session=False))
-    return [Leased(r.id, KINDS[r.kind], r.request_id or "", r.submitted_at, r.poll_count + 1)
+    return [Leased(r.id, r.kind, r.request_id or "", r.submitted_at, r.poll_count + 1)
             for r in rows], now
 
 
@@ -153,41 +160,37 @@ def find_settled(identity_center: IdentityCenter, kind: str, leased: list[Leased
                  judged_before: datetime) -> dict[int, OperationStatus]:
     """Operation id -> final status, for the leased operations of ``kind`` that settled
     (only those submitted before ``judged_before`` are judged by their absence)."""
-    running = identity_center.operation_statuses(kind, IN_PROGRESS).request_ids
+    listed = LISTED[kind]
+    running = identity_center.operation_statuses(listed, IN_PROGRESS).request_ids
     done = [op for op in leased if op.request_id not in running and op.submitted_at
             is not None and op.submitted_at <= judged_before]
     if not done:
         return {}
     failed: frozenset[str] | None = None
     if len(done) > 1:
-        listing = identity_center.operation_statuses(kind, FAILED, max_pages=FAILED_PAGES)
+        listing = identity_center.operation_statuses(listed, FAILED, max_pages=FAILED_PAGES)
         failed = listing.request_ids if listing.complete else None
     outcomes = {}
     for op in done:
         if failed is not None and op.request_id not in failed:
             outcomes[op.id] = OperationStatus(op.request_id, SUCCEEDED)
         else:
-            outcomes[op.id] = describe(identity_center, op)
+            outcomes[op.id] = describe_status(identity_center, op.kind, op.request_id)
     return {i: status for i, status in outcomes.items() if status.settled}
 
 
-def describe(identity_center: IdentityCenter, op: Leased) -> OperationStatus:
-    if op.kind == "create":
-        return identity_center.creation_status(op.request_id)
-    return identity_center.deletion_status(op.request_id)
-
-
 def _settle_all(runtime: Any, leased: list[Leased], outcomes: dict[int, OperationStatus],
-                leased_at: datetime) -> list[Next]:
+                leased_at: datetime) -> tuple[list[Next], bool]:
     """Settle what AWS finished, and what stayed IN_PROGRESS for too long, one transaction
-    each; the creates woken by the slots this frees."""
+    each; the creates woken by the slots this frees, and whether any is still in flight."""
     give_up_after = runtime.settings.poll_give_up_after
     work: list[Next] = []
+    unsettled = False
     for op in leased:
         status = outcomes.get(op.id)
-        waited = (leased_at - op.submitted_at).total_seconds() \
-            if op.submitted_at else 0.0
-        if status is _HANDED_OVER or (status is None and waited < give_up_after):
+        waited = (leased_at - op.submitted_at).total_seconds() if op.submitted_at else 0.0
+        if status is None and waited < give_up_after:
+            unsettled = True
             continue
         with transaction(runtime.sessions) as session:
             operation = claim_operation(session, op.id, SUBMITTED)
@@ -195,16 +198,10 @@ def _settle_all(runtime: Any, leased: list[Leased], outcomes: dict[int, Operatio
                 continue  # settled meanwhile (a Describe poll, the sweep): nothing to do
             if status is None:
                 work += settle(session, operation, succeeded=False, runtime=runtime,
-                               reason=f"no result from AWS after {waited:.0f}s (still "
-                                      "IN_PROGRESS); the next sync checks the assignment again")
-                outcomes[op.id] = OperationStatus(op.request_id, FAILED)
-                continue
-            work += settle(session, operation, succeeded=status.status == SUCCEEDED,
-                           runtime=runtime, reason=status.failure_reason or (
-                               None if status.status == SUCCEEDED
-                               else f"AWS status {status.status}"))
-    return work
-
+                               reason=gave_up_reason(waited))
+            else:
+                work += settle_status(session, operation, status, runtime)
+    return work, unsettled
 
 
 def run_inline(runtime: Any, item: Next) -> list[Next]:

@@ -112,7 +112,7 @@ def submit_operation(*, runtime: Any, operation_id: int) -> list[Next]:
                        request_id=status.request_id, poll_in_seconds=settings.poll_first_delay)
         operation.state, operation.request_id = SUBMITTED, status.request_id
         if status.settled:
-            return _settle_status(session, operation, status, runtime)
+            return settle_status(session, operation, status, runtime)
     return [first_poll(operation.id, settings)]
 
 
@@ -204,35 +204,42 @@ def poll_operation(*, runtime: Any, operation_id: int,
         if operation is None or (polls is not None and operation.poll_count != polls):
             return []
         try:
-            status = _describe(runtime.identity_center, operation)
+            status = describe_status(runtime.identity_center, operation.kind,
+                                     operation.request_id or "")
         except AwsError as err:
             if not err.retryable:
                 return settle(session, operation, succeeded=False, runtime=runtime,
                               reason=str(err))
             status = None
         if status is not None and status.settled:
-            return _settle_status(session, operation, status, runtime)
+            return settle_status(session, operation, status, runtime)
         waited = (database_time(session) - operation.submitted_at).total_seconds() \
             if operation.submitted_at else 0.0
         if waited >= settings.poll_give_up_after:
             return settle(session, operation, succeeded=False, runtime=runtime,
-                          reason=f"no result from AWS after {waited:.0f}s (still "
-                                 "IN_PROGRESS); the next sync checks the assignment again")
+                          reason=gave_up_reason(waited))
         polled = operation.poll_count
         delay = poll_delay(polled, settings)
         ops.reschedule_poll(session, operation_id=operation.id, delay_seconds=delay)
     return [poll(operation_id, countdown=delay, polls=polled + 1)]
 
 
-def _describe(identity_center: IdentityCenter, operation: Operation) -> OperationStatus:
-    request_id = operation.request_id or ""
-    if operation.kind == CREATE:
+def describe_status(identity_center: IdentityCenter, kind: str,
+                    request_id: str) -> OperationStatus:
+    """Where one create or delete (``kind``: the operation's kind) stands, by its request id."""
+    if kind == CREATE:
         return identity_center.creation_status(request_id)
     return identity_center.deletion_status(request_id)
 
 
-def _settle_status(session: Session, operation: Operation, status: OperationStatus,
-                   runtime: Any) -> list[Next]:
+def gave_up_reason(waited: float) -> str:
+    return (f"no result from AWS after {waited:.0f}s (still IN_PROGRESS); the next sync "
+            "checks the assignment again")
+
+
+def settle_status(session: Session, operation: Operation, status: OperationStatus,
+                  runtime: Any) -> list[Next]:
+    """Settle an operation as AWS's final ``status`` says (its FailureReason kept)."""
     return settle(session, operation, succeeded=status.status == SUCCEEDED, runtime=runtime,
            reason=status.failure_reason or (None if status.status == SUCCEEDED
                                             else f"AWS status {status.status}"))
