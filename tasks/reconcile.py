@@ -8,7 +8,8 @@ caller's transaction, in bulk, with one audit event per grant touched.
   provisioned; ACTIVE or failed-create -> REVOKING; PROVISIONING -> FAILED -> REVOKING, the
   only legal road while its create is in flight);
 - a desired grant whose expiry moved (a request extended): ``expires_at`` updated on the same
-  row, so access has no gap;
+  row, so access has no gap (a grant whose create failed too: its retry, and the expiry
+  sweep, read the row's expiry);
 - a grant on an account or permission set that vanished from AWS: FAILED with the reason.
 
 A desired grant whose live row is being revoked is left alone: the revocation finishes, and
@@ -81,8 +82,8 @@ def reconcile(*, desired: Mapping[GrantKey, DesiredGrant], live: Iterable[GrantV
         if wanted is None:
             if grant.backs(None):
                 revoke.append(grant)
-        elif wanted.expires_at != grant.expires_at and grant.state in (PENDING, PROVISIONING,
-                                                                       ACTIVE):
+        elif wanted.expires_at != grant.expires_at and grant.backs(None):
+            # backs(None): held or being created (a failed create too), whatever its expiry
             extend.append((grant, wanted.expires_at))
     insert = [d for key, d in sorted(desired.items()) if key not in seen]
     return Reconciliation(insert=tuple(insert), revoke=tuple(revoke), extend=tuple(extend),

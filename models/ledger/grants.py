@@ -227,11 +227,14 @@ def mark_stuck(session: Session, *, grant_id: int) -> bool:
 def extend_grant(session: Session, *, grant_id: int, expires_at: datetime | None) -> bool:
     """Move a live grant's expiry (``None``: long-term); False once it is being revoked.
 
-    The same row keeps the assignment, so an extension never leaves a gap in access.
+    The same row keeps the assignment, so an extension never leaves a gap in access. A grant
+    whose create failed moves too: sync retries it, and the expiry sweep must not revoke it
+    at the expiry its source no longer has. One failed for good (its target vanished) or
+    being revoked keeps its expiry.
     """
     statement = (
         update(Grant)
-        .where(Grant.id == grant_id, Grant.state.in_(BACKING_STATES))
+        .where(Grant.id == grant_id, _wants_assignment())
         .values(expires_at=expires_at, updated_at=db_now())
         .returning(Grant.id)
         .execution_options(synchronize_session="fetch")

@@ -284,9 +284,9 @@ def _move_grants(session: Session, request: tables.AccessRequest) -> None:
         raise PolicyDenied(f"request {request.id} is being revoked; it cannot be extended",
                            hint="create a new request")
     for grant in live:
-        # A FAILED create is retried by sync, which reads the request's new expiry.
-        if grant.state is not GrantState.FAILED:
-            extend_grant(session, grant_id=grant.id, expires_at=request.expires_at)
+        # FAILED creates too: sync retries them with the row's expiry, and the expiry sweep
+        # would otherwise revoke them at the old one. extend_grant leaves the rest alone.
+        extend_grant(session, grant_id=grant.id, expires_at=request.expires_at)
 
 
 def promote_request(*, sessions: Sessions, request_id: str, access_list: str, reviewer: str,

@@ -325,6 +325,24 @@ def test_extension_moves_expiry_of_live_grants_only(session: Session, catalog: C
     assert not extend_grant(session, grant_id=grant.id, expires_at=later + timedelta(hours=1))
 
 
+def test_extension_moves_a_failed_create_but_not_a_failed_delete_or_vanished_target(
+    session: Session, catalog: Catalog,
+) -> None:
+    soon = database_time(session, 60)
+    later = soon + timedelta(hours=1)
+    paths = {"create": (G.PROVISIONING, G.FAILED),
+             "delete": (G.PROVISIONING, G.ACTIVE, G.REVOKING, G.FAILED),
+             "vanished": (G.PROVISIONING, G.ACTIVE, G.FAILED)}
+    moved = {}
+    for source, path in paths.items():
+        grant = grant_for(session, catalog, source=source, expires_at=soon)
+        walk(session, grant, *path)
+        moved[source] = extend_grant(session, grant_id=grant.id, expires_at=later)
+        session.refresh(grant)
+        assert grant.expires_at == (later if moved[source] else soon)
+    assert moved == {"create": True, "delete": False, "vanished": False}
+
+
 def test_live_grants_of_a_user_in_one_query(session: Session, catalog: Catalog) -> None:
     listed = grant_for(session, catalog, source="platform")
     requested = grant_for(session, catalog, kind=SourceKind.REQUEST, source="req-9")

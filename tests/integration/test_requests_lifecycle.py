@@ -3,7 +3,8 @@ access list (membership, PROMOTED), on the real ledger (PostgreSQL and SQLite)."
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
+from itertools import pairwise
 
 import pytest
 from sqlalchemy import select
@@ -11,9 +12,11 @@ from sqlalchemy import select
 from models.domain import MemberKind, PrincipalType, RequestState
 from models.errors import PolicyDenied
 from models.ledger import tables
+from models.ledger.base import database_time
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState, SourceKind
 from models.ledger.grants import transition, upsert_grant
+from tasks.expiry import ExpiryReport, expire_due_grants
 from tasks.services import requests as rq
 from tests.integration.requests_support import PERMISSION_SETS, STAGING, World, system_role_name
 
@@ -30,17 +33,32 @@ def approved(world: World, **kw) -> tables.AccessRequest:
                              decision="approve")
 
 
-def active_grant(world: World, request: tables.AccessRequest) -> int:
-    """What the sync engine would have made of the approved request: an ACTIVE grant."""
+def request_grant(world: World, request: tables.AccessRequest, *path: GrantState) -> int:
+    """What the sync engine would have made of the approved request: its grant, PENDING,
+    then moved along ``path``."""
     with transaction(world.sessions) as session:
         grant, _ = upsert_grant(
             session, principal_type=PrincipalType.USER, principal_name=request.user_name,
             account_id=STAGING, permission_set_arn=PERMISSION_SETS["AdministratorAccess"],
             source_kind=SourceKind.REQUEST, source_id=request.id, expires_at=request.expires_at)
-        for before, after in ((GrantState.PENDING, GrantState.PROVISIONING),
-                              (GrantState.PROVISIONING, GrantState.ACTIVE)):
-            assert transition(session, grant_id=grant.id, expected=before, to=after)
+        for before, after in pairwise((GrantState.PENDING, *path)):
+            assert transition(session, grant_id=grant.id, expected=before, to=after,
+                              reason="An unexpected internal service exception was encountered")
         return grant.id
+
+
+def active_grant(world: World, request: tables.AccessRequest) -> int:
+    return request_grant(world, request, GrantState.PROVISIONING, GrantState.ACTIVE)
+
+
+def rewind_expiries(world: World, request_id: str, *, until: datetime) -> None:
+    """Move the request's grants' expiry back by as much as the database clock would have to
+    move on to reach ``until`` (a test cannot move that clock)."""
+    with transaction(world.sessions) as session:
+        shift = until - database_time(session)
+        for grant in session.scalars(select(tables.Grant).where(
+                tables.Grant.source_id == request_id)):
+            grant.expires_at -= shift
 
 
 def grant_row(world: World, grant_id: int) -> tables.Grant:
@@ -69,6 +87,28 @@ def test_extension_moves_the_live_grant_without_touching_its_state(world: World)
             tables.AuditEvent.action == "request.extended")).one()
     assert live == [grant_id]  # the same row: never deleted and re-created
     assert event.after == {"expires_at": extended.expires_at.isoformat()}
+
+
+@pytest.mark.parametrize("path", [(GrantState.FAILED,),
+                                  (GrantState.PROVISIONING, GrantState.FAILED)],
+                         ids=["failed-from-pending", "failed-from-provisioning"])
+def test_extension_moves_a_failed_create_past_the_old_expiry(
+        world: World, path: tuple[GrantState, ...]) -> None:
+    request = approved(world, duration=timedelta(hours=1))
+    grant_id = request_grant(world, request, *path)
+
+    extended = rq.extend_request(sessions=world.sessions, request_id=request.id,
+                                 duration=timedelta(minutes=30), reviewer="carol")
+
+    grant = grant_row(world, grant_id)
+    assert (grant.state, grant.failed_from) == (GrantState.FAILED,
+                                                (GrantState.PENDING, *path)[-2])
+    assert grant.expires_at == extended.expires_at
+    # A minute past the old expiry, before sync retried the create: the sweep leaves it be.
+    rewind_expiries(world, request.id, until=request.expires_at + timedelta(minutes=1))
+    with transaction(world.sessions) as session:
+        expire_due_grants(session, batch=100, drift_mode="report", report=ExpiryReport())
+    assert grant_row(world, grant_id).state is GrantState.FAILED
 
 
 def test_extension_is_capped_at_twice_the_requests_cap(world: World) -> None:

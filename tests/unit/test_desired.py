@@ -175,6 +175,19 @@ def test_reconcile_inserts_revokes_extends_and_fails_vanished():
         (5, "account 333333333333 (Closed) no longer exists in the Organization")]
 
 
+def test_reconcile_moves_the_expiry_of_a_failed_create_not_of_a_failed_delete():
+    later = NOW + timedelta(hours=2)
+    desired = {d.key: d for d in (wanted("request", "req-1", later),
+                                  wanted("request", "req-2", later))}
+    result = reconcile(desired=desired, live=[
+        live(1, GrantState.FAILED, source="request", source_id="req-1", expires_at=NOW,
+             failed_from=GrantState.PROVISIONING),  # sync retries it with this expiry
+        live(2, GrantState.FAILED, source="request", source_id="req-2", expires_at=NOW,
+             failed_from=GrantState.REVOKING),  # on its way out
+    ])
+    assert [(g.id, when) for g, when in result.extend] == [(1, later)]
+
+
 def test_resulting_grants_show_a_dry_run_the_state_after_reconciling():
     result = reconcile(desired={wanted("role", "new").key: wanted("role", "new")},
                        live=[live(1, GrantState.ACTIVE), live(2, GrantState.PENDING,
