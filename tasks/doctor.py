@@ -10,9 +10,10 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
-from models.errors import GrantledgerError
+from models.errors import AwsAccessDenied, AwsError, GrantledgerError
 from workers.settings import Settings
 
 MAX_CLOCK_SKEW_S = 5.0
@@ -24,6 +25,13 @@ READ_APIS: tuple[tuple[str, str, dict[str, Any]], ...] = (
     ("identitystore", "ListUsers", {"MaxResults": 1}),
     ("identitystore", "ListGroups", {"MaxResults": 1}),
 )
+# Read by the poll rounds when status_polling is "list"; without them each operation is
+# polled with Describe instead (works, at more calls, and only a worker log says so).
+STATUS_LISTINGS: tuple[tuple[str, str, dict[str, Any]], ...] = (
+    ("sso_admin", "ListAccountAssignmentCreationStatus", {"MaxResults": 1}),
+    ("sso_admin", "ListAccountAssignmentDeletionStatus", {"MaxResults": 1}),
+)
+READ_FIX = "see: grantledger iam-policy"
 
 
 @dataclass(frozen=True)
@@ -134,25 +142,42 @@ def check_instance(runtime: Any) -> Check:
 
 
 def check_read_apis(runtime: Any) -> list[Check]:
-    """One small call per read API; AccessDenied names the IAM action to grant."""
-    from workers.aws.call import call
+    """One small call per read API; AccessDenied names the IAM action to grant. The status
+    listings are probed only when status polling uses them."""
+    from tasks.status_listing import LISTING_FIX
     from workers.aws.clients import make_clients
 
     clients = make_clients(runtime.settings, session=runtime.boto_session())
     instance = runtime.identity_center.discover()
     scoped = {"sso_admin": {"InstanceArn": instance.instance_arn},
               "identitystore": {"IdentityStoreId": instance.identity_store_id}}
+    # (..., denied_hint): None keeps AccessDenied's own hint (it names the action); a
+    # listing's also says that describe polling does without it.
+    probes: list[tuple[str, str, dict[str, Any], str | None]] = [
+        (*read, None) for read in READ_APIS]
+    if runtime.settings.status_polling == "list":
+        probes += [(*listing, LISTING_FIX) for listing in STATUS_LISTINGS]
     results = []
-    for attribute, api, params in READ_APIS:
-        client, arguments = getattr(clients, attribute), {**scoped.get(attribute, {}), **params}
-
-        def probe(client: Any = client, api: str = api, arguments: dict = arguments) -> str:
-            started = time.monotonic()
-            call(client, api, **arguments)
-            return f"answers ({(time.monotonic() - started) * 1000:.0f} ms)"
-
-        results.append(attempt(f"aws {api}", probe, fix="see: grantledger iam-policy"))
+    for attribute, api, params, denied_hint in probes:
+        probe = partial(probe_read, getattr(clients, attribute), api,
+                        {**scoped.get(attribute, {}), **params}, denied_hint=denied_hint)
+        results.append(attempt(f"aws {api}", probe, fix=READ_FIX))
     return results
+
+
+def probe_read(client: Any, api: str, arguments: dict[str, Any], *,
+               denied_hint: str | None = None) -> str:
+    """Call ``api`` once; how long it took. ``denied_hint`` replaces AccessDenied's hint."""
+    from workers.aws.call import call
+
+    started = time.monotonic()
+    try:
+        call(client, api, **arguments)
+    except AwsAccessDenied as err:
+        if denied_hint is None:
+            raise
+        raise AwsError(err.message, api=api, code=err.code, hint=denied_hint) from err
+    return f"answers ({(time.monotonic() - started) * 1000:.0f} ms)"
 
 
 def check_scim(runtime: Any) -> Check:

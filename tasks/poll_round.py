@@ -27,18 +27,20 @@ Rounds take turns (``Limiter.take_turn``, shared through Redis): at most one an 
 lists, a round that comes early runs when the turn ends, and a round with nothing due makes
 no AWS call and asks for nothing, so the rounds many submits ask for fold into one chain. A
 listing that AWS refuses (AccessDenied: the role lacks the List*Status actions) sends the
-leased operations to per-operation Describe polls.
+leased operations to per-operation Describe polls; the rounds keep whether that is so, and
+when they last listed, for `grantledger status` (``tasks.status_listing``).
 Why AWS's list is trusted this way, and the setting to turn it off: ops/decisions/aws.md.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from models.errors import AwsError
@@ -57,6 +59,7 @@ from tasks.polling import (
     settle_status,
     submit_operation,
 )
+from tasks.status_listing import record_round
 from workers.aws.adapter import FAILED, IN_PROGRESS, SUCCEEDED, IdentityCenter, OperationStatus
 
 log = logging.getLogger(__name__)
@@ -99,26 +102,53 @@ def run_round(*, runtime: Any) -> list[Next]:
     if not leased:
         return []
     grace = timedelta(seconds=min(LIST_GRACE, settings.poll_first_delay))
-    outcomes: dict[int, OperationStatus] = {}
-    handed_over: list[Leased] = []  # to per-operation Describe polls
+    listings = list_settled(runtime.identity_center, leased, judged_before=leased_at - grace)
+    mine = [op for op in leased if op not in listings.handed_over]
+    work, unsettled = _settle_all(runtime, mine, listings.outcomes, leased_at)
+    work += [poll(op.id, countdown=0, polls=op.polls) for op in listings.handed_over]
+    if unsettled:
+        work.append(poll_round(countdown=interval))
+    # Last, and never in the way: settling comes first, the record is only for `status`.
+    try:
+        record_round(runtime.sessions, at=leased_at, answered=listings.answered,
+                     refused=listings.refused)
+    except SQLAlchemyError as err:
+        log.warning("poll round: its outcome was not recorded for status (%s)", err)
+    return work
+
+
+@dataclass
+class Listings:
+    """What one round's status listings told."""
+
+    outcomes: dict[int, OperationStatus] = field(default_factory=dict)  # by operation id
+    handed_over: list[Leased] = field(default_factory=list)  # to per-operation Describe polls
+    answered: set[str] = field(default_factory=set)  # create / delete: AWS listed them
+    refused: dict[str, str] = field(default_factory=dict)  # create / delete -> AWS's refusal
+
+
+def list_settled(identity_center: IdentityCenter, leased: list[Leased], *,
+                 judged_before: datetime) -> Listings:
+    """Which leased operations settled, one listing per kind. A refused listing (the role
+    lacks the action) hands its operations to Describe polls; a failure that may pass
+    leaves them to the next round."""
+    listings = Listings()
     for kind in sorted({op.kind for op in leased}):
         mine = [op for op in leased if op.kind == kind]
         try:
-            outcomes.update(find_settled(runtime.identity_center, kind, mine,
-                                         judged_before=leased_at - grace))
+            listings.outcomes.update(find_settled(identity_center, kind, mine,
+                                                  judged_before=judged_before))
         except AwsError as err:
             if err.retryable:
                 log.info("poll round: %s status listing failed (%s); next round", kind, err)
                 continue
             log.warning("poll round: %s status listing refused (%s); polling each "
                         "operation with Describe instead", kind, err)
-            handed_over += mine
-    mine = [op for op in leased if op not in handed_over]
-    work, unsettled = _settle_all(runtime, mine, outcomes, leased_at)
-    work += [poll(op.id, countdown=0, polls=op.polls) for op in handed_over]
-    if unsettled:
-        work.append(poll_round(countdown=interval))
-    return work
+            listings.handed_over += mine
+            listings.refused[LISTED[kind]] = err.message
+        else:
+            listings.answered.add(LISTED[kind])
+    return listings
 
 
 def round_interval(session: Session, interval: float) -> float:

@@ -38,6 +38,7 @@ class Status:
     overdue_reviews: list[str] = field(default_factory=list)
     notifications: dict[str, Any] = field(default_factory=dict)
     broker_error: str | None = None
+    status_polling: dict[str, Any] = field(default_factory=dict)  # tasks.status_listing
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -75,7 +76,8 @@ def ledger_status(session: Session) -> Status:
 
 
 def full_status(runtime: Any) -> Status:
-    """The whole status: ledger, broker queues, limiter, SCIM token, notification backlog.
+    """The whole status: ledger, broker queues, limiter, SCIM token, notification backlog,
+    and how status polling is doing (a refused listing means Describe polls instead).
 
     A broker that is down does not hide the ledger's part: ``broker_error`` says why the
     queue depths and limiter usage are missing.
@@ -83,12 +85,14 @@ def full_status(runtime: Any) -> Status:
     from redis import RedisError
 
     from tasks.notify.delivery import outbox_backlog
+    from tasks.status_listing import listing_status
     from workers.celery_app import QUEUES
     from workers.scim.token import token_age_days, token_warning
 
     with runtime.sessions() as session:
         report = ledger_status(session)
         report.notifications = outbox_backlog(session)
+        report.status_polling = listing_status(session, mode=runtime.settings.status_polling)
     try:
         report.queues = queue_depths(runtime.settings.broker_url, QUEUES)
         report.limiter = runtime.limiter.usage()

@@ -48,8 +48,28 @@ def test_healthy_install_passes_every_check(healthy_env) -> None:
     code, checks = doctor(healthy_env)
     assert code == 0, checks
     assert {"settings", "database", "clock", "broker", "aws instance", "aws ListAccounts",
-            "aws ListPermissionSets", "aws ListUsers", "aws ListGroups", "scim"} <= set(checks)
+            "aws ListPermissionSets", "aws ListUsers", "aws ListGroups",
+            "aws ListAccountAssignmentCreationStatus", "aws ListAccountAssignmentDeletionStatus",
+            "scim"} <= set(checks)
     assert all(row["ok"] for row in checks.values())
+
+
+def test_a_refused_status_listing_names_the_action_and_describe_polling(sandbox,
+                                                                        healthy_env) -> None:
+    sandbox.faults.update({"denied": ["ListAccountAssignmentDeletionStatus"]})
+    try:
+        code, checks = doctor(healthy_env)
+        described, without = doctor({**healthy_env, "GRANTLEDGER_STATUS_POLLING": "describe"})
+    finally:
+        sandbox.faults.update({"denied": []})
+    assert code != 0
+    [failed] = [row for row in checks.values() if not row["ok"]]
+    assert failed["name"] == "aws ListAccountAssignmentDeletionStatus"
+    assert "sso:ListAccountAssignmentDeletionStatus" in failed["detail"]
+    assert "grantledger iam-policy" in failed["fix"] and "ops/bootstrap-aws" in failed["fix"]
+    assert "GRANTLEDGER_STATUS_POLLING=describe" in failed["fix"]
+    # Describe polling never lists: nothing to probe, nothing failing.
+    assert described == 0 and not any(name.endswith("Status") for name in without)
 
 
 @pytest.mark.parametrize(("change", "failing"), [

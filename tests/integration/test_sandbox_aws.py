@@ -285,6 +285,24 @@ def test_throttle_ratio_on_demand(start) -> None:
     assert 50 <= outcomes.count(False) <= 150
 
 
+def test_denied_actions_on_demand(start) -> None:
+    from models.errors import AwsAccessDenied
+    from workers.aws.call import call
+
+    sandbox = start()
+    sso = sandbox.client("sso-admin", config=NO_RETRIES)
+    listing = {"InstanceArn": sandbox.instance_arn, "MaxResults": 1}
+    state = control(sandbox, "faults", {"denied": ["ListAccountAssignmentCreationStatus"]})
+    assert state["denied"] == ["ListAccountAssignmentCreationStatus"]
+    with pytest.raises(AwsAccessDenied) as raised:  # what the call wrapper makes of it
+        call(sso, "ListAccountAssignmentCreationStatus", **listing)
+    assert raised.value.action == "sso:ListAccountAssignmentCreationStatus"
+    sso.list_account_assignment_deletion_status(**listing)  # only what was named
+    sandbox.faults.clear()
+    assert sso.list_account_assignment_creation_status(**listing)[
+        "AccountAssignmentsCreationStatus"] == []
+
+
 # -- counting, control, seeding ----------------------------------------------------------------
 
 def test_every_call_is_counted(start) -> None:

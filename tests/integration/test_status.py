@@ -2,12 +2,21 @@
 
 from __future__ import annotations
 
+import json
+from datetime import datetime
+
+from typer.testing import CliRunner
+
 from models.ledger.base import database_time
 from models.ledger.enums import GrantState, OperationState, SourceKind
 from models.ledger.tables import Grant, Operation
-from tasks.status import ledger_status, queue_depths
+from tasks.status import full_status, ledger_status, queue_depths
+from tests.integration.sync_support import World
+from workers.cli.main import app, register_commands
+from workers.runtime import set_runtime
 
-pytest_plugins = ["tests.integration.ledger_fixtures"]
+pytest_plugins = ["tests.integration.ledger_fixtures", "tests.integration.sync_fixtures"]
+register_commands()
 
 
 def grant(catalog, *, name: str, state: GrantState, **extra) -> Grant:
@@ -74,3 +83,41 @@ def test_full_status_survives_a_broker_that_is_down(pg_url) -> None:
     assert report.broker_error and "unreachable" in report.broker_error
     assert report.queues and all(depth is None for depth in report.queues.values())
     assert "undelivered" in report.notifications
+
+
+def status_cli(world: World, *args: str) -> str:
+    previous = set_runtime(world.runtime)
+    try:
+        result = CliRunner().invoke(app, ["status", *args])
+    finally:
+        set_runtime(previous)
+    assert result.exit_code == 0, (result.output, result.exception)
+    return result.output
+
+
+def test_status_shows_a_refused_status_listing_until_it_is_granted(sync_world: World) -> None:
+    sync_world.add_role("prod-read", allow=[("Production", "ReadOnlyAccess")])
+    sync_world.add_user("alice", roles=["prod-read"])
+    assert full_status(sync_world.runtime).status_polling == {
+        "mode": "list", "last_round_at": None, "listing_refused": False, "refused": {},
+        "fix": None}
+
+    sync_world.sandbox.faults.update({"denied": ["ListAccountAssignmentCreationStatus"]})
+    sync_world.sync()  # the round's listing is refused: the create is described instead
+    assert [g.state for g in sync_world.grants()] == ["ACTIVE"]
+    refused = json.loads(status_cli(sync_world, "-o", "json"))["status_polling"]
+    assert refused["mode"] == "list" and refused["listing_refused"] is True
+    assert "sso:ListAccountAssignmentCreationStatus" in refused["refused"]["create"]
+    assert "grantledger iam-policy" in refused["fix"]
+    assert "GRANTLEDGER_STATUS_POLLING=describe" in refused["fix"]
+    table = status_cli(sync_world)
+    assert "create listing REFUSED" in table and "GRANTLEDGER_STATUS_POLLING=describe" in table
+
+    sync_world.sandbox.faults.update({"denied": []})
+    sync_world.add_user("bob", roles=["prod-read"])
+    sync_world.sync()
+    granted = full_status(sync_world.runtime).status_polling
+    assert (granted["listing_refused"], granted["refused"], granted["fix"]) == (False, {}, None)
+    assert granted["last_round_at"] >= datetime.fromisoformat(refused["last_round_at"])
+    with sync_world.reconfigured(status_polling="describe") as world:
+        assert full_status(world.runtime).status_polling["mode"] == "describe"

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from workers.cli.app import app
 from workers.cli.output import OutputOption, emit, stderr
@@ -44,8 +45,10 @@ def status_command(output: str = OutputOption) -> None:
     """Pending and stuck work at a glance.
 
     Queue depth per queue, outstanding AWS operations, failed grants with AWS's reasons,
-    stuck revocations, the next expiries, the last full sync and its counts, limiter usage and
-    the SCIM token's age. Exit 0 even when something is failed: this command reports.
+    stuck revocations, the next expiries, the last full sync and its counts, limiter usage,
+    the SCIM token's age, and status polling: its mode and, in "list" mode, the last poll
+    round and whether AWS refuses its listing (then each operation is polled with Describe).
+    Exit 0 even when something is failed: this command reports.
 
     Example: grantledger status -o json
     """
@@ -75,10 +78,15 @@ def print_status(report: Any) -> None:
         "SCIM token age (days)": report.scim_token_age_days,
         "overdue access reviews": report.overdue_reviews,
         "undelivered notifications": report.notifications.get("undelivered"),
+        "status polling": polling_summary(report.status_polling),
     }
     emit(summary, fmt="table", title="grantledger status")
     if report.broker_error:
         stderr.print(f"[yellow]warning:[/] {report.broker_error}")
+    if report.status_polling.get("listing_refused"):
+        reasons = "; ".join(report.status_polling["refused"].values())
+        stderr.print(f"[yellow]warning:[/] {escape(reasons)}. Poll rounds fall back to "
+                     f"Describe polls per operation. Fix: {escape(report.status_polling['fix'])}")
     if report.scim_token_warning:
         stderr.print(f"[yellow]warning:[/] {report.scim_token_warning}")
     if report.failed_grants:
@@ -89,13 +97,29 @@ def print_status(report: Any) -> None:
              columns=["id", "principal", "account", "source", "expires_at"])
 
 
+def polling_summary(polling: dict[str, Any]) -> str:
+    """Status polling in one line: the mode; in "list" mode the last round, and whether AWS
+    refuses its listing."""
+    mode = polling.get("mode")
+    if mode != "list":
+        return "describe (each operation polled with Describe)" if mode == "describe" \
+            else "unknown"
+    last = polling.get("last_round_at")
+    when = f"last round {last:%Y-%m-%d %H:%M:%S %Z}" if last else "no round recorded yet"
+    if polling.get("listing_refused"):
+        kinds = " and ".join(sorted(polling.get("refused", {})))
+        return f"list: {kinds} listing REFUSED, Describe fallback in force ({when})"
+    return f"list ({when})"
+
+
 @app.command("doctor")
 def doctor_command(output: str = OutputOption) -> None:
     """Check the whole install and say how to fix each failure.
 
     Settings, database (reachable, migrated to head), clock skew against the database,
     broker, live workers, AWS instance and identity store, each read API the integration
-    uses (AccessDenied names the missing IAM action), SCIM URL and token (and its age).
+    uses (AccessDenied names the missing IAM action; the status listings only with
+    GRANTLEDGER_STATUS_POLLING=list), SCIM URL and token (and its age).
     Exit 0 only when every check passes.
 
     Example: grantledger doctor -o json

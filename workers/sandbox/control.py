@@ -6,7 +6,8 @@
     GET  /_sandbox/assignments  every assignment: [[principal_type, principal_id, account, ps]]
     GET  /_sandbox/faults       the faults in force
     POST /_sandbox/faults       {"fail_next": N, "failure_reason": "...", "throttle_ratio": 0.5,
-                                 "stall": true|false}; keys left out stay as they are
+                                 "stall": true|false, "denied": ["ListInstances", ...]};
+                                 keys left out stay as they are
     POST /_sandbox/reset        back to an empty organization and identity store
     POST /_sandbox/seed         a fixture (YAML or JSON body, see ``fixture.py``)
 """

@@ -37,7 +37,7 @@ class QuietRequestHandler(MotoRequestHandler):
 
 class FaultControl:
     """The faults of a sandbox: ``fail_next(n)``, ``throttle_ratio``, ``stalled``,
-    ``answer_delay``."""
+    ``answer_delay``, and (through ``update``) ``slow_answers`` and ``denied``."""
 
     def __init__(self, sandbox: Sandbox) -> None:
         self._sandbox = sandbox
@@ -88,16 +88,19 @@ class FaultControl:
             self.answer_delay = float(changes["answer_delay"])
         if "slow_answers" in changes:
             self._sandbox.fault_state.slow_answers = tuple(changes["slow_answers"])
+        if "denied" in changes:
+            self._sandbox.fault_state.denied = frozenset(changes["denied"])
 
     def state(self) -> dict[str, Any]:
         faults = self._sandbox.fault_state
         return {"fail_next": faults.fail_next, "failure_reason": faults.failure_reason,
                 "throttle_ratio": faults.throttle_ratio, "stall": self.stalled,
-                "answer_delay": faults.answer_delay, "slow_answers": list(faults.slow_answers)}
+                "answer_delay": faults.answer_delay, "slow_answers": list(faults.slow_answers),
+                "denied": sorted(faults.denied)}
 
     def clear(self) -> None:
         self.update({"fail_next": 0, "throttle_ratio": 0.0, "stall": False,
-                     "answer_delay": 0.0, "slow_answers": Faults.slow_answers})
+                     "answer_delay": 0.0, "slow_answers": Faults.slow_answers, "denied": ()})
 
 
 class Sandbox:

@@ -57,7 +57,8 @@ class Faults:
     state owns that flag because flipping it moves settle times (see ``IdentityCenter``).
     ``answer_delay`` holds the answer of each call named in ``slow_answers`` (default: create
     and delete) that many seconds *after* the work was done: a caller that dies meanwhile
-    never learns the request id (fault drills).
+    never learns the request id (fault drills). ``denied`` names sso-admin operations
+    answered AccessDeniedException, as for an integration role without those actions.
     """
 
     fail_next: int = 0
@@ -65,6 +66,7 @@ class Faults:
     throttle_ratio: float = 0.0
     answer_delay: float = 0.0
     slow_answers: tuple[str, ...] = ("CreateAccountAssignment", "DeleteAccountAssignment")
+    denied: frozenset[str] = frozenset()
     chance: Callable[[], float] = field(default=random.random, repr=False)
 
     def take_forced_failure(self) -> str | None:

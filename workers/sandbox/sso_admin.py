@@ -220,6 +220,7 @@ class SsoAdminService:
         """(HTTP status, JSON body) for one call of ``operation_name``."""
         try:
             self._admit()
+            self._authorize(operation_name)
             handler = OPERATIONS.get(operation_name)
             if handler is None:
                 raise ServiceFault("UnknownOperationException",
@@ -239,6 +240,13 @@ class SsoAdminService:
     def _admit(self) -> None:
         if self.center.faults.throttles_now() or not self.bucket.take():
             raise ServiceFault("ThrottlingException", "Rate exceeded")
+
+    def _authorize(self, operation_name: str) -> None:
+        # The sandbox takes any credentials; a test names the actions the role lacks.
+        if operation_name in self.center.faults.denied:
+            raise ServiceFault("AccessDeniedException", "User: arn:aws:sts::"
+                               f"{MANAGEMENT_ACCOUNT_ID}:assumed-role/grantledger/sandbox is "
+                               f"not authorized to perform: sso:{operation_name}")
 
     def _check_instance(self, params: Params) -> None:
         arn = params.get("InstanceArn")
