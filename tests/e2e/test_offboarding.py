@@ -8,15 +8,15 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Callable
+from functools import partial
 
 from celery import Celery
 
 from models.ledger.kv import read_state
 from tasks import events
 from tasks.events import Next, enqueue
+from tests import waiting
 from tests.e2e.conftest import REPO, Workers, worker_environment
 from tests.integration.sync_support import World
 from workers.settings import Settings
@@ -24,11 +24,7 @@ from workers.settings import Settings
 DEADLINE = 60.0
 
 
-def eventually(condition: Callable[[], bool], *, what: str) -> None:
-    deadline = time.monotonic() + DEADLINE
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} not reached in {DEADLINE:g}s"
-        time.sleep(0.1)
+eventually = partial(waiting.eventually, timeout=DEADLINE)
 
 
 def settled(world: World) -> bool:

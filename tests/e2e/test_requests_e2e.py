@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -27,6 +27,7 @@ from tasks.services import requests as rq
 from tasks.services.requests_policy import load_policy
 from tasks.sync import full_sync
 from tests.integration.sync_support import ACCOUNTS, World, sandbox_settings
+from tests.waiting import eventually
 from workers.celery_app import celery_app
 from workers.embedded import EmbeddedWorker
 from workers.runtime import Runtime
@@ -70,13 +71,6 @@ def approved(world: World, *, seconds: float) -> tables.AccessRequest:
                              reviewer="bob", decision="approve")
 
 
-def wait_for(condition: Callable[[], bool], *, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.05)
-    return True
 
 
 def delete_gaps(world: World, grant_ids: list[int]) -> list[tuple[timedelta, timedelta]]:
@@ -102,7 +96,8 @@ def test_approved_request_is_provisioned_and_revoked_on_time(world: World) -> No
         [grant] = world.grants(source_kind=SourceKind.REQUEST, source_id=request.id)
         assert grant.state is GrantState.ACTIVE and grant.expires_at == request.expires_at
 
-        assert wait_for(lambda: key not in world.aws_assignments(), timeout=20)
+        eventually(lambda: key not in world.aws_assignments(), what="assignment deleted",
+                   timeout=20, every=0.05)
         assert worker.run_until_idle(timeout=20)
     [(recorded, submitted)] = delete_gaps(world, [grant.id])
     print(f"\nexpiry -> delete recorded {recorded.total_seconds():.3f}s, "
@@ -129,8 +124,8 @@ def test_access_still_given_elsewhere_survives_the_requests_expiry(world: World)
         request = approved(world, seconds=1)
         assert worker.run_until_idle(timeout=20)
         [grant] = world.grants(source_kind=SourceKind.REQUEST, source_id=request.id)
-        assert wait_for(lambda: world.grants(id=grant.id)[0].state is GrantState.REVOKED,
-                        timeout=20)
+        eventually(lambda: world.grants(id=grant.id)[0].state is GrantState.REVOKED,
+                   what="grant revoked", timeout=20, every=0.05)
         assert worker.run_until_idle(timeout=20)
     assert {user_key, group_key} <= world.aws_assignments()
     assert world.group_members("staging-admins") == {"alice"}
@@ -153,8 +148,8 @@ def test_two_hundred_grants_expiring_in_the_same_second_are_all_revoked(world: W
             moment = database_time(session, 1.0)  # one instant for all 200
             session.execute(update(tables.AccessRequest).values(expires_at=moment))
             session.execute(update(tables.Grant).values(expires_at=moment))
-        assert wait_for(lambda: {g.state for g in world.grants()} == {GrantState.REVOKED},
-                        timeout=60)
+        eventually(lambda: {g.state for g in world.grants()} == {GrantState.REVOKED},
+                   what="every grant revoked", timeout=60, every=0.05)
         assert worker.run_until_idle(timeout=60)
     assert not {k for k in world.aws_assignments() if k.principal_type == "USER"}
     assert world.sandbox.calls()["sso-admin:DeleteAccountAssignment"] == 200

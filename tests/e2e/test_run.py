@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,6 +19,7 @@ import boto3
 import httpx
 import redis
 
+from tests import waiting
 from tests.e2e.conftest import REPO
 from tests.stack_support import database_beside, free_port
 
@@ -30,11 +30,8 @@ GRANTLEDGER = str(Path(sys.executable).with_name("grantledger"))  # the console 
 
 
 def eventually(condition: Callable[[], Any], *, what: str, log: Path) -> Any:
-    deadline = time.monotonic() + DEADLINE
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"{what}\n{log.read_text(errors='replace')[-3000:]}"
-        time.sleep(0.2)
-    return result
+    return waiting.eventually(condition, what=what, timeout=DEADLINE, every=0.2,
+                              tail=lambda: log.read_text(errors="replace")[-3000:])
 
 
 def clean_environment(**settings: str) -> dict[str, str]:

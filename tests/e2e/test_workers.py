@@ -14,7 +14,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Callable
+from functools import partial
 
 from celery import Celery
 from sqlalchemy import select
@@ -23,6 +23,7 @@ from models.ledger import tables
 from tasks import events
 from tasks.events import Next, enqueue
 from tasks.sync import full_sync
+from tests import waiting
 from tests.e2e.conftest import REPO, Workers, worker_environment
 from tests.integration.sync_support import World
 from workers.settings import Settings
@@ -30,12 +31,7 @@ from workers.settings import Settings
 DEADLINE = 60.0
 
 
-def eventually(condition: Callable[[], bool], *, timeout: float = DEADLINE,
-               what: str = "condition") -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"{what} not reached in {timeout:g}s"
-        time.sleep(0.1)
+eventually = partial(waiting.eventually, timeout=DEADLINE)
 
 
 def settled(world: World) -> bool:

@@ -5,6 +5,7 @@ expiry with reference counting. Real PostgreSQL and an in-process Sandbox."""
 from __future__ import annotations
 
 import time
+from functools import partial
 
 import pytest
 from sqlalchemy import select
@@ -15,6 +16,7 @@ from tasks import events, expiry
 from tasks.poll_round import CONTENDED_INTERVAL
 from tasks.polling import submit_operation, sweep_operations
 from tasks.sync import FULL_SYNC_LOCK, full_sync, single_flight
+from tests import waiting
 from tests.integration.sync_support import ACCOUNTS, World
 
 pytest_plugins = ["tests.integration.sync_fixtures"]
@@ -38,11 +40,7 @@ def listings(world: World) -> int:
     return world.sandbox.calls().get("sso-admin:ListAccountAssignmentCreationStatus", 0)
 
 
-def wait_until(condition, *, timeout: float = 5.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.01)
+wait_until = partial(waiting.eventually, what="the sandbox settled", timeout=5.0, every=0.01)
 
 
 def test_failed_create_shows_aws_reason_and_the_next_sync_retries_it(sync_world: World):

@@ -8,6 +8,7 @@ import time
 import pytest
 
 from models.errors import AwsThrottled
+from tests.waiting import eventually
 from workers.limiter import make_limiter, rate_item
 from workers.settings import Settings
 
@@ -16,13 +17,6 @@ def embedded(**overrides) -> Settings:
     return Settings(broker_url="memory://", **overrides)
 
 
-def wait_until(predicate, *, timeout: float = 3.0) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.01)
-    return predicate()
 
 
 @pytest.mark.parametrize(("rate", "text"), [
@@ -76,7 +70,8 @@ def test_create_slot_leases_expire():
     limiter.try_acquire_create_slot("killed-worker-1", ttl=0.2)
     limiter.try_acquire_create_slot("killed-worker-2", ttl=0.2)
     assert not limiter.try_acquire_create_slot("new", ttl=60)
-    assert wait_until(lambda: limiter.outstanding_creates() == 0)
+    eventually(lambda: limiter.outstanding_creates() == 0, what="slots released",
+               timeout=3.0, every=0.01)
     assert limiter.try_acquire_create_slot("new", ttl=60)
 
 
