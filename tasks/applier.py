@@ -39,7 +39,8 @@ REVOKING_ONLY = (REVOKING,)  # failed_from of a grant whose delete failed
 FOREIGN_KEY = "drift.foreign"
 
 FOREIGN_ASSIGNMENTS = Gauge("grantledger_foreign_assignments",
-                            "Assignments in AWS that no grant explains (last sync)")
+                            "Assignments in AWS that no grant explains (last sync)",
+                            multiprocess_mode="mostrecent")  # a worker: the latest sync's
 
 
 # --- shared ledger helpers -------------------------------------------------------------------

@@ -11,7 +11,7 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_process_init
+from celery.signals import worker_init, worker_process_init
 from kombu import Queue
 from redbeat import RedBeatScheduler
 from redbeat.schedulers import get_redis
@@ -160,3 +160,11 @@ def warm_up(**_: Any) -> None:
         runtime.limiter.outstanding_creates()
     except Exception as err:  # noqa: BLE001 - logged; the tasks report it properly
         logging.getLogger(__name__).warning("worker warm-up incomplete: %s", err)
+
+
+@worker_init.connect
+def serve_metrics(**_: Any) -> None:
+    """Serve the pool processes' metrics when asked (``workers.worker_metrics``)."""
+    from workers.worker_metrics import serve_from_settings
+
+    serve_from_settings(get_settings())

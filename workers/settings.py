@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     # /metrics answers without a token by default (scrapers inside the cluster); set this to
     # make it ask for the admin token like /v1.
     metrics_require_token: bool = False
+    # A worker's own Prometheus endpoint (its pool processes' AWS calls, throttles, settles;
+    # workers/worker_metrics.py); unset or 0: none. No token: keep it on an internal network.
+    worker_metrics_port: int | None = Field(None, ge=0, le=65535)
+    worker_metrics_host: str = "127.0.0.1"
 
     # behaviour
     drift_mode: Literal["report", "quarantine", "remove"] = "report"

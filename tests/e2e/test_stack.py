@@ -20,9 +20,9 @@ import secrets
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ import httpx
 import pytest
 import redis
 
+from tests import waiting
 from tests.stack_support import (
     REPO,
     database_beside,
@@ -53,13 +54,7 @@ TUNING = {"GRANTLEDGER_POLL_FIRST_DELAY": "0.3", "GRANTLEDGER_POLL_MAX_DELAY": "
           "GRANTLEDGER_EXPIRY_INTERVAL": "1", "GRANTLEDGER_POLL_SWEEP_INTERVAL": "1"}
 
 
-def eventually(condition: Callable[[], Any], *, what: str, timeout: float = DEADLINE,
-               every: float = 0.2, tail: Callable[[], str] = str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (result := condition()):
-        assert time.monotonic() < deadline, f"{what}: not within {timeout:g}s\n{tail()}"
-        time.sleep(every)
-    return result
+eventually = partial(waiting.eventually, timeout=DEADLINE, every=0.2)
 
 
 class Stack:
@@ -67,7 +62,8 @@ class Stack:
 
     def __init__(self, *, database_url: str, broker_url: str, log_dir: Path) -> None:
         self.compose = load_compose()
-        self.ports = {name: free_port() for name in ("sandbox", "api", "flower")}
+        self.ports = {name: free_port() for name in ("sandbox", "api", "flower",
+                                                     "worker-metrics")}
         self.admin_token = secrets.token_urlsafe(32)
         # What an operator puts in .env, read through the file's ${VAR:-default} forms.
         sandbox = f"http://127.0.0.1:{self.ports['sandbox']}"
@@ -88,6 +84,9 @@ class Stack:
         declared = service_environment(self.compose, service, self.variables)
         # The file's hosts (postgres, redis) are containers; here they are local services.
         assert set(self.addresses) <= set(declared), "compose lost a GRANTLEDGER_* address"
+        if "GRANTLEDGER_WORKER_METRICS_PORT" in declared:  # the container's port: a free one
+            declared.update(GRANTLEDGER_WORKER_METRICS_PORT=str(self.ports["worker-metrics"]),
+                            GRANTLEDGER_WORKER_METRICS_HOST="127.0.0.1")
         base = {k: v for k, v in os.environ.items() if not k.startswith("GRANTLEDGER_")}
         return {**base, **declared, **self.addresses, **TUNING, "PYTHONPATH": str(REPO)}
 
@@ -249,6 +248,17 @@ def succeeded_syncs(flower: httpx.Client) -> dict[str, Any]:
             if task.get("state") == "SUCCESS"}
 
 
+def worker_metric(stack: Stack, name: str, **labels: str) -> float:
+    """One sample of the worker's /metrics (compose: GRANTLEDGER_WORKER_METRICS_PORT)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"http://127.0.0.1:{stack.ports['worker-metrics']}/metrics",
+                     timeout=10).text
+    return sum(sample.value for family in text_string_to_metric_families(text)
+               for sample in family.samples
+               if sample.name == name and sample.labels == labels)
+
+
 def token_for(stack: Stack, user: str) -> str:
     return json.loads(stack.cli("token", "create", "--user", user, "-o", "json"))["token"]
 
@@ -271,6 +281,9 @@ def test_a_request_goes_through_the_stack_and_expires(stack: Stack) -> None:
 
     held = carols_assignment(stack)
     eventually(held, what="carol's assignment in Identity Center", tail=stack.tail)
+    # The worker's own endpoint counts the create its pool process sent.
+    assert worker_metric(stack, "grantledger_aws_calls_total",
+                         api="CreateAccountAssignment") >= 1
     eventually(lambda: not held(), what="carol's assignment deleted after its expiry",
                timeout=REQUEST_SECONDS + DEADLINE, tail=stack.tail)
     with stack.api(stack.admin_token) as api:

@@ -227,19 +227,38 @@ def worker_command(
     queues: list[str] = typer.Option([], "--queues", "-Q", help="Queues to consume "
                                      "(repeatable; default: all)."),
     loglevel: str = typer.Option("INFO", "--loglevel"),
+    metrics_port: int | None = typer.Option(
+        None, "--metrics-port", min=0, max=65535,
+        help="Serve this worker's Prometheus metrics (AWS calls, throttles, latency, "
+             "operations settled, stuck revocations) on this port; 0: none. "
+             "[default: GRANTLEDGER_WORKER_METRICS_PORT, else none]"),
+    metrics_host: str | None = typer.Option(
+        None, "--metrics-host", help="Address the metrics port listens on. "
+                                     "[default: GRANTLEDGER_WORKER_METRICS_HOST, 127.0.0.1]"),
 ) -> None:
     """Run a Celery worker for the sync, provisioning, polling, expiry, import and notify
     queues (the same as `celery -A workers.celery_app worker`).
 
-    Example: grantledger worker --concurrency 4
+    With --metrics-port, the worker serves the counters of all its pool processes at
+    http://HOST:PORT/metrics (the ledger's gauges are on the API's /metrics).
+
+    Example: grantledger worker --concurrency 4 --metrics-port 9808 --metrics-host 0.0.0.0
     """
-    _require_redis()
+    settings = _require_redis()
     from workers.celery_app import QUEUES, celery_app
 
     unknown = sorted(set(queues) - set(QUEUES))
     if unknown:
         raise typer.BadParameter(f"unknown queue(s) {', '.join(unknown)}; choose from "
                                  f"{', '.join(QUEUES)}", param_hint="--queues")
+    from workers import worker_metrics
+
+    port = settings.worker_metrics_port if metrics_port is None else metrics_port
+    if port:
+        worker_metrics.prepare()  # before Celery loads the task modules and their metrics
+        worker_metrics.serve(port=port, host=metrics_host or settings.worker_metrics_host)
+    else:
+        worker_metrics.skip()
     celery_app.worker_main(["worker", f"--concurrency={concurrency}",
                             f"--queues={','.join(queues or QUEUES)}", f"--loglevel={loglevel}"])
 
