@@ -46,10 +46,12 @@ class ScimPush:
     counts: Counter[str] = field(default_factory=Counter)
     errors: list[str] = field(default_factory=list)
     stopped: bool = False  # the directory refused our token: nothing more was pushed
+    stop_reason: str | None = None  # what the directory answered when it stopped the push
 
     def failed(self, what: str, err: Exception) -> None:
         self.errors.append(f"{what}: {err}")
-        self.stopped = self.stopped or isinstance(err, FATAL)
+        if isinstance(err, FATAL) and not self.stopped:
+            self.stopped, self.stop_reason = True, str(err)
 
 
 def push_users(*, sessions: sessionmaker[Session], directory: ScimDirectory,

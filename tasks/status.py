@@ -14,6 +14,7 @@ from models.ledger import tables
 from models.ledger.base import database_time
 from models.ledger.enums import GrantState, OperationState
 from models.ledger.kv import read_state
+from tasks.scim_health import outage
 from tasks.services.reviews import overdue_reviews
 
 NEXT_EXPIRIES_SHOWN = 10
@@ -39,6 +40,7 @@ class Status:
     notifications: dict[str, Any] = field(default_factory=dict)
     broker_error: str | None = None
     status_polling: dict[str, Any] = field(default_factory=dict)  # tasks.status_listing
+    scim_outage: dict[str, Any] | None = None  # tasks.scim_health: pushes stopped, and why
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,6 +74,7 @@ def ledger_status(session: Session) -> Status:
         ) or 0,
         last_full_sync=read_state(session, "last_full_sync"),
         overdue_reviews=sorted(review.list_name for review in overdue_reviews(session=session)),
+        scim_outage=outage(session),
     )
 
 

@@ -41,6 +41,7 @@ from tasks.desired import DesiredState, desired_state, membership_lists
 from tasks.events import Next, submit
 from tasks.planner import Change, ChangeKind, PrincipalRef, plan
 from tasks.reconcile import Reconciliation, apply_reconciliation, reconcile, resulting_grants
+from tasks.scim_health import note_push
 from tasks.scim_push import (
     ScimPush,
     find_or_create_user,
@@ -246,6 +247,11 @@ def _push(runtime: Any, snapshot: Snapshot, desired: DesiredState, dry_run: bool
         members={name: desired.members[name] for name in lists}, user_ids=user_ids)
     push_memberships(sessions=runtime.sessions, directory=directory, diffs=diffs, report=push,
                      dry_run=dry_run)
+    if not dry_run:  # an outage starting or ending is audited and notified once
+        changed = note_push(sessions=runtime.sessions, directory=directory,
+                            stopped=push.stopped, reason=push.stop_reason)
+        if changed:
+            push.counts[f"scim_{changed}"] += 1
     report.counts.update(push.counts)
     report.errors.extend(push.errors)
     ids = snapshot.principal_ids()

@@ -13,6 +13,7 @@ Gauges (all ``grantledger_``):
   stuck_revocations                  revocations that keep failing (see `grantledger status`)
   queue_depth{queue}                 messages waiting per Celery queue (Redis broker only)
   last_full_sync_age_seconds         since the last full sync was recorded (absent: never)
+  scim_push_stopped                  1 while SCIM refuses our token (tasks/scim_health.py)
   ledger_up                          1 when the ledger could be read for this scrape
 """
 
@@ -46,6 +47,7 @@ class LedgerGauges:
     expiry_lag_seconds: float
     stuck_revocations: int
     last_full_sync_age_seconds: float | None
+    scim_push_stopped: bool = False
 
 
 def read_gauges(session: Session) -> LedgerGauges:
@@ -62,6 +64,7 @@ def read_gauges(session: Session) -> LedgerGauges:
         expiry_lag_seconds=(now - oldest_overdue).total_seconds() if oldest_overdue else 0.0,
         stuck_revocations=status.stuck_revocations,
         last_full_sync_age_seconds=(now - synced_at).total_seconds() if synced_at else None,
+        scim_push_stopped=status.scim_outage is not None,
     )
 
 
@@ -83,6 +86,9 @@ def ledger_families(gauges: LedgerGauges) -> list[Metric]:
                           value=gauges.expiry_lag_seconds),
         GaugeMetricFamily("grantledger_stuck_revocations", "Revocations that keep failing",
                           value=gauges.stuck_revocations),
+        GaugeMetricFamily("grantledger_scim_push_stopped", "1 while SCIM refuses the token: "
+                          "membership changes are not reaching Identity Center",
+                          value=int(gauges.scim_push_stopped)),
     ]
     if gauges.last_full_sync_age_seconds is not None:
         families.append(GaugeMetricFamily(

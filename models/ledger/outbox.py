@@ -9,8 +9,9 @@ same event is never queued twice (``INSERT ... ON CONFLICT DO NOTHING``):
 - one-shot events of a subject: ``<event>:<target>`` (``request.approved:req-1a2b3c4d``,
   ``grant.revoked:42``); producers must pass the grant id / request id as ``target``;
 - ``grant.expiring:<grant id>:<expires_at>``: an extended grant gets a new notice;
-- repeatable events (``user.revoked``: revoke, restore, revoke again): keyed by the audit
-  event id, each occurrence notifies.
+- repeatable events (``user.revoked``: revoke, restore, revoke again; ``scim.stopped`` /
+  ``scim.resumed``: each SCIM outage and its end): keyed by the audit event id, each
+  occurrence notifies.
 
 ``ACTION_ALIASES`` maps other producers' names for the same event (``grant.activated``).
 
@@ -35,10 +36,11 @@ from models.ledger.upsert import dialect_insert
 NOTIFIABLE_EVENTS = frozenset({
     "request.created", "request.approved", "request.denied", "grant.active",
     "grant.expiring", "grant.revoked", "grant.stuck", "breakglass.used", "user.revoked",
+    "scim.stopped", "scim.resumed",
 })
 # Audit actions other producers use for one of the events above.
 ACTION_ALIASES = {"grant.activated": "grant.active"}
-REPEATABLE_EVENTS = frozenset({"user.revoked"})
+REPEATABLE_EVENTS = frozenset({"user.revoked", "scim.stopped", "scim.resumed"})
 EVENT_KEY_LENGTH = 255  # the column's size
 
 

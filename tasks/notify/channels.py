@@ -39,6 +39,8 @@ HEADLINES = {
     "grant.stuck": ":rotating_light: Revocation stuck: {user} still holds {resources}",
     "breakglass.used": ":rotating_light: Break-glass access for {user}: {resources}",
     "user.revoked": ":lock: All access of {user} revoked",
+    "scim.stopped": ":rotating_light: SCIM pushes to Identity Center stopped: {reason}",
+    "scim.resumed": ":white_check_mark: SCIM pushes to Identity Center resumed",
 }
 
 

@@ -79,6 +79,8 @@ def print_status(report: Any) -> None:
         "overdue access reviews": report.overdue_reviews,
         "undelivered notifications": report.notifications.get("undelivered"),
         "status polling": polling_summary(report.status_polling),
+        "SCIM pushes": "ok" if report.scim_outage is None else
+        f"STOPPED since {report.scim_outage['since']}",
     }
     emit(summary, fmt="table", title="grantledger status")
     if report.broker_error:
@@ -87,6 +89,10 @@ def print_status(report: Any) -> None:
         reasons = "; ".join(report.status_polling["refused"].values())
         stderr.print(f"[yellow]warning:[/] {escape(reasons)}. Poll rounds fall back to "
                      f"Describe polls per operation. Fix: {escape(report.status_polling['fix'])}")
+    if report.scim_outage is not None:
+        stderr.print(f"[red]SCIM pushes stopped:[/] {escape(str(report.scim_outage['reason']))}."
+                     " Access-list membership changes, removals included, are not reaching "
+                     f"Identity Center. Fix: {escape(report.scim_outage['fix'])}")
     if report.scim_token_warning:
         stderr.print(f"[yellow]warning:[/] {report.scim_token_warning}")
     if report.failed_grants:
