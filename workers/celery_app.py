@@ -11,7 +11,13 @@ from datetime import timedelta
 from typing import Any
 
 from celery import Celery
-from celery.signals import worker_init, worker_process_init
+from celery.signals import (
+    setup_logging,
+    task_postrun,
+    task_prerun,
+    worker_init,
+    worker_process_init,
+)
 from kombu import Queue
 from redbeat import RedBeatScheduler
 from redbeat.schedulers import get_redis
@@ -131,6 +137,9 @@ def make_celery(settings: Settings) -> Celery:
         beat_schedule=beat_schedule(settings),
         timezone="UTC",
         redbeat_redis_url=settings.broker_url if settings.uses_redis else None,
+        # said explicitly: redbeat warns at every start when it falls back to the broker's
+        # transport options (visibility timeout, polling), which are not for its client
+        redbeat_redis_options={},
         redbeat_lock_timeout=max(30, int(settings.expiry_interval * 10)),
         beat_max_loop_interval=1,
     )
@@ -168,3 +177,25 @@ def serve_metrics(**_: Any) -> None:
     from workers.worker_metrics import serve_from_settings
 
     serve_from_settings(get_settings())
+
+
+@setup_logging.connect
+def configure_logging(loglevel: Any = None, **_: Any) -> None:
+    """Our format (text or JSON, secrets scrubbed: ``workers.logs``) instead of Celery's."""
+    from workers.logs import configure
+
+    configure(get_settings(), level=loglevel or None)
+
+
+@task_prerun.connect
+def tag_task_lines(task_id: str | None = None, task: Any = None, **_: Any) -> None:
+    from workers.logs import bind_task
+
+    bind_task(task=getattr(task, "name", "?"), task_id=task_id or "?")
+
+
+@task_postrun.connect
+def untag_task_lines(**_: Any) -> None:
+    from workers.logs import unbind_task
+
+    unbind_task()

@@ -162,14 +162,16 @@ def serve(settings: Settings, *, host: str, port: int, concurrency: int,
     import uvicorn
 
     from workers.api import create_app
+    from workers.logs import configure
 
     plan = plan_run(settings)
+    configure(settings)
     with ExitStack() as stack:
         runtime = prepare_runtime(settings, plan)
         stack.callback(runtime.close)
         server = uvicorn.Server(uvicorn.Config(
             create_app(runtime), host=host, port=port,
-            log_level=runtime.settings.log_level.lower()))
+            log_level=runtime.settings.log_level.lower(), log_config=None))
         stack.enter_context(_stop_on_signals(server))
         died = stack.enter_context(_workers(runtime, plan, concurrency=concurrency))
         for line in describe(plan, runtime.settings, api_url=f"http://{host}:{port}"):

@@ -86,6 +86,8 @@ class Settings(BaseSettings):
     sandbox_fixture: str | None = None
 
     log_level: str = "INFO"
+    # worker, beat, api, run: "text" lines or "json" (one object a line; workers/logs.py)
+    log_format: Literal["text", "json"] = "text"
 
     @property
     def embedded(self) -> bool:

@@ -6,6 +6,7 @@ the Sandbox; every wait polls with a deadline.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -42,21 +44,23 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def worker_command(port: int) -> list[str]:
+def worker_command(port: int, *, loglevel: str = "WARNING") -> list[str]:
     return [sys.executable, "-m", "workers.cli.main", "worker", "--concurrency", "2",
-            "--loglevel", "WARNING", "--metrics-port", str(port),
+            "--loglevel", loglevel, "--metrics-port", str(port),
             "--metrics-host", "127.0.0.1"]
 
 
 class MetricsWorker:
     """One `grantledger worker --metrics-port` process."""
 
-    def __init__(self, env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, env: dict[str, str], log_dir: Path, *, loglevel: str = "WARNING") -> None:
         self.port = free_port()
-        self.log = log_dir / f"worker-{uuid.uuid4().hex[:6]}.log"
-        with open(self.log, "wb") as out:
-            self.process = subprocess.Popen(worker_command(self.port), cwd=REPO, env=env,
-                                            stdout=out, stderr=subprocess.STDOUT)
+        name = f"worker-{uuid.uuid4().hex[:6]}"
+        # stderr: the log lines; stdout: Celery's own console notices ("Warm shutdown")
+        self.log, self.console = log_dir / f"{name}.log", log_dir / f"{name}.out"
+        with open(self.log, "wb") as err, open(self.console, "wb") as out:
+            self.process = subprocess.Popen(worker_command(self.port, loglevel=loglevel),
+                                            cwd=REPO, env=env, stdout=out, stderr=err)
 
     def samples(self) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
         """Every sample the endpoint serves, by (name, labels)."""
@@ -90,19 +94,27 @@ class MetricsWorker:
                 self.process.wait(timeout=5)
 
     def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-3000:]
+        return "\n".join(path.read_text(errors="replace")[-3000:]
+                         for path in (self.log, self.console))
+
+
+@contextmanager
+def running(env: dict[str, str], app: Celery, log_dir: Path,
+            **options: str) -> Iterator[MetricsWorker]:
+    worker = MetricsWorker(env, log_dir, **options)
+    try:
+        eventually(worker.serving, what="metrics endpoint")
+        eventually(lambda: app.control.ping(timeout=0.5), what="worker answers ping")
+        yield worker
+    finally:
+        worker.stop()
 
 
 @pytest.fixture
 def metrics_worker(e2e_settings: Settings, e2e_app: Celery,
                    tmp_path: Path) -> Iterator[MetricsWorker]:
-    worker = MetricsWorker(worker_environment(e2e_settings), tmp_path)
-    try:
-        eventually(worker.serving, what="metrics endpoint")
-        eventually(lambda: e2e_app.control.ping(timeout=0.5), what="worker answers ping")
+    with running(worker_environment(e2e_settings), e2e_app, tmp_path) as worker:
         yield worker
-    finally:
-        worker.stop()
 
 
 def creates_sent(world: World) -> int:
@@ -153,3 +165,27 @@ def test_a_metrics_port_in_use_stops_the_worker_at_start(e2e_settings: Settings)
     assert done.returncode != 0
     assert f"cannot listen on 127.0.0.1:{port}" in done.stderr
     assert "--metrics-port" in done.stderr  # what to do next
+
+
+def test_a_json_logging_worker_logs_only_json_lines_tagged_with_the_task(
+        e2e_settings: Settings, e2e_app: Celery, e2e_world: World, tmp_path: Path):
+    env = {**worker_environment(e2e_settings), "GRANTLEDGER_LOG_FORMAT": "json"}
+    names = policy(e2e_world, 1)
+    with running(env, e2e_app, tmp_path, loglevel="INFO") as worker:
+        enqueue([Next(events.SYNC_FULL)], app=e2e_app)
+        eventually(lambda: ledger_matches_aws(e2e_world)
+                   and e2e_world.aws_assignments() == expected(e2e_world, names),
+                   what="ledger = AWS")
+    written = worker.log.read_text()
+    records = [json_line(line) for line in written.splitlines()]  # no banner: stderr is JSON
+    assert any(r.get("task") == "grantledger.sync.full" and r.get("task_id")
+               and r["process"].startswith("ForkPoolWorker") for r in records), written[-3000:]
+    assert {"timestamp", "level", "logger", "event"} <= set(records[0])
+    assert e2e_settings.api_token.get_secret_value() not in written
+
+
+def json_line(line: str) -> dict:
+    try:
+        return json.loads(line)
+    except ValueError:
+        pytest.fail(f"not a JSON line: {line!r}")

@@ -36,14 +36,16 @@ def api_command(
     import uvicorn
 
     from workers.api import create_app
+    from workers.logs import configure
     from workers.runtime import get_runtime
 
     runtime = get_runtime()
+    configure(runtime.settings)
     if runtime.settings.embedded:
         runtime.sessions  # noqa: B018 - migrates the embedded SQLite ledger before serving
     uvicorn.run(create_app(runtime), host=host or runtime.settings.api_host,
                 port=port if port is not None else runtime.settings.api_port,
-                log_level=runtime.settings.log_level.lower())
+                log_level=runtime.settings.log_level.lower(), log_config=None)
 
 
 @token_app.command("create")

@@ -246,7 +246,9 @@ def worker_command(
     """
     settings = _require_redis()
     from workers.celery_app import QUEUES, celery_app
+    from workers.logs import configure
 
+    configure(settings, level=loglevel.upper())  # before Celery warns of anything
     unknown = sorted(set(queues) - set(QUEUES))
     if unknown:
         raise typer.BadParameter(f"unknown queue(s) {', '.join(unknown)}; choose from "
@@ -259,7 +261,8 @@ def worker_command(
         worker_metrics.serve(port=port, host=metrics_host or settings.worker_metrics_host)
     else:
         worker_metrics.skip()
-    celery_app.worker_main(["worker", f"--concurrency={concurrency}",
+    quiet = ["--quiet"] if settings.log_format == "json" else []  # no banner among JSON lines
+    celery_app.worker_main([*quiet, "worker", f"--concurrency={concurrency}",
                             f"--queues={','.join(queues or QUEUES)}", f"--loglevel={loglevel}"])
 
 
@@ -271,11 +274,13 @@ def beat_command(loglevel: str = typer.Option("INFO", "--loglevel")) -> None:
 
     Example: grantledger beat
     """
-    _require_redis()
+    settings = _require_redis()
     from workers.celery_app import BEAT_SCHEDULER, celery_app
+    from workers.logs import configure
 
-    celery_app.Beat(scheduler=BEAT_SCHEDULER, loglevel=loglevel,
-                    max_interval=1).run()
+    configure(settings, level=loglevel.upper())  # before Celery warns of anything
+    celery_app.Beat(scheduler=BEAT_SCHEDULER, loglevel=loglevel, max_interval=1,
+                    quiet=settings.log_format == "json").run()
 
 
 # --- get grants | operations -------------------------------------------------------------------

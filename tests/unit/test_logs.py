@@ -1,0 +1,94 @@
+"""workers.logs: the line formats and the scrubbing of secrets, on the real stdlib root logger
+(restored after each test)."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections.abc import Iterator
+
+import pytest
+from pydantic import SecretStr
+
+from workers import logs
+from workers.settings import Settings
+
+ADMIN = "admin-token-0123456789"
+SCIM = "scim-token-abcdefghij"
+
+
+@pytest.fixture(autouse=True)
+def root_logger() -> Iterator[None]:
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield
+    root.handlers, root.level = handlers, level
+    logs.unbind_task()
+
+
+def configured(log_format: str) -> io.StringIO:
+    stream = io.StringIO()
+    settings = Settings(log_format=log_format, api_token=SecretStr(ADMIN),
+                        scim_token=SecretStr(SCIM))
+    logs.configure(settings, level="INFO", stream=stream)
+    return stream
+
+
+def lines(stream: io.StringIO) -> list[dict]:
+    return [json.loads(line) for line in stream.getvalue().splitlines()]
+
+
+def test_json_lines_carry_level_logger_process_time_and_the_task():
+    stream = configured("json")
+    logging.getLogger("tasks.sync").info("synced %d", 3)
+    logs.bind_task(task="grantledger.sync.full", task_id="t-1")
+    logging.getLogger("workers.aws.call").warning("throttled")
+    logs.unbind_task()
+    logging.getLogger("tasks.sync").debug("below the level")
+    first, second = lines(stream)
+    assert first["event"] == "synced 3" and first["level"] == "info"
+    assert first["logger"] == "tasks.sync" and first["process"] == "MainProcess"
+    assert first["timestamp"].endswith("Z") and "task_id" not in first
+    assert (second["task"], second["task_id"], second["level"]) == \
+        ("grantledger.sync.full", "t-1", "warning")
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_secrets_are_masked_wherever_they_appear(log_format: str):
+    stream = configured(log_format)
+    log = logging.getLogger("httpx")
+    log.info("headers {'Authorization': 'Bearer %s'} to %s", "eyJhbGciOiJIUzI1NiJ9.x.y", SCIM)
+    try:
+        raise RuntimeError(f"refused token {ADMIN}")
+    except RuntimeError:
+        log.exception("call failed")
+    written = stream.getvalue()
+    for secret in (ADMIN, SCIM, "eyJhbGciOiJIUzI1NiJ9"):
+        assert secret not in written
+    assert "Bearer ***" in written and "refused token ***" in written
+    assert "Traceback" in written and "call failed" in written
+
+
+def test_text_tracebacks_show_no_local_variables():
+    stream = configured("text")
+    credentials = {"aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG"}  # noqa: F841 - a local
+    try:
+        raise ValueError("boom")
+    except ValueError:
+        logging.getLogger("tasks").exception("failed")
+    assert "wJalrXUtnFEMI" not in stream.getvalue()
+    assert "ValueError: boom" in stream.getvalue()
+
+
+def test_short_values_are_not_taken_for_secrets():
+    scrubbed = logs.Scrubbed(lambda *_: "", ["abc", "long-enough-secret"])
+    assert scrubbed.text("abc and long-enough-secret") == "abc and ***"
+
+
+def test_library_handlers_do_not_print_each_line_twice():
+    logging.getLogger("uvicorn.error").addHandler(logging.StreamHandler(io.StringIO()))
+    stream = configured("json")
+    logging.getLogger("uvicorn.error").info("Finished server process [1]")
+    assert [line["event"] for line in lines(stream)] == ["Finished server process [1]"]
+    assert logging.getLogger("uvicorn.error").handlers == []

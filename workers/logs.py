@@ -1,0 +1,120 @@
+"""Process logging for the worker, beat, API and `run`: text or JSON lines, secrets scrubbed.
+
+``GRANTLEDGER_LOG_FORMAT=json`` writes one JSON object a line (``timestamp``, ``level``,
+``logger``, ``process``, ``event``, ``exception``, and inside a Celery task ``task`` and
+``task_id``) for Loki, CloudWatch or Elasticsearch; ``text`` (the default) writes the same
+fields as a readable line. Both go through structlog's ``ProcessorFormatter`` on the stdlib
+root logger, so Celery's, uvicorn's, botocore's and our own records come out alike.
+
+Secrets never land in logs: every rendered line passes ``Scrubbed``, which masks the
+configured secrets (admin API token, SCIM token, webhook secret) wherever they appear, and
+anything following ``Bearer``, whoever logged it (an exception text that quotes a header, a
+library's debug line, a traceback).
+
+Celery calls ``configure`` through its ``setup_logging`` signal (``workers/celery_app.py``),
+which also stops it from installing its own handlers; the API and ``run`` call it before
+uvicorn starts (``log_config=None`` keeps uvicorn from replacing it).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+from structlog.contextvars import bind_contextvars, clear_contextvars, merge_contextvars
+
+MASK = "***"
+BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',;]+")
+SHORTEST_SECRET = 6  # shorter values would mask ordinary words
+
+
+class Scrubbed:
+    """The final processor: the renderer's line, with every secret in it masked.
+
+    Masking the rendered line (not the event's values) also covers what the renderer adds
+    itself: a traceback, an exception's text, a nested value.
+    """
+
+    def __init__(self, renderer: Any, secrets: Iterable[str]) -> None:
+        self.renderer = renderer
+        self.secrets = sorted({s for s in secrets if len(s) >= SHORTEST_SECRET},
+                              key=len, reverse=True)  # a secret inside another: longest first
+
+    def __call__(self, logger: Any, method: str, event: MutableMapping[str, Any]) -> str:
+        return self.text(str(self.renderer(logger, method, event)))
+
+    def text(self, line: str) -> str:
+        for secret in self.secrets:
+            line = line.replace(secret, MASK)
+        return BEARER.sub(rf"\g<1>{MASK}", line)
+
+
+def configured_secrets(settings: Any) -> list[str]:
+    """The secret values the settings hold (empty ones left out)."""
+    found = (getattr(settings, name, None)
+             for name in ("api_token", "scim_token", "notify_webhook_secret"))
+    return [secret.get_secret_value() for secret in found
+            if secret is not None and secret.get_secret_value()]
+
+
+def _process(_logger: Any, _method: str,
+             event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    record = event.get("_record")
+    if record is not None:
+        event.setdefault("process", record.processName)
+    return event
+
+
+def formatter(settings: Any) -> logging.Formatter:
+    """The formatter every handler of the process uses."""
+    json_lines = settings.log_format == "json"
+    # Plain tracebacks: the console renderer's rich ones print every frame's locals, which
+    # may hold anything (a SCIM payload, credentials) that no scrubbing knows about.
+    renderer: Any = (structlog.processors.JSONRenderer() if json_lines else
+                     structlog.dev.ConsoleRenderer(
+                         colors=False, exception_formatter=structlog.dev.plain_traceback))
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            merge_contextvars,
+            structlog.stdlib.add_log_level,
+            structlog.stdlib.add_logger_name,
+            _process,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+        ],
+        processors=[
+            structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+            # JSON wants the traceback as a string field; the console renderer prints it
+            *([structlog.processors.format_exc_info] if json_lines else []),
+            Scrubbed(renderer, configured_secrets(settings)),
+        ],
+    )
+
+
+def configure(settings: Any, *, level: int | str | None = None,
+              stream: TextIO | None = None) -> None:
+    """Send every record of this process to ``stream`` (stderr) in the configured format."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(formatter(settings))
+    root = logging.getLogger()
+    root.handlers = [handler]
+    root.setLevel(level if level is not None else settings.log_level.upper())
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "celery"):
+        logging.getLogger(name).handlers = []  # theirs would print each line twice
+        logging.getLogger(name).propagate = True
+    logging.captureWarnings(True)  # warnings.warn (Celery's, boto's) as lines of ours too
+    # alembic announces each of its plugins at INFO whenever it is imported
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+
+
+def bind_task(*, task: str, task_id: str) -> None:
+    """Tag the lines a Celery task logs (``task_prerun``)."""
+    bind_contextvars(task=task, task_id=task_id)
+
+
+def unbind_task() -> None:
+    """Stop tagging once the task ran (``task_postrun``)."""
+    clear_contextvars()
