@@ -28,6 +28,8 @@ OPERATION_COLUMNS = ("id", "kind", "principal", "account", "permission_set", "st
                      "request_id", "attempts", "reason")
 WAIT_POLL = 0.5
 UserOption = typer.Option([], "--user", "-u", help="Only this user (repeatable).")
+LogLevelOption = typer.Option("INFO", "--loglevel", help="DEBUG, INFO, WARNING or ERROR; lines "
+                              "as text or JSON by GRANTLEDGER_LOG_FORMAT.")
 ListOption = typer.Option([], "--list", "-l", help="Only this access list (repeatable).")
 
 
@@ -226,15 +228,15 @@ def worker_command(
                                     help="Processes executing tasks."),
     queues: list[str] = typer.Option([], "--queues", "-Q", help="Queues to consume "
                                      "(repeatable; default: all)."),
-    loglevel: str = typer.Option("INFO", "--loglevel"),
+    loglevel: str = LogLevelOption,
     metrics_port: int | None = typer.Option(
         None, "--metrics-port", min=0, max=65535,
         help="Serve this worker's Prometheus metrics (AWS calls, throttles, latency, "
-             "operations settled, stuck revocations) on this port; 0: none. "
-             "[default: GRANTLEDGER_WORKER_METRICS_PORT, else none]"),
+             "operations settled, stuck revocations) on this port; 0: none "
+             "(default: GRANTLEDGER_WORKER_METRICS_PORT, else none)."),
     metrics_host: str | None = typer.Option(
-        None, "--metrics-host", help="Address the metrics port listens on. "
-                                     "[default: GRANTLEDGER_WORKER_METRICS_HOST, 127.0.0.1]"),
+        None, "--metrics-host", help="Address the metrics port listens on "
+                                     "(default: GRANTLEDGER_WORKER_METRICS_HOST, 127.0.0.1)."),
 ) -> None:
     """Run a Celery worker for the sync, provisioning, polling, expiry, import and notify
     queues (the same as `celery -A workers.celery_app worker`).
@@ -267,7 +269,7 @@ def worker_command(
 
 
 @app.command("beat")
-def beat_command(loglevel: str = typer.Option("INFO", "--loglevel")) -> None:
+def beat_command(loglevel: str = LogLevelOption) -> None:
     """Run the scheduler: full sync, import refresh, expiry and poll sweeps on their intervals.
 
     Several may run; a Redis lock (celery-redbeat) keeps exactly one of them sending.
