@@ -21,17 +21,14 @@ restart of the workers (settings are read once), which is also what closes their
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.errors import ScimError
 from models.ledger.audit import record
 from models.ledger.db import transaction
-from models.ledger.tables import KvState
-from models.ledger.upsert import dialect_insert
+from models.ledger.kv import add_state, delete_state, read_state, state_updated_at
 from workers.scim.directory import ScimDirectory
 
 KEY = "scim.stopped"
@@ -42,12 +39,13 @@ FIX = ("set a valid GRANTLEDGER_SCIM_TOKEN (Identity Center > Settings > Automat
 
 
 def outage(session: Session) -> dict[str, Any] | None:
-    """The outage in progress, ``{"since", "reason"}``, or None."""
-    row = session.scalars(select(KvState).where(KvState.key == KEY)).one_or_none()
-    if row is None:
+    """The outage in progress, ``{"since", "reason", "fix"}``, or None."""
+    recorded = read_state(session, KEY)
+    if recorded is None:
         return None
-    since = row.updated_at.isoformat() if isinstance(row.updated_at, datetime) else None
-    return {"since": since, "reason": (row.value or {}).get("reason"), "fix": FIX}
+    since = state_updated_at(session, KEY)
+    return {"since": since.isoformat() if since else None, "reason": recorded.get("reason"),
+            "fix": FIX}
 
 
 def note_push(*, sessions: sessionmaker[Session], directory: ScimDirectory, stopped: bool,
@@ -70,9 +68,7 @@ def note_push(*, sessions: sessionmaker[Session], directory: ScimDirectory, stop
 
 
 def _start(session: Session, *, reason: str) -> bool:
-    statement = (dialect_insert(session, KvState).values(key=KEY, value={"reason": reason})
-                 .on_conflict_do_nothing(index_elements=["key"]).returning(KvState.key))
-    if session.execute(statement).first() is None:
+    if not add_state(session, KEY, {"reason": reason}):
         return False  # recorded already: notified when it started
     record(session, actor=ACTOR, action="scim.stopped", target_kind="scim", target="scim",
            reason=f"{reason}. Access-list membership changes, removals included, are not "
@@ -81,8 +77,7 @@ def _start(session: Session, *, reason: str) -> bool:
 
 
 def _end(session: Session) -> bool:
-    gone = session.execute(delete(KvState).where(KvState.key == KEY).returning(KvState.key))
-    if gone.first() is None:
+    if not delete_state(session, KEY):
         return False
     record(session, actor=ACTOR, action="scim.resumed", target_kind="scim", target="scim",
            reason="SCIM answers again; pending membership changes go out with this sync")

@@ -50,14 +50,12 @@ def next_record(previous: Any, *, at: datetime, answered: Iterable[str],
 def record_round(sessions: sessionmaker[Session], *, at: datetime, answered: Iterable[str],
                  refused: Mapping[str, str]) -> bool:
     """Keep a round's outcome when ``next_record`` says so; True if it wrote."""
-    with sessions() as session:
-        previous = read_state(session, KEY)
-    record = next_record(previous, at=at, answered=answered, refused=refused)
-    if record is None:
-        return False
     with transaction(sessions) as session:
-        write_state(session, KEY, record)
-    return True
+        record = next_record(read_state(session, KEY), at=at, answered=answered,
+                             refused=refused)
+        if record is not None:
+            write_state(session, KEY, record)
+    return record is not None
 
 
 def listing_status(session: Session, *, mode: str) -> dict[str, Any]:

@@ -33,6 +33,7 @@ from sqlalchemy.orm import Session
 from models.errors import GrantledgerError
 from models.ledger import tables
 from models.ledger.enums import GrantState, OperationState
+from models.ledger.kv import state_updated_at
 from tasks.status import ledger_status, queue_depths
 
 LAST_FULL_SYNC_KEY = "last_full_sync"
@@ -56,8 +57,7 @@ def read_gauges(session: Session) -> LedgerGauges:
     now = status.database_time
     oldest_overdue = session.scalar(select(func.min(tables.Grant.expires_at)).where(
         tables.Grant.state == GrantState.ACTIVE, tables.Grant.expires_at <= now))
-    synced_at = session.scalar(select(tables.KvState.updated_at).where(
-        tables.KvState.key == LAST_FULL_SYNC_KEY))
+    synced_at = state_updated_at(session, LAST_FULL_SYNC_KEY)
     return LedgerGauges(
         grants_by_state=status.grants_by_state,
         operations_by_state=status.operations_by_state,

@@ -135,18 +135,15 @@ def _revocation_done(runtime: Any, revocation: Any, key: str) -> bool:
 
 def _report_revocation(runtime: Any, revocation: Any, key: str | None,
                        result: dict[str, Any], output: str) -> None:
-    from sqlalchemy import delete
-
     from models.ledger.db import transaction
-    from models.ledger.kv import read_state
-    from models.ledger.tables import KvState
+    from models.ledger.kv import delete_state, read_state
     from tasks.offboarding import revocation_outcome
 
     with transaction(runtime.sessions) as session:
         removed = revocation_outcome(session, revocation)
         sync = read_state(session, key) if key else None
         if key:
-            session.execute(delete(KvState).where(KvState.key == key))
+            delete_state(session, key)
     problems = list(result["problems"]) + list((sync or {}).get("errors") or [])
     failed = [r for r in removed if r["state"] not in ("REVOKED", "REVOKING")]
     summary = {**revocation.summary(), "removed": removed,
@@ -231,17 +228,14 @@ def _sync_done(runtime: Any, key: str) -> bool:
 
 
 def _take_report(runtime: Any, key: str | None) -> dict[str, Any] | None:
-    from sqlalchemy import delete
-
     from models.ledger.db import transaction
-    from models.ledger.kv import read_state
-    from models.ledger.tables import KvState
+    from models.ledger.kv import delete_state, read_state
 
     if key is None:
         return None
     with transaction(runtime.sessions) as session:
         report = read_state(session, key)
-        session.execute(delete(KvState).where(KvState.key == key))
+        delete_state(session, key)
     return report
 
 

@@ -155,11 +155,8 @@ def _sync_enqueued(runtime: Any, user: str | None, reprovision: bool, wait: bool
 def _follow(runtime: Any, key: str, timeout: float,
             output: str) -> tuple[dict[str, Any], dict[str, int]]:
     """Wait for the sync's report, then for its operations to settle (or the deadline)."""
-    from sqlalchemy import delete
-
     from models.ledger.db import transaction
-    from models.ledger.kv import read_state
-    from models.ledger.tables import KvState
+    from models.ledger.kv import delete_state, read_state
     from tasks.sync_views import unsettled
 
     deadline = time.monotonic() + timeout
@@ -175,7 +172,7 @@ def _follow(runtime: Any, key: str, timeout: float,
             show(pending)
             time.sleep(WAIT_POLL)
     with transaction(runtime.sessions) as session:
-        session.execute(delete(KvState).where(KvState.key == key))
+        delete_state(session, key)
     return summary or {"sync": "not run yet: are workers running? (grantledger worker)"}, \
         {k: v for k, v in pending.items() if v}
 
