@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -24,6 +23,7 @@ from tasks.services.tokens import create_token
 from tests.conftest import throwaway_database
 from tests.integration.api_support import ADMIN, api_settings, bearer
 from tests.integration.requests_support import ROLES, World, add_catalog
+from tests.waiting import eventually
 from workers.api import create_app
 from workers.runtime import Runtime, with_inprocess_sandbox
 
@@ -62,10 +62,8 @@ def api_url(fuzz_runtime: Runtime) -> Iterator[str]:
     server = uvicorn.Server(uvicorn.Config(create_app(fuzz_runtime), log_level="warning"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listening]}, daemon=True)
     thread.start()
-    deadline = time.monotonic() + START_TIMEOUT
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
+    eventually(lambda: server.started, what="uvicorn started", timeout=START_TIMEOUT,
+               every=0.02)
     yield f"http://127.0.0.1:{listening.getsockname()[1]}"
     server.should_exit = True
     thread.join(timeout=START_TIMEOUT)

@@ -7,12 +7,13 @@ import os
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.waiting import eventually
 
 REPO = Path(__file__).resolve().parents[2]
 START_TIMEOUT = 20.0
@@ -36,15 +37,16 @@ def served(tmp_path: Path) -> Iterator[str]:
         cwd=tmp_path, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
+        def answers() -> bool:
             assert process.poll() is None, log.read_text()
             try:
                 httpx.get(f"{url}/healthz", timeout=1.0)
-                break
             except httpx.TransportError:
-                assert time.monotonic() < deadline, "grantledger api did not start"
-                time.sleep(0.1)
+                return False
+            return True
+
+        eventually(answers, what="grantledger api started", timeout=START_TIMEOUT,
+                   tail=log.read_text)
         yield url
     finally:
         process.terminate()
