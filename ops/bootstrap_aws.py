@@ -8,14 +8,17 @@ Idempotent: it reads the role, its trust policy and its inline policy, and chang
 differs (a second run changes nothing). The permissions are one inline policy on the role:
 it belongs to this role alone, and ``PutRolePolicy`` replaces it whole, where a managed
 policy would need versions created and the oldest pruned (at most 5 kept). ``--dry-run``
-prints the same steps and changes nothing. Credentials: the standard AWS chain (run it
-from the management account, where Identity Center lives).
+prints the same steps and changes nothing; without credentials or network it still prints
+them, planned as for a new role, and names what it could not check. Credentials: the
+standard AWS chain (run it from the management account, where Identity Center lives).
+Region: --region, GRANTLEDGER_AWS_REGION, AWS_REGION, AWS_DEFAULT_REGION, else us-east-1.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -124,14 +127,37 @@ def apply_steps(iam: Any, steps: Sequence[Step], *, role_name: str) -> None:
 def bootstrap(iam: Any, *, role_name: str, trust: dict[str, Any], dry_run: bool
               ) -> dict[str, Any]:
     """Bring the role up to date (or, dry, say how); what was (or would be) done."""
-    current, inline = read_role(iam, role_name)
+    current, inline, unchecked = read_role_for(iam, role_name, dry_run=dry_run)
     steps = plan_steps(current, inline, role_name=role_name, trust=trust, policy=iam_policy())
     if not dry_run:
         apply_steps(iam, steps, role_name=role_name)
     arn = (current or {}).get("Arn") or (None if dry_run else
                                          iam.get_role(RoleName=role_name)["Role"]["Arn"])
     return {"role": role_name, "arn": arn, "dry_run": dry_run, "changed": bool(steps),
-            "steps": [step.why for step in steps]}
+            "steps": [step.why for step in steps], "unchecked": unchecked}
+
+
+def read_role_for(iam: Any, role_name: str, *, dry_run: bool
+                  ) -> tuple[dict[str, Any] | None, Any, list[str]]:
+    """``read_role``; a dry run that cannot read (no credentials, no network, refused)
+    plans as for a new role and says what it could not check."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return (*read_role(iam, role_name), [])
+    except (BotoCoreError, ClientError) as err:
+        if not dry_run:
+            raise
+        return None, None, [f"whether role {role_name} and its inline policy {POLICY_NAME} "
+                            f"exist (steps assume they do not): {err}"]
+
+
+def region_of(args: argparse.Namespace) -> str:
+    """--region, then GRANTLEDGER_AWS_REGION, AWS_REGION, AWS_DEFAULT_REGION; IAM is global,
+    so us-east-1 when none is set."""
+    return (args.region or os.environ.get("GRANTLEDGER_AWS_REGION")
+            or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
+            or "us-east-1")
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -143,7 +169,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="an AWS service that runs it, e.g. ecs-tasks.amazonaws.com")
     parser.add_argument("--dry-run", action="store_true", help="print the steps, change nothing")
     parser.add_argument("--endpoint-url", help="another IAM endpoint (tests: the sandbox)")
-    parser.add_argument("--region", default=None)
+    parser.add_argument("--region", default=None, help="default: GRANTLEDGER_AWS_REGION, "
+                        "AWS_REGION, AWS_DEFAULT_REGION, else us-east-1")
     parser.add_argument("--profile", default=None)
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
     return parser.parse_args(argv)
@@ -152,6 +179,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     """Console entry point; exit 0 done (or nothing to do), 2 bad arguments, 1 AWS refused."""
     import boto3
+    from botocore.config import Config
     from botocore.exceptions import BotoCoreError, ClientError
 
     args = parse_args(argv)
@@ -160,9 +188,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    session = boto3.Session(profile_name=args.profile, region_name=args.region)
-    iam = session.client("iam", endpoint_url=args.endpoint_url)
+    # A dry run without network gives up in seconds rather than botocore's minute of retries.
+    quick = Config(connect_timeout=5, read_timeout=10, retries={"total_max_attempts": 2})
     try:
+        session = boto3.Session(profile_name=args.profile, region_name=region_of(args))
+        iam = session.client("iam", endpoint_url=args.endpoint_url,
+                             config=quick if args.dry_run else None)
         result = bootstrap(iam, role_name=args.role_name, trust=trust, dry_run=args.dry_run)
     except (BotoCoreError, ClientError) as err:
         print(f"error: {err}\n  hint: run with credentials of the management account that "
@@ -174,6 +205,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         verb = "would" if args.dry_run else "did"
         for why in result["steps"]:
             print(f"{verb}: {why}")
+        for what in result["unchecked"]:
+            print(f"could not check: {what}")
         print(f"role {args.role_name} ({result['arn'] or 'not created yet'}): "
               f"{'up to date, nothing to do' if not result['changed'] else 'see steps above'}")
     return 0

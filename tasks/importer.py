@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from models.errors import GrantledgerError, InputError, LedgerError
-from models.ledger import kv
+from models.ledger import kv, migrate
 from models.ledger.audit import record_many
 from models.ledger.base import database_time
 from models.ledger.db import transaction
@@ -71,6 +71,7 @@ class Preview:
     groups: list[dict[str, Any]]
     users: list[dict[str, Any]]
     skipped: list[str]
+    ledger: str = "at head"  # or "not created" / "not migrated": planned as a first import
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -103,12 +104,22 @@ def refresh(*, runtime: Runtime, progress: Progress = no_progress) -> ImportSumm
 
 
 def preview(*, runtime: Runtime, progress: Progress = no_progress) -> Preview:
-    """Fetch and plan without writing anything."""
+    """Fetch and plan without writing anything; no ledger yet (absent or never migrated)
+    is planned as a first import, and no database is created or migrated."""
     inventory = fetch_inventory(runtime.identity_center, progress=progress)
-    with runtime.sessions() as session:
-        view = load.read_view(session)
+    view, ledger = _view_if_migrated(runtime)
     plan = plan_import(inventory, view, adopt_new_groups=True)
-    return build_preview(inventory, view, plan)
+    return replace(build_preview(inventory, view, plan), ledger=ledger)
+
+
+def _view_if_migrated(runtime: Runtime) -> tuple[LedgerView, str]:
+    url = runtime.settings.database_url
+    if migrate.sqlite_file_missing(url):
+        return LedgerView(), "not created"
+    if migrate.current(url) is None:
+        return LedgerView(), "not migrated"
+    with runtime.sessions() as session:  # refuses a schema that is out of date
+        return load.read_view(session), "at head"
 
 
 def owners_required() -> InputError:

@@ -75,6 +75,14 @@ def head() -> str:
     return revision
 
 
+def sqlite_file_missing(url: str) -> bool:
+    """True for a SQLite ledger whose file does not exist yet (connecting would create it)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return False
+    return not Path(parsed.database).exists()
+
+
 def is_at_head(url: str) -> bool:
     """True when the database schema matches this version of grantledger."""
     return current(url) == head()

@@ -83,3 +83,36 @@ def test_a_new_trusted_principal_only_updates_the_trust_policy(sandbox, role_nam
 def test_without_anyone_to_trust_it_refuses_with_exit_2(sandbox, role_name):
     refused = bootstrap(sandbox, role_name, code=2)
     assert "--trust" in refused["stderr"]
+
+
+def no_aws_env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    """No AWS credentials, region, profile or instance metadata: a fresh laptop."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("AWS_", "GRANTLEDGER_"))}
+    return env | {"AWS_CONFIG_FILE": str(tmp_path / "none"),
+                  "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+                  "AWS_EC2_METADATA_DISABLED": "true"} | extra
+
+
+def test_the_region_comes_from_grantledger_settings(sandbox, role_name, tmp_path):
+    env = no_aws_env(tmp_path, AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                     GRANTLEDGER_AWS_REGION="eu-west-1")
+    done = subprocess.run([sys.executable, str(SCRIPT), "--endpoint-url", sandbox.endpoint_url,
+                           "--role-name", role_name, "--trust", RUNNER, "--json"],
+                          env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["steps"][0] == f"create role {role_name}"
+
+
+def test_a_dry_run_without_credentials_prints_the_steps_and_what_it_could_not_check(
+        role_name, tmp_path):
+    done = subprocess.run([sys.executable, str(SCRIPT), "--role-name", role_name,
+                           "--trust", RUNNER, "--dry-run"],
+                          env=no_aws_env(tmp_path), capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[:2] == [f"would: create role {role_name}",
+                         f"would: set inline policy {POLICY_NAME} "
+                         f"({len(policy_actions(iam_policy()))} actions)"]
+    assert lines[2].startswith(f"could not check: whether role {role_name}")
+    assert "credentials" in lines[2]

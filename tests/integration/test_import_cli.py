@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import sqlite3
 import subprocess
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from models.ledger import migrate
+from tests.conftest import throwaway_database
 from tests.integration.import_support import SMALL_FIXTURE
 from workers.sandbox import Sandbox
 
@@ -70,7 +73,18 @@ def test_preview_as_json_shows_the_organization_and_writes_nothing(served: Sandb
     assert [a["id"] for a in preview["accounts"]] == [
         "111111111111", "123456789012", "222222222222", "333333333333"]
     assert len(preview["users"]) == 6 and len(preview["permission_sets"]) == 4
-    assert count(ledger, "accounts") == 0
+    assert not ledger.exists()  # a preview creates no ledger
+
+
+def test_preview_works_on_a_database_never_migrated(served: Sandbox, ledger: Path) -> None:
+    with throwaway_database("gl_preview") as url:
+        env = cli_env(served, ledger, GRANTLEDGER_DATABASE_URL=url,
+                      GRANTLEDGER_API_TOKEN=secrets.token_urlsafe(32))
+        result = run(env, "import", "--preview")
+        assert result.returncode == 0, result.stderr
+        assert "Platform Admins" in result.stdout
+        assert "not migrated" in result.stdout
+        assert migrate.current(url) is None
 
 
 def test_import_enrols_then_changes_nothing_and_feeds_get(served: Sandbox,

@@ -101,6 +101,9 @@ def print_preview(preview: dict[str, Any], *, fmt: str) -> None:
         "display_name", "access_list", "members", "assignments", "status"))
     emit(preview["users"], fmt=fmt, columns=("user_name", "display_name", "email", "groups"),
          title="users")
+    if preview["ledger"] != "at head":
+        stdout.print(f"No ledger yet ({preview['ledger']}): shown as a first import would "
+                     "see it; nothing was written.")
     if not preview["enrolled"]:
         stdout.print("Not enrolled yet: run `grantledger import --default-owner USER` to "
                      "import these.")
