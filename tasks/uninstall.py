@@ -81,8 +81,17 @@ class UninstallPlan:
 
 @dataclass
 class UninstallResult:
+    """What was removed; ``blocked``: grants not revoked (id, principal, account, permission
+    set, why); ``left``: SCIM objects kept because a blocked grant still needs them."""
+
     removed: dict[str, int] = field(default_factory=dict)
+    blocked: list[dict[str, Any]] = field(default_factory=list)
+    left: list[dict[str, str]] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"removed": self.removed, "blocked": self.blocked, "left": self.left,
+                "errors": self.errors}
 
 
 # --- planning ----------------------------------------------------------------------------------
@@ -173,27 +182,80 @@ def catalog_names(session: Session) -> dict[str, str]:
 
 def apply_uninstall(*, runtime: Any, plan: UninstallPlan, actor: str,
                     timeout: float = 600.0) -> UninstallResult:
-    """Remove what ``plan`` names: assignments (settled here), then groups, then users."""
+    """Remove what ``plan`` names: assignments (settled here), then groups, then users.
+    A grant that cannot be revoked is named and keeps only its own principal (when its
+    account and permission set still exist); everything else is still removed."""
     result = UninstallResult()
     work = _revoke(runtime, plan, actor)
     unsettled = settle_operations(runtime=runtime, work=work, timeout=timeout)
     with runtime.sessions() as session:
-        failed = session.scalars(select(tables.Grant.id).where(
-            tables.Grant.id.in_([i for a in plan.assignments for i in a.grant_ids]),
-            tables.Grant.state != GrantState.REVOKED)).all()
-    result.removed["assignments"] = len(plan.assignments) - len(unsettled)
-    if unsettled or failed:
-        result.errors.append(f"{len(failed)} grant(s) not revoked (operations still open: "
-                             f"{unsettled}); groups and users were left in place")
-    else:
-        result.removed["groups"] = _delete_groups(runtime, plan.groups, actor, result)
-        result.removed["users"] = _delete_users(runtime, plan.users, actor, result)
+        result.blocked, needed = blocked_grants(session, plan, unsettled=bool(unsettled))
+    blocked_ids = {b["grant_id"] for b in result.blocked}
+    result.removed["assignments"] = sum(1 for a in plan.assignments
+                                        if not blocked_ids & set(a.grant_ids))
+    if result.blocked:
+        result.errors.append(f"{len(result.blocked)} grant(s) not revoked: "
+                             + "; ".join(_blocked_line(b) for b in result.blocked))
+    groups = _keep_needed(plan.groups, needed, result, kind="group")
+    users = _keep_needed(plan.users, needed, result, kind="user")
+    result.removed["groups"] = _delete_groups(runtime, groups, actor, result)
+    result.removed["users"] = _delete_users(runtime, users, actor, result)
     with transaction(runtime.sessions) as session:
         summary = {"removed": result.removed, "kept": plan.kept, "errors": result.errors}
         write_state(session, "uninstalled", {**summary, "by": actor})
         audit.record(session, actor=actor, action="grantledger.uninstalled",
                      target_kind="install", target="grantledger", details=summary)
     return result
+
+
+def blocked_grants(session: Session, plan: UninstallPlan, *, unsettled: bool
+                   ) -> tuple[list[dict[str, Any]], set[str]]:
+    """The plan's grants still not REVOKED, and the principal ids they may still need in
+    AWS (an assignment on a vanished account or permission set needs nobody)."""
+    ids = [i for a in plan.assignments for i in a.grant_ids]
+    rows = session.execute(
+        select(tables.Grant, tables.Account.present, tables.PermissionSet.present)
+        .join(tables.Account, tables.Account.id == tables.Grant.account_id)
+        .join(tables.PermissionSet, tables.PermissionSet.arn == tables.Grant.permission_set_arn)
+        .where(tables.Grant.id.in_(ids), tables.Grant.state != GrantState.REVOKED)
+        .order_by(tables.Grant.id)).all()
+    blocked = [{"grant_id": grant.id,
+                "principal": f"{grant.principal_type.value}:{grant.principal_name}",
+                "account": _named(grant.account_id, plan.names),
+                "permission_set": plan.names.get(grant.permission_set_arn,
+                                                 grant.permission_set_arn),
+                "state": grant.state.value, "why": _why(grant, unsettled=unsettled)}
+               for grant, _, _ in rows]
+    needed = {grant.principal_id for grant, account_present, ps_present in rows
+              if grant.principal_id and account_present and ps_present}
+    return blocked, needed
+
+
+def _why(grant: tables.Grant, *, unsettled: bool) -> str:
+    if grant.failure_reason:
+        return grant.failure_reason
+    if unsettled:
+        return "its delete did not settle within --timeout (see `grantledger get operations`)"
+    return f"the grant is {grant.state.value}"
+
+
+def _blocked_line(blocked: Mapping[str, Any]) -> str:
+    return (f"grant {blocked['grant_id']} {blocked['principal']} on {blocked['account']} "
+            f"{blocked['permission_set']} ({blocked['why']})")
+
+
+def _keep_needed(principals: Iterable[Any], needed: set[str], result: UninstallResult, *,
+                 kind: str) -> list[Any]:
+    """The principals that may go; those a blocked grant still needs are recorded as left."""
+    going = []
+    for principal in principals:
+        name = principal.display_name if kind == "group" else principal.user_name
+        if principal.id in needed:
+            result.left.append({"kind": kind, "name": name, "id": principal.id,
+                                "why": "holds an assignment whose grant was not revoked"})
+        else:
+            going.append(principal)
+    return going
 
 
 def _revoke(runtime: Any, plan: UninstallPlan, actor: str) -> list[Next]:

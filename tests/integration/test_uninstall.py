@@ -108,3 +108,22 @@ def test_uninstall_removes_exactly_ours_and_keeps_imported_and_foreign(installed
                        ("legacy-ops", PROD, installed.arn("ReadOnlyAccess"))}
     assert admins not in {g.id for g in directory.list_groups()}
     assert json.loads(uninstall("--dry-run", "-o", "json")) == []
+
+
+def test_a_grant_in_a_vanished_account_is_named_and_everything_else_is_removed(
+        installed: World):
+    installed.sandbox.client("organizations").remove_account_from_organization(
+        AccountId=STAGING)
+    importer.refresh(runtime=installed.runtime)
+    result = CliRunner().invoke(app, ["uninstall", "--yes", "-o", "json"])
+    assert result.exit_code == 1, (result.output, result.exception)
+    report = json.loads(result.stdout)  # one JSON document, nothing else on stdout
+    [blocked] = report["blocked"]
+    assert (blocked["principal"], blocked["account"], blocked["permission_set"]) == (
+        "GROUP:admins", f"{STAGING} (Staging)", "AdministratorAccess")
+    assert "no longer exists in the Organization" in blocked["why"]
+    assert blocked["grant_id"] in {g.id for g in installed.grants(principal_name="admins")}
+    assert report["removed"] == {"assignments": 2, "groups": 1, "users": 1}
+    directory = installed.runtime.directory
+    assert {u.user_name for u in directory.list_users()} == {"carol", "erin"}
+    assert {g.display_name for g in directory.list_groups()} == {"Legacy Ops"}

@@ -265,16 +265,25 @@ def uninstall_command(
     runtime = _runtime()
     plan = plan_uninstall(runtime=runtime)
     rows = plan.rows()
-    emit(rows, fmt=output, columns=UNINSTALL_COLUMNS,
-         title=f"{'would remove' if dry_run else 'removing'} {len(rows)} object(s); kept: "
-               + ", ".join(f"{k} {v}" for k, v in plan.kept.items()))
+    as_table = output == "table"
+    if as_table or dry_run or not rows:  # -o json|yaml: one document, the result's
+        emit(rows, fmt=output, columns=UNINSTALL_COLUMNS,
+             title=f"{'would remove' if dry_run else 'removing'} {len(rows)} object(s); "
+                   "kept: " + ", ".join(f"{k} {v}" for k, v in plan.kept.items()))
     if dry_run or not rows:
         return
     if not yes and not typer.confirm(f"Remove these {len(rows)} object(s) from AWS?"):
         raise typer.Exit(1)
     result = apply_uninstall(runtime=runtime, plan=plan, actor=actor_name(actor),
                              timeout=timeout)
-    emit({"removed": result.removed, "errors": result.errors}, fmt=output, title="uninstall")
+    if as_table:
+        emit(result.removed, fmt=output, title="removed")
+        if result.blocked:
+            emit(result.blocked, fmt=output, title="not revoked (AWS may still hold these)")
+        if result.left:
+            emit(result.left, fmt=output, title="left in Identity Center")
+    else:
+        emit({"planned": rows, "kept": plan.kept, **result.as_dict()}, fmt=output)
     _exit_on_trouble(result.errors, [], None, "")
 
 
