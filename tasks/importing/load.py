@@ -134,6 +134,7 @@ def load_system_roles(session: Session, rows: Iterable[SystemRoleRow], *, view: 
     if renames:
         rename_roles(session, renames, actor=actor)
     if rows:
+        audit_restored_roles(session, rows, actor=actor)
         roles = dialect_insert(session, ROLES)
         changed = or_(ROLES.c.spec_hash.is_distinct_from(roles.excluded.spec_hash),
                       ROLES.c.origin != Origin.SYSTEM.value)
@@ -146,6 +147,19 @@ def load_system_roles(session: Session, rows: Iterable[SystemRoleRow], *, view: 
               "system_account_id": r.account_id,
               "system_permission_set_arn": r.permission_set_arn} for r in rows])
     return [r.name for r in rows if r.name not in view.roles and not r.renamed_from]
+
+
+def audit_restored_roles(session: Session, rows: list[SystemRoleRow], *, actor: str) -> None:
+    """Audit each system role whose ledger copy differs from what Identity Center implies
+    (edited behind grantledger's back): the upsert that follows restores it."""
+    wanted = {r.name: r for r in rows}
+    edited = session.execute(select(ROLES.c.name, ROLES.c.spec, ROLES.c.spec_hash).where(
+        ROLES.c.name.in_(wanted), ROLES.c.origin == Origin.SYSTEM.value)).all()
+    record_many(session, [{"actor": actor, "action": "role.restored", "target_kind": "role",
+                           "target": name, "before": spec, "after": wanted[name].spec,
+                           "reason": "system role differed from Identity Center"}
+                          for name, spec, spec_hash in edited
+                          if spec_hash != wanted[name].spec_hash])
 
 
 def rename_roles(session: Session, renames: Mapping[str, str], *, actor: str) -> None:

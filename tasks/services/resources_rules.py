@@ -148,8 +148,8 @@ def _system_role_edits(loaded: list[LoadedResource],
             continue
         if item.name in system_roles:
             errors.append(item.error(
-                ("metadata", "name"), f"role {item.name!r} is a system role: read-only (an edit "
-                "is reverted by the next sync)",
+                ("metadata", "name"), f"role {item.name!r} is a system role: read-only (it mirrors "
+                "an Identity Center assignment; the import refresh restores it)",
                 hint="grant it through an access list, or write a role with another name"))
         elif item.resource.is_system:
             errors.append(item.error(

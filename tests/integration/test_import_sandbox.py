@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import select
 
 from models.domain import PrincipalType
 from models.errors import AwsNotFound, InputError
@@ -226,3 +227,22 @@ def test_preview_writes_nothing_and_proposes_list_names(runtime: Runtime) -> Non
         "Platform Admins": ("platform-admins", 2, 3, "import")}
     assert len(shown.accounts) == 4 and len(shown.users) == 6
     assert rows(runtime, tables.Account) == []
+
+
+@pytest.mark.parametrize("ledger_url", ["postgres"], indirect=True)
+def test_refresh_restores_an_edited_system_role_to_what_identity_center_has(
+        runtime: Runtime) -> None:
+    enrol(runtime)
+    name = "AdministratorAccess-on-Sandbox-333333333333"
+    with runtime.sessions.begin() as session:
+        role = session.get(tables.Role, name)
+        imported, imported_hash = dict(role.spec), role.spec_hash
+        role.spec, role.spec_hash = {"allow": [{"account": "*", "permission_set": "*"}]}, "x"
+    importer.refresh(runtime=runtime)
+    with runtime.sessions() as session:
+        role = session.get(tables.Role, name)
+        assert (role.spec, role.spec_hash) == (imported, imported_hash)
+        restored = session.scalars(select(tables.AuditEvent).where(
+            tables.AuditEvent.action == "role.restored")).all()
+    assert [event.target for event in restored] == [name]
+    assert restored[0].before == {"allow": [{"account": "*", "permission_set": "*"}]}

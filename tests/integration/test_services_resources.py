@@ -148,8 +148,10 @@ def test_duplicate_names_in_a_batch_are_refused(ledger: Sessions) -> None:
 def test_a_system_role_cannot_be_applied(ledger: Sessions) -> None:
     name = seed_system_roles(ledger)[0]
     text = f"kind: role\nmetadata: {{name: {name}}}\nspec: {{}}\n"
-    with pytest.raises(ResourceErrors, match="is a system role: read-only"):
+    with pytest.raises(ResourceErrors, match="is a system role: read-only") as refused:
         apply_resources(sessions=ledger, loaded=loaded(text), actor=new_actor())
+    assert "next sync" not in str(refused.value)
+    assert "import refresh restores it" in str(refused.value)
     labelled = ("kind: role\nmetadata:\n  name: mine\n  labels: {grantledger.io/system: 'true'}\n"
                 "spec: {}\n")
     with pytest.raises(ResourceErrors, match="batch.yaml:4 .*only import creates system roles"):
