@@ -11,6 +11,10 @@ configured secrets (admin API token, SCIM token, webhook secret) wherever they a
 anything following ``Bearer``, whoever logged it (an exception text that quotes a header, a
 library's debug line, a traceback).
 
+Routine lines that repeat every second or so (beat sending a sweep, a worker receiving
+and finishing a task) and Celery's root warning are logged at DEBUG (``DEMOTED``): quiet
+at INFO, all there at DEBUG.
+
 Celery calls ``configure`` through its ``setup_logging`` signal (``workers/celery_app.py``),
 which also stops it from installing its own handlers; the API and ``run`` call it before
 uvicorn starts (``log_config=None`` keeps uvicorn from replacing it).
@@ -30,6 +34,15 @@ from structlog.contextvars import bind_contextvars, clear_contextvars, merge_con
 MASK = "***"
 BEARER = re.compile(r"(?i)(bearer\s+)[^\s\"',;]+")
 SHORTEST_SECRET = 6  # shorter values would mask ordinary words
+# (logger, start of the message) logged at DEBUG instead of INFO/WARNING. The root warning:
+# our messages are JSON only (no pickle), and the image runs as uid 10001 (ops/Dockerfile).
+DEMOTED = (
+    ("celery.beat", "Scheduler: Sending due task"),
+    ("celery.worker.strategy", "Task "),  # "Task <name>[<id>] received"
+    ("celery.app.trace", "Task "),  # "Task <name>[<id>] succeeded in ..."
+    ("py.warnings", ""),  # only Celery's SecurityWarning below
+)
+ROOT_WARNING = "running the worker with superuser privileges"
 
 
 class Scrubbed:
@@ -51,6 +64,23 @@ class Scrubbed:
         for secret in self.secrets:
             line = line.replace(secret, MASK)
         return BEARER.sub(rf"\g<1>{MASK}", line)
+
+
+class Demoted(logging.Filter):
+    """Routine lines (``DEMOTED``) become DEBUG records: shown only when DEBUG is on."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno > logging.WARNING or not _routine(record):
+            return True
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        return logging.getLogger().isEnabledFor(logging.DEBUG)
+
+
+def _routine(record: logging.LogRecord) -> bool:
+    text = record.getMessage()
+    if record.name == "py.warnings":
+        return ROOT_WARNING in text
+    return any(record.name == name and text.startswith(start) for name, start in DEMOTED)
 
 
 def configured_secrets(settings: Any) -> list[str]:
@@ -99,6 +129,7 @@ def configure(settings: Any, *, level: int | str | None = None,
     """Send every record of this process to ``stream`` (stderr) in the configured format."""
     handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(formatter(settings))
+    handler.addFilter(Demoted())
     root = logging.getLogger()
     root.handlers = [handler]
     root.setLevel(level if level is not None else settings.log_level.upper())

@@ -9,7 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.errors import ConfigError
@@ -85,9 +85,19 @@ class Settings(BaseSettings):
     sandbox_settle_delay: float = Field(2.0, ge=0)
     sandbox_fixture: str | None = None
 
+    # `grantledger run`: seconds from SIGTERM / Ctrl-C until whatever has not stopped is
+    # killed and `run` exits 3 naming it (workers/run.py)
+    run_stop_timeout: float = Field(20.0, gt=0)
+
     log_level: str = "INFO"
     # worker, beat, api, run: "text" lines or "json" (one object a line; workers/logs.py)
     log_format: Literal["text", "json"] = "text"
+
+    @field_validator("broker_url")
+    @classmethod
+    def _memory_host(cls, url: str) -> str:
+        """``memory://`` names no host: kombu would warn on every connection."""
+        return "memory://localhost/" if url.rstrip("/") == "memory:" else url
 
     @property
     def embedded(self) -> bool:

@@ -139,3 +139,13 @@ def test_iam_policy_is_the_json_document(served: Sandbox, ledger: Path) -> None:
     actions = {a for s in json.loads(result.stdout)["Statement"] for a in s["Action"]}
     assert {"sso:ListAccountAssignments", "identitystore:ListGroupMemberships",
             "organizations:ListAccounts"} <= actions
+
+
+def test_embedded_commands_write_nothing_on_stderr_with_a_bare_memory_broker(
+        served: Sandbox, ledger: Path) -> None:
+    env = cli_env(served, ledger, GRANTLEDGER_BROKER_URL="memory://",
+                  GRANTLEDGER_SCIM_URL=served.scim_url, GRANTLEDGER_SCIM_TOKEN=served.scim_token)
+    assert run(env, "import", "--default-owner", "alice", "-o", "json").returncode == 0
+    synced = run(env, "sync", "--wait", "-o", "json")
+    assert synced.returncode == 0, synced.stderr
+    assert synced.stderr == ""  # kombu warned "No hostname was supplied" on each connection

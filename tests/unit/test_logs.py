@@ -93,3 +93,29 @@ def test_library_handlers_do_not_print_each_line_twice():
     logging.getLogger("uvicorn.error").warning("Shutting down [1]")
     assert [line["event"] for line in lines(stream)] == ["Shutting down [1]"]
     assert logging.getLogger("uvicorn.error").handlers == []
+
+
+ROUTINE = [("celery.beat", logging.INFO, "Scheduler: Sending due task %s (%s)",
+            ("expiry-sweep", "grantledger.expiry.sweep")),
+           ("celery.worker.strategy", logging.INFO, "Task %s[%s] received",
+            ("grantledger.expiry.sweep", "t-1")),
+           ("celery.app.trace", logging.INFO, "Task %s[%s] succeeded in %ss: %s",
+            ("grantledger.expiry.sweep", "t-1", 0.01, None)),
+           ("py.warnings", logging.WARNING, "%s", ("SecurityWarning: You're running the "
+                                                   "worker with superuser privileges: this is",))]
+
+
+@pytest.mark.parametrize(("level", "shown"), [("INFO", 0), ("DEBUG", len(ROUTINE))])
+def test_routine_lines_are_debug_lines(level: str, shown: int):
+    stream = io.StringIO()
+    logs.configure(Settings(log_format="json"), level=level, stream=stream)
+    for name, record_level, message, args in ROUTINE:
+        logging.getLogger(name).log(record_level, message, *args)
+    logging.getLogger("celery.beat").info("beat: Starting...")
+    logging.getLogger("celery.app.trace").error("Task %s[%s] raised unexpected: %s",
+                                                "grantledger.sync.full", "t-2", "boom")
+    logged = lines(stream)
+    assert len(logged) == shown + 2
+    assert {line["level"] for line in logged[:shown]} <= {"debug"}
+    assert [line["event"] for line in logged[shown:]] == [
+        "beat: Starting...", "Task grantledger.sync.full[t-2] raised unexpected: boom"]
