@@ -17,7 +17,9 @@ With ``GRANTLEDGER_AWS_MODE=sandbox`` and no ``GRANTLEDGER_AWS_ENDPOINT_URL``, a
 Identity Center is served from this process (the worker children reach it over HTTP).
 The ledger is migrated to head first: on a single node, `run` is its own prestart step.
 SIGTERM or Ctrl-C: the API stops taking requests, the worker finishes its task, the children
-get SIGTERM (then SIGKILL after ``CHILD_GRACE`` seconds), and the process exits 0.
+get SIGTERM, and the process exits 0. All of it within ``GRANTLEDGER_RUN_STOP_TIMEOUT``
+seconds of the signal (``StopDeadline``): what is still running then is killed (children
+with SIGKILL) and named, and `run` exits 3 (``STOP_MISSED``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -38,7 +41,8 @@ from models.errors import ConfigError
 from workers.runtime import Runtime, set_runtime, with_inprocess_sandbox
 from workers.settings import Settings
 
-CHILD_GRACE = 30.0  # seconds a worker gets to finish its task after SIGTERM
+STOP_MISSED = 3  # exit code: something did not stop within GRANTLEDGER_RUN_STOP_TIMEOUT
+KILL_MARGIN = 1.0  # seconds past the deadline before the backstop kills everything
 WATCH_EVERY = 0.5
 SANDBOX_SETTINGS = ("aws_endpoint_url", "scim_url", "instance_arn", "identity_store_id")
 
@@ -105,6 +109,45 @@ def child_environment(settings: Settings) -> dict[str, str]:
     return {**os.environ, **dict(line.split("=", 1) for line in sandbox_exports(settings))}
 
 
+class StopDeadline:
+    """From the first stop request, ``seconds`` for everything in ``running`` to stop; then
+    each is killed, the names printed, and the process exits ``STOP_MISSED``."""
+
+    def __init__(self, seconds: float, console: Console) -> None:
+        self.seconds, self.console = seconds, console
+        self.running: dict[str, Callable[[], None]] = {}  # what is still up -> how to kill it
+        self.missed: list[str] = []  # what a part had to kill itself (children)
+        self.finished = threading.Event()
+        self._at: float | None = None
+        self._lock = threading.Lock()
+
+    def begin(self) -> None:
+        with self._lock:
+            if self._at is not None:
+                return
+            self._at = time.monotonic() + self.seconds
+        threading.Thread(target=self._watch, name="grantledger-stop-deadline",
+                         daemon=True).start()
+
+    def remaining(self) -> float:
+        return self.seconds if self._at is None else max(0.0, self._at - time.monotonic())
+
+    def report(self, names: list[str]) -> None:
+        self.console.print(f"[red]did not stop within {self.seconds:g}s[/] "
+                           f"(GRANTLEDGER_RUN_STOP_TIMEOUT), killed: {', '.join(names)}")
+
+    def _watch(self) -> None:
+        # The children are killed at the deadline by `Children.stop`; this is the backstop
+        # for a part that hangs elsewhere, a moment later so that the orderly path wins.
+        if self.finished.wait(self.seconds + KILL_MARGIN):
+            return
+        names = sorted({*self.running, *self.missed})
+        for kill in list(self.running.values()):
+            kill()
+        self.report(names or ["(unknown)"])
+        os._exit(STOP_MISSED)  # the main thread is the one stuck: no clean way out
+
+
 class Children:
     """`grantledger worker` and `grantledger beat` as supervised child processes."""
 
@@ -131,18 +174,24 @@ class Children:
                 self.died.set()
                 return
 
-    def stop(self) -> None:
-        """SIGTERM every child still running, then SIGKILL what outlives the grace."""
+    def name(self, process: subprocess.Popen[bytes]) -> str:
+        return f"{self.commands[self.processes.index(process)][3]} (pid {process.pid})"
+
+    def stop(self, deadline: StopDeadline) -> None:
+        """SIGTERM every child still running; SIGKILL (their process group: the worker's pool
+        too) what is still running at the deadline, recorded in ``deadline.missed``."""
         self._stopping.set()
         for process in self.processes:
             if process.poll() is None:
                 process.send_signal(signal.SIGTERM)
         for process in self.processes:
             try:
-                process.wait(timeout=CHILD_GRACE)
+                process.wait(timeout=deadline.remaining())
             except subprocess.TimeoutExpired:
-                process.kill()
+                os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+                deadline.missed.append(self.name(process))
+            deadline.running.pop(self.name(process), None)
 
 
 def prepare_runtime(settings: Settings, plan: RunPlan) -> Runtime:
@@ -166,42 +215,62 @@ def serve(settings: Settings, *, host: str, port: int, concurrency: int,
 
     plan = plan_run(settings)
     configure(settings)
+    deadline = StopDeadline(settings.run_stop_timeout, console)
     with ExitStack() as stack:
+        stack.callback(deadline.finished.set)
         runtime = prepare_runtime(settings, plan)
         stack.callback(runtime.close)
         server = uvicorn.Server(uvicorn.Config(
             create_app(runtime), host=host, port=port,
-            log_level=runtime.settings.log_level.lower(), log_config=None))
-        stack.enter_context(_stop_on_signals(server))
-        died = stack.enter_context(_workers(runtime, plan, concurrency=concurrency))
+            log_level=runtime.settings.log_level.lower(), log_config=None,
+            timeout_graceful_shutdown=max(1, int(settings.run_stop_timeout / 4))))
+        stack.enter_context(_stop_on_signals(server, deadline))
+        died = stack.enter_context(_workers(runtime, plan, concurrency=concurrency,
+                                            deadline=deadline))
         for line in describe(plan, runtime.settings, api_url=f"http://{host}:{port}"):
             console.print(line, highlight=False, soft_wrap=True)
         _stop_when(died, server)
+        deadline.running["API"] = _nothing
         if not server.should_exit:
             server.run()
+        deadline.begin()
+        deadline.running.pop("API")
         if died.is_set():
             console.print("[red]the worker or beat process exited; stopping the node[/] "
                           "(its own output above says why)")
             return 1
+    if deadline.missed:
+        deadline.report(deadline.missed)
+        return STOP_MISSED
     return 0
 
 
+def _nothing() -> None:
+    """Killing a thread of this process: the exit that follows does it."""
+
+
 @contextmanager
-def _workers(runtime: Runtime, plan: RunPlan, *, concurrency: int) -> Iterator[threading.Event]:
+def _workers(runtime: Runtime, plan: RunPlan, *, concurrency: int,
+             deadline: StopDeadline) -> Iterator[threading.Event]:
     """The worker and beat for this plan; yields an event set if they die on their own."""
     if plan.in_process_worker:
         from workers.embedded import EmbeddedWorker
 
+        deadline.running["worker and beat (threads of this process)"] = _nothing
         with EmbeddedWorker(runtime, beat=True):
             yield threading.Event()  # threads of this process: they live and die with it
+        deadline.running.pop("worker and beat (threads of this process)")
         return
     set_runtime(runtime)
     children = Children(child_environment(runtime.settings), concurrency=concurrency,
                         loglevel=runtime.settings.log_level).start()
+    for process in children.processes:
+        deadline.running[children.name(process)] = (
+            lambda p=process: os.killpg(p.pid, signal.SIGKILL))
     try:
         yield children.died
     finally:
-        children.stop()
+        children.stop(deadline)
 
 
 def _stop_when(event: threading.Event, server: Any) -> None:
@@ -213,12 +282,22 @@ def _stop_when(event: threading.Event, server: Any) -> None:
 
 
 @contextmanager
-def _stop_on_signals(server: Any) -> Iterator[None]:
-    """SIGTERM and SIGINT stop the API gracefully, even before uvicorn installs its own
-    handlers; uvicorn re-raises the signal it caught after shutdown, and this handler
-    turns that into the clean exit that follows, not a second interruption."""
+def _stop_on_signals(server: Any, deadline: StopDeadline) -> Iterator[None]:
+    """SIGTERM and SIGINT stop the API gracefully (and start the stop deadline), even before
+    uvicorn installs its own handlers; uvicorn re-raises the signal it caught after
+    shutdown, and this handler turns that into the clean exit that follows, not a second
+    interruption."""
     def stop(signum: int, frame: Any) -> None:
+        deadline.begin()
         server.should_exit = True
+
+    uvicorn_stop = server.handle_exit  # what uvicorn installs while it serves
+
+    def stop_serving(signum: int, frame: Any) -> None:
+        deadline.begin()
+        uvicorn_stop(signum, frame)
+
+    server.handle_exit = stop_serving
 
     previous = {sig: signal.signal(sig, stop) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
