@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -376,10 +377,12 @@ def test_scim_is_mounted_on_the_same_endpoint(small) -> None:
 
 
 def printed_settings(stream: Any) -> dict[str, str]:
-    """The NAME=value lines serve_forever prints, up to the last one (the SCIM token)."""
+    """The `export NAME=value` lines serve_forever prints, up to the last one (the SCIM
+    token); every line is an export or a comment, so the output can be sourced as it is."""
     settings = {}
     for line in iter(stream.readline, ""):
-        name, equals, value = line.strip().partition("=")
+        assert line.startswith(("export GRANTLEDGER_", "#")), line
+        name, equals, value = line.strip().removeprefix("export ").partition("=")
         if equals:
             settings[name] = value
         if name == "GRANTLEDGER_SCIM_TOKEN":
@@ -403,6 +406,29 @@ def test_serve_forever_prints_where_it_listens() -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+@pytest.mark.timeout(60)
+def test_sandbox_serve_writes_an_env_file_and_logs_no_request_below_debug(tmp_path) -> None:
+    env_file = tmp_path / "sandbox.env"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "workers.cli.main", "sandbox", "serve", "--port", "0",
+         "--fixture", str(SMALL), "--env-file", str(env_file)], stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        env={k: v for k, v in os.environ.items() if not k.startswith("GRANTLEDGER_")})
+    try:
+        printed = printed_settings(server.stdout)
+        sourced = subprocess.run(["bash", "-c", f"source {env_file} && env"],
+                                 capture_output=True, text=True, check=True).stdout
+        assert {f"{name}={value}" for name, value in printed.items()} <= set(
+            sourced.splitlines())
+        with urllib.request.urlopen(printed["GRANTLEDGER_AWS_ENDPOINT_URL"]
+                                    + "/_sandbox/assignments", timeout=10) as answer:
+            assert answer.status == 200
+    finally:
+        server.terminate()
+        _, errors = server.communicate(timeout=10)
+    assert "GET /_sandbox/assignments" not in errors  # per-request lines: DEBUG only
 
 
 def test_only_one_sandbox_runs_per_process(start) -> None:

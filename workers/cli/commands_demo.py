@@ -75,6 +75,11 @@ def run_command(
     is served from this process. The ledger is migrated to head first. Exit 1 if the worker
     or beat process dies.
 
+    Stopping (SIGTERM / Ctrl-C): the API finishes open requests, the worker its task, within
+    GRANTLEDGER_RUN_STOP_TIMEOUT seconds (20) of the signal; whatever still runs then is
+    killed and named, and `run` exits 3. Logs: routine lines (beat sending sweeps, tasks
+    received and done) only with GRANTLEDGER_LOG_LEVEL=DEBUG.
+
     Examples:
       grantledger run --port 8080
       GRANTLEDGER_DATABASE_URL=postgresql+psycopg://... GRANTLEDGER_BROKER_URL=redis://... \\

@@ -27,17 +27,26 @@ def sandbox_serve(
                                        "operation leaves IN_PROGRESS."),
     rate: float = typer.Option(20.0, min=0, help="sso-admin requests/s before "
                                "ThrottlingException; 0 turns throttling off."),
+    env_file: Path | None = typer.Option(None, "--env-file", dir_okay=False, help="Also "
+                                         "write the export lines to this file (source it)."),
 ) -> None:
     """Serve a faithful local Identity Center until Ctrl-C.
 
-    Prints the GRANTLEDGER_* settings that point grantledger at it.
+    Prints `export GRANTLEDGER_...=...` lines that point grantledger at it (comments
+    aside, the output can be sourced as it is). One log line per request only with
+    GRANTLEDGER_LOG_LEVEL=DEBUG.
 
-    Example: grantledger sandbox serve --port 5000 --fixture ops/examples/sandbox-small.yaml
+    Examples:
+      grantledger sandbox serve --fixture ops/examples/sandbox-small.yaml --env-file sandbox.env &
+      source sandbox.env && grantledger import --preview
     """
     from workers.sandbox import serve_forever
+    from workers.settings import get_settings
 
     serve_forever(host=host, port=port, fixture=str(fixture) if fixture else None,
-                  settle_delay=settle_delay, rate=rate or None)
+                  settle_delay=settle_delay, rate=rate or None,
+                  env_file=str(env_file) if env_file else None,
+                  log_requests=get_settings().log_level.upper() == "DEBUG")
 
 
 @app.command("status")

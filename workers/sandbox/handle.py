@@ -271,17 +271,21 @@ class Sandbox:
 
 
 def serve_forever(*, host: str, port: int, fixture: str | None, settle_delay: float,
-                  rate: float | None) -> None:
-    """Run the sandbox in the foreground (``grantledger sandbox serve``) until Ctrl-C."""
+                  rate: float | None, env_file: str | None = None,
+                  log_requests: bool = False) -> None:
+    """Run the sandbox in the foreground (``grantledger sandbox serve``) until Ctrl-C;
+    prints (and writes to ``env_file``) shell lines that point grantledger at it."""
     sandbox = Sandbox(settle_delay=settle_delay, rate=rate).start(host, port,
-                                                                  log_requests=True)
+                                                                  log_requests=log_requests)
     try:
         if fixture:
             sandbox.seed(fixture)
-        print(f"grantledger sandbox: IAM Identity Center on {sandbox.endpoint_url}")
-        for name, value in settings_lines(sandbox):
-            print(f"  {name}={value}")
-        print("  (any AWS credentials work; Ctrl-C stops)", flush=True)
+        lines = [f"# grantledger sandbox: IAM Identity Center on {sandbox.endpoint_url}",
+                 *(f"export {name}={value}" for name, value in settings_lines(sandbox)),
+                 "# any AWS credentials work; Ctrl-C stops"]
+        if env_file:
+            Path(env_file).write_text("\n".join(lines) + "\n")
+        print("\n".join(lines), flush=True)
         sandbox.wait()
     except KeyboardInterrupt:
         pass
