@@ -40,6 +40,7 @@ __all__ = [
 
 ACCOUNT_ID = r"^\d{12}$"
 SYSTEM_LABEL = "grantledger.io/system"
+SYSTEM_ROLE_SHAPE = re.compile(r"^.+-on-.+-\d{12}$")  # <ps-name>-on-<account-name>-<id>
 
 
 class PrincipalType(StrEnum):
@@ -78,6 +79,11 @@ class PermissionSet(_Frozen):
 def system_role_name(ps_name: str, account_name: str, account_id: str) -> str:
     """The generated role for one assignment: ``AdministratorAccess-on-Production-1111...``."""
     return f"{ps_name}-on-{account_name}-{account_id}"
+
+
+def looks_like_system_role(name: str) -> bool:
+    """Whether ``name`` has the shape ``system_role_name`` gives (only import makes them)."""
+    return SYSTEM_ROLE_SHAPE.match(name) is not None
 
 
 class AccountAssignment(_Frozen):

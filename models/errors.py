@@ -7,6 +7,7 @@ prints both on stderr and exits with ``err.exit_code``.
     ├── ConfigError                  settings missing, placeholder secret, bad value
     ├── InputError                   exit 2: the caller asked for something malformed
     │   ├── ResourceError            a YAML document is wrong (file, line, field path)
+    │   │   ├── UnknownReference     it names a user / role / list that does not exist
     │   │   └── ResourceErrors       several ResourceError at once (all of a file set)
     │   ├── NotFound                 unknown user / role / access list / account / ...
     │   ├── AlreadyExists            duplicate name
@@ -69,6 +70,15 @@ class ResourceError(InputError):
         where = f"{file}:{line}" if line is not None else file
         text = f"{where} {path}: {message}" if path else f"{where}: {message}"
         super().__init__(text, hint=hint)
+
+
+class UnknownReference(ResourceError):
+    """A document names a ``kind`` (user, role, access_list) ``name`` that does not exist."""
+
+    def __init__(self, message: str, *, kind: str, name: str, file: str = "<input>",
+                 line: int | None = None, path: str = "", hint: str | None = None) -> None:
+        self.kind, self.name = kind, name
+        super().__init__(message, file=file, line=line, path=path, hint=hint)
 
 
 class ResourceErrors(InputError):

@@ -27,7 +27,13 @@ from models.domain import (
     RoleResource,
     UserResource,
 )
-from models.errors import CycleError, DepthError, ResourceError, ResourceErrors
+from models.errors import (
+    CycleError,
+    DepthError,
+    ResourceError,
+    ResourceErrors,
+    UnknownReference,
+)
 from models.flatten import MAX_DEPTH, check_nesting
 
 AnyResource = UserResource | RoleResource | AccessListResource
@@ -349,9 +355,11 @@ def _missing(item: LoadedResource, path: FieldPath, wanted: Iterable[str], known
     for index, name in enumerate(wanted):
         if name not in known:
             at = path + (index, field_name) if field_name else path + (index,)
-            errors.append(item.error(at, f"{kind} {name!r} does not exist",
-                                     hint=f"define it, or list what exists: "
-                                          f"grantledger get {kind.replace('_', '-')}s"))
+            errors.append(UnknownReference(
+                f"{kind} {name!r} does not exist", kind=kind, name=name, file=item.file,
+                line=item.line_of(at), path=format_path(at),
+                hint=f"define it, or list what exists: grantledger get "
+                     f"{kind.replace('_', '-')}s"))
     return errors
 
 

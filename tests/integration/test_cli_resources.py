@@ -107,6 +107,37 @@ def test_validate_resolves_system_roles_through_the_ledger(seeded_sqlite: Cli,
     assert no_ledger.returncode == 0 and not (tmp_path / "absent.db").exists()
 
 
+@pytest.mark.parametrize("ledger", ["absent", "empty"])
+def test_validate_without_an_imported_ledger_names_what_it_could_not_check(
+        tmp_path: Path, ledger: str) -> None:
+    cli = Cli(f"sqlite:///{tmp_path / 'ledger.db'}", tmp_path)
+    if ledger == "empty":
+        migrate.upgrade(cli.database_url)
+    result = cli("validate", "-f", str(EXAMPLES), "-o", "json")
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout)
+    assert summary["counts"]["access_list"] == 5
+    assert [line.split(" ", 1)[1] for line in summary["unchecked"]] == [
+        "spec.grants.roles[1]: role 'PowerUserAccess-on-Staging-222222222222'",
+        "spec.grants.roles[0]: role 'AdministratorAccess-on-Production-111111111111'",
+        "spec.grants.roles[0]: role 'ReadOnlyAccess-on-Production-111111111111'",
+        "spec.grants.roles[0]: role 'BillingAccess-on-Production-111111111111'"]
+    assert "could not check 4 reference(s) to system roles" in result.stderr
+    assert (tmp_path / "ledger.db").exists() is (ledger == "empty")
+
+
+def test_validate_each_reports_every_broken_example_on_its_own(tmp_path: Path) -> None:
+    result = Cli(f"sqlite:///{tmp_path / 'absent.db'}", tmp_path)(
+        "validate", "--each", "-f", str(BROKEN))
+    assert result.returncode == 2
+    files = sorted(BROKEN.glob("*.yaml"))
+    assert f"{len(files)} error(s)" in result.stderr
+    for broken in files:
+        expected = next(line.split("# expect: ", 1)[1] for line in
+                        broken.read_text().splitlines() if line.startswith("# expect: "))
+        assert expected in result.stderr, broken.name
+
+
 @pytest.mark.parametrize("broken", sorted(BROKEN.glob("*.yaml")), ids=lambda p: p.stem)
 def test_each_broken_example_exits_2_at_its_expected_line(seeded_sqlite: Cli,
                                                           broken: Path) -> None:

@@ -76,40 +76,77 @@ def validate_command(
     files: list[Path] = FilesOption,
     offline: bool = typer.Option(False, "--offline", help="Do not look at the ledger: names "
                                  "must all be defined in the files."),
+    each: bool = typer.Option(False, "--each", help="Validate every file on its own (a "
+                              "folder of independent examples) and report every file's "
+                              "errors."),
     output: str = OutputOption,
 ) -> None:
     """Check resource files without applying them: syntax, fields, references, cycles.
 
     Names may refer to what the ledger already holds (users, roles, access lists, and the
-    system roles `grantledger import` generates) when the database is reachable and at head;
-    otherwise, or with --offline, only to what the files define. Exit 0 when every document
-    is valid; exit 2 with `file:line field: problem` for each mistake.
+    system roles `grantledger import` generates) when the database is reachable, at head
+    and not empty; otherwise only to what the files define, except system roles, which
+    only an import can tell: those references are listed as unchecked (stderr, and
+    `unchecked` in -o json). --offline checks every name against the files alone. Exit 0
+    when every document is valid; exit 2 with `file:line field: problem` for each mistake.
 
-    Example (after `grantledger import`, so the system roles exist):
-    grantledger validate -f ops/examples/resources/
+    Examples:
+      grantledger validate -f ops/examples/resources/
+      grantledger validate --each -f ops/examples/broken/
     """
-    from models.resources import check_references
-
-    loaded = load_inputs(files)
     sessions, ledger = (None, "skipped (--offline)") if offline else _reachable_ledger()
-    if sessions is None:
-        errors = check_references(loaded)
-        if errors:
-            stderr.print(f"note: the ledger was not consulted: {ledger}", highlight=False)
-            raise ResourceErrors(errors)
-    else:
-        from tasks.services.resources import check_resources
-
-        check_resources(sessions=sessions, loaded=loaded)
+    stdin = [[Path("-")]] if any(str(p) == "-" for p in files) else []
+    batches = ([[p] for p in expand([p for p in files if str(p) != "-"])] + stdin if each
+               else [files])
+    loaded, unchecked, errors = [], [], []
+    for paths in batches:
+        try:
+            valid, could_not = _validate(paths, sessions=sessions, strict=offline)
+        except ResourceErrors as err:
+            errors += err.errors
+            continue
+        loaded += valid
+        unchecked += could_not
+    if sessions is None and (errors or unchecked):
+        stderr.print(f"note: the ledger was not consulted: {ledger}", highlight=False)
+    if unchecked:
+        stderr.print(f"note: could not check {len(unchecked)} reference(s) to system roles "
+                     "(`grantledger import` creates them; validate again after it):\n  "
+                     + "\n  ".join(unchecked), highlight=False)
+    if errors:
+        raise ResourceErrors(errors)
     counts: dict[str, int] = {}
     for item in loaded:
         counts[item.kind] = counts.get(item.kind, 0) + 1
     emit({"counts": counts, "names": [f"{item.kind}/{item.name}" for item in loaded],
-          "ledger": ledger}, fmt=output, title="valid")
+          "ledger": ledger, "unchecked": unchecked}, fmt=output, title="valid")
+
+
+def _validate(paths: list[Path], *, sessions: sessionmaker[Session] | None,
+              strict: bool) -> tuple[list[LoadedResource], list[str]]:
+    """The documents of ``paths`` if valid, and the references that could not be checked."""
+    from models.domain import looks_like_system_role
+    from models.errors import UnknownReference
+    from models.resources import check_references
+
+    loaded = load_inputs(paths)
+    if sessions is not None:
+        from tasks.services.resources import check_resources
+
+        check_resources(sessions=sessions, loaded=loaded)
+        return loaded, []
+    errors = check_references(loaded)
+    unchecked = [] if strict else [
+        e for e in errors if isinstance(e, UnknownReference) and e.kind == "role"
+        and looks_like_system_role(e.name)]
+    if len(unchecked) < len(errors):
+        raise ResourceErrors([e for e in errors if e not in unchecked])
+    return loaded, [str(e).removesuffix(" does not exist") for e in unchecked]
 
 
 def _reachable_ledger() -> tuple[sessionmaker[Session] | None, str]:
-    """The ledger's sessions if it exists, answers and is at head; else why not."""
+    """The ledger's sessions if it exists, answers, is at head and holds something; else
+    why not."""
     from sqlalchemy.engine import make_url
 
     from models.ledger import migrate
@@ -122,9 +159,21 @@ def _reachable_ledger() -> tuple[sessionmaker[Session] | None, str]:
     try:
         if not migrate.is_at_head(url):
             return None, "skipped (the ledger schema is not at head: grantledger db upgrade)"
+        if _empty(ledger_sessions()):
+            return None, "skipped (the ledger is empty: nothing imported or applied yet)"
         return ledger_sessions(), "checked"
     except GrantledgerError as err:
         return None, f"skipped ({err.message})"
+
+
+def _empty(sessions: sessionmaker[Session]) -> bool:
+    from sqlalchemy import select
+
+    from models.ledger import tables
+
+    with sessions() as session:
+        return not any(session.scalar(select(table).limit(1)) for table in
+                       (tables.Role, tables.User, tables.AccessList))
 
 
 @app.command("apply")
