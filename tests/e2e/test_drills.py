@@ -9,7 +9,7 @@ The full set: ``python -m ops.drills all`` (see ops/drills/README.md).
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -39,23 +39,22 @@ def test_the_fast_subset_is_the_one_ci_runs():
 
 @pytest.mark.parametrize("drill", FAST_SUBSET, ids=lambda drill: drill.name)
 def test_drill_invariants_hold_after_recovery(drill: Drill, drill_services: None,
-                                             capsys: pytest.CaptureFixture[str]):
+                                             record_property: Callable[[str, object], None]):
     result = run(drill, scale=QUICK)
-    with capsys.disabled():
-        print(f"\n{result.row()}")
+    record_property("drill", result.row())
     assert result.status == "PASS", "\n".join(
         [*map(str, result.violations), f"logs: {result.notes.get('logs')}"])
     assert result.notes["converged_after_s"] >= 0
     assert not result.violations
 
 
-def test_quick_scale_benchmark_reports_growth(capsys: pytest.CaptureFixture[str]):
+def test_quick_scale_benchmark_reports_growth(
+        record_property: Callable[[str, object], None]):
     from ops.bench.bench_scale import QUICK_SIZES, flatten, planner
 
     plans, flats = planner(QUICK_SIZES), flatten(QUICK_SIZES)
-    with capsys.disabled():
-        print(f"\nplanner: {[(r['grants'], r['plan_seconds']) for r in plans]}"
-              f"\nflatten: {[(r['memberships'], r['flatten_s']) for r in flats]}")
+    record_property("planner", [(r["grants"], r["plan_seconds"]) for r in plans])
+    record_property("flatten", [(r["memberships"], r["flatten_s"]) for r in flats])
     assert [r["size_growth"] for r in plans[1:]] == [10.0]
     assert all(r["changes"] > 0 for r in plans)
     assert plans[0]["naive_seconds"] > 0 and "plan_seconds_growth" in plans[1]

@@ -74,10 +74,9 @@ def test_a_change_then_sync_makes_assignments_appear(workers: Workers, e2e_world
                "-o", "json"]
     done = subprocess.run(command, cwd=REPO, env=worker_environment(e2e_settings),
                           capture_output=True, text=True, timeout=90)
-    if done.returncode != 0:
-        print("operations:", *_operations(e2e_world), sep="\n  ")
-        print("workers:", workers.tail())
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0, "\n".join([
+        done.stderr, "operations:", *map(str, _operations(e2e_world)),
+        f"workers: {workers.tail()}"])
     summary = json.loads(done.stdout)
     assert summary["counts"]["created"] == 4 and summary["pending"] == {}
     assert e2e_world.aws_assignments() == expected(e2e_world, names)

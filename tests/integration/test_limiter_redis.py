@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -49,7 +50,8 @@ def busiest_second(stamps: list[float]) -> int:
     return max(sum(1 for t in stamps if s <= t < s + 1.0) for s in stamps)
 
 
-def test_three_processes_share_twenty_requests_per_second(redis_limiter_url):
+def test_three_processes_share_twenty_requests_per_second(
+        redis_limiter_url, record_property: Callable[[str, object], None]):
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
     start_at = time.time() + 2.0  # spawned interpreters need a moment to import
@@ -65,9 +67,10 @@ def test_three_processes_share_twenty_requests_per_second(redis_limiter_url):
     first = stamps[0]
     measured = sum(1 for t in stamps if first <= t < first + MEASURE_SECONDS)
     rate = measured / MEASURE_SECONDS
-    print(f"\n{PROCESSES} processes: {measured} permits in {MEASURE_SECONDS}s = {rate:.1f}/s "
-          f"(busiest second {busiest_second(stamps)}, per process "
-          f"{[len(batch) for batch in per_process]})")
+    record_property("permits_per_second", {
+        "processes": PROCESSES, "permits": measured, "seconds": MEASURE_SECONDS,
+        "rate": round(rate, 1), "busiest_second": busiest_second(stamps),
+        "per_process": [len(batch) for batch in per_process]})
     assert all(per_process), "every process got permits"
     assert RATE * 0.9 <= rate <= RATE * 1.1
     # By the limiter's own timestamps no second ever holds more than RATE permits; these
@@ -101,7 +104,8 @@ def take_slots(redis_url: str, worker: int, cap: int, start_at: float, out) -> N
     out.put((max(results), results.count(-1)))
 
 
-def test_outstanding_create_cap_holds_across_processes(redis_limiter_url):
+def test_outstanding_create_cap_holds_across_processes(
+        redis_limiter_url, record_property: Callable[[str, object], None]):
     cap = 15
     ctx = multiprocessing.get_context("spawn")
     out = ctx.Queue()
@@ -115,7 +119,7 @@ def test_outstanding_create_cap_holds_across_processes(redis_limiter_url):
     for worker in workers:
         worker.join(timeout=10)
     peaks = [peak for peak, _ in results]
-    print(f"\npeak create-slot holders seen by each process: {peaks}, cap {cap}")
+    record_property("peak_create_slot_holders", {"per_process": peaks, "cap": cap})
     assert all(starved == 0 for _, starved in results), "every operation got a slot"
     assert max(peaks) <= cap
     assert max(peaks) >= cap - 3, "the test pushed the limiter to its cap"

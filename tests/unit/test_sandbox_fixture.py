@@ -80,9 +80,10 @@ def test_generator_is_deterministic_and_valid() -> None:
     assert members == {u["user_name"] for u in first["users"]}
 
 
-def test_generator_writes_the_file(tmp_path) -> None:
+def test_generator_writes_the_file(tmp_path, capsys) -> None:
     output = tmp_path / "big.yaml"
     generator().main(["--accounts", "5", "--permission-sets", "4", "--users", "50",
                       "--groups", "3", "-o", str(output)])
+    assert capsys.readouterr().out.startswith(f"wrote {output}: 5 accounts")
     fixture, _ = load_fixture(output)
     assert problems(fixture) == [] and len(fixture["users"]) == 50
