@@ -26,6 +26,7 @@ from tests.stack_support import database_beside, free_port
 DEADLINE = 60.0
 STOP_WITHIN = 20.0
 RUN_REDIS_DB = 13
+RUN_TOKEN = "run-e2e-" + "x" * 32
 GRANTLEDGER = str(Path(sys.executable).with_name("grantledger"))  # the console script
 
 
@@ -125,27 +126,36 @@ def test_the_embedded_node_serves_a_request_and_stops_on_sigterm(tmp_path: Path)
     assert not healthy(port)
 
 
-def test_the_redis_node_runs_worker_and_beat_children_and_stops_them_on_ctrl_c(
-        tmp_path: Path, pg_url: str, redis_url: str) -> None:
+@contextmanager
+def redis_node(tmp_path: Path, pg_url: str, redis_url: str, **settings: str
+               ) -> Iterator[tuple[subprocess.Popen[bytes], int, str, list[int]]]:
+    """`grantledger run` on PostgreSQL and Redis: (the node, its port, the broker, the pids
+    of its worker and beat children); the children are checked gone afterwards."""
     broker = redis_url.rsplit("/", 1)[0] + f"/{RUN_REDIS_DB}"
     redis.Redis.from_url(broker).flushdb()
     port = free_port()
     with database_beside(pg_url, prefix="gl_run") as database_url, running(
             tmp_path, clean_environment(GRANTLEDGER_DATABASE_URL=database_url,
                                         GRANTLEDGER_BROKER_URL=broker,
-                                        GRANTLEDGER_API_TOKEN="run-e2e-" + "x" * 32),
+                                        GRANTLEDGER_API_TOKEN=RUN_TOKEN, **settings),
             port) as node:
         children = eventually(lambda: child_pids(node.pid) if len(child_pids(node.pid)) == 2
                               else None, what="worker and beat children",
                               log=tmp_path / "run.log")
+        yield node, port, broker, children
+    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()]
+    redis.Redis.from_url(broker).flushdb()
+
+
+def test_the_redis_node_runs_worker_and_beat_children_and_stops_them_on_ctrl_c(
+        tmp_path: Path, pg_url: str, redis_url: str) -> None:
+    with redis_node(tmp_path, pg_url, redis_url) as (node, port, broker, _):
         synced = httpx.post(f"http://127.0.0.1:{port}/v1/sync",
-                            headers={"Authorization": f"Bearer run-e2e-{'x' * 32}"})
+                            headers={"Authorization": f"Bearer {RUN_TOKEN}"})
         assert synced.status_code == 202
         eventually(lambda: sweeps_sent(broker) >= 3, what="three expiry sweeps",
                    log=tmp_path / "run.log")
         assert stop(node, signal.SIGINT) == 0
-    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()]
-    redis.Redis.from_url(broker).flushdb()
     log = (tmp_path / "run.log").read_text()
     for noise in ("Sending due task", "] received", "] succeeded in", "No hostname",
                   "superuser privileges"):
@@ -160,25 +170,13 @@ def sweeps_sent(broker: str) -> int:
 
 def test_a_child_that_does_not_stop_is_killed_at_the_deadline_and_named(
         tmp_path: Path, pg_url: str, redis_url: str) -> None:
-    broker = redis_url.rsplit("/", 1)[0] + f"/{RUN_REDIS_DB}"
-    redis.Redis.from_url(broker).flushdb()
-    port = free_port()
-    with database_beside(pg_url, prefix="gl_run") as database_url, running(
-            tmp_path, clean_environment(GRANTLEDGER_DATABASE_URL=database_url,
-                                        GRANTLEDGER_BROKER_URL=broker,
-                                        GRANTLEDGER_RUN_STOP_TIMEOUT="4",
-                                        GRANTLEDGER_API_TOKEN="run-e2e-" + "x" * 32),
-            port) as node:
-        children = eventually(lambda: child_pids(node.pid) if len(child_pids(node.pid)) == 2
-                              else None, what="worker and beat children",
-                              log=tmp_path / "run.log")
+    with redis_node(tmp_path, pg_url, redis_url,
+                    GRANTLEDGER_RUN_STOP_TIMEOUT="4") as (node, _, _, children):
         [beat] = [pid for pid in children
                   if b"beat" in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")]
         os.kill(beat, signal.SIGSTOP)  # a child that cannot react to SIGTERM
         node.send_signal(signal.SIGTERM)
         assert node.wait(timeout=4 + 8) == 3
-    assert not [pid for pid in children if Path(f"/proc/{pid}").exists()]
-    redis.Redis.from_url(broker).flushdb()
     assert f"did not stop within 4s (GRANTLEDGER_RUN_STOP_TIMEOUT), killed: beat (pid {beat})" \
         in (tmp_path / "run.log").read_text()
 
