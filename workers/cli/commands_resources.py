@@ -112,7 +112,7 @@ def validate_command(
     if unchecked:
         stderr.print(f"note: could not check {len(unchecked)} reference(s) to system roles "
                      "(`grantledger import` creates them; validate again after it):\n  "
-                     + "\n  ".join(unchecked), highlight=False)
+                     + "\n  ".join(unchecked), highlight=False, soft_wrap=True)
     if errors:
         raise ResourceErrors(errors)
     counts: dict[str, int] = {}
