@@ -36,7 +36,7 @@ from models.ledger.upsert import dialect_insert
 NOTIFIABLE_EVENTS = frozenset({
     "request.created", "request.approved", "request.denied", "grant.active",
     "grant.expiring", "grant.revoked", "grant.stuck", "breakglass.used", "user.revoked",
-    "scim.stopped", "scim.resumed",
+    "scim.stopped", "scim.resumed", "review.due",
 })
 # Audit actions other producers use for one of the events above.
 ACTION_ALIASES = {"grant.activated": "grant.active"}
