@@ -9,9 +9,9 @@ access reviews coming due to the list's owners, whatever the channel filter says
 from __future__ import annotations
 
 from models.errors import ConfigError
-from models.ledger.outbox import NOTIFIABLE_EVENTS
+from models.ledger.outbox import NOTICE_EVENTS
 
-DEFAULT_WEBHOOK_EVENTS = NOTIFIABLE_EVENTS  # a machine receiver gets everything, as before
+DEFAULT_WEBHOOK_EVENTS = NOTICE_EVENTS  # a machine receiver gets everything, as before
 PERSONAL_EVENTS = frozenset({"grant.active", "grant.expiring", "grant.revoked"})
 # What a team channel wants by default: decisions and alarms, not one post per grant.
 DEFAULT_SLACK_EVENTS = frozenset({
@@ -26,10 +26,10 @@ def event_filter(text: str | None, default: frozenset[str], *, setting: str) -> 
         return default
     names = {name.strip() for name in text.split(",") if name.strip()}
     if "*" in names:
-        return NOTIFIABLE_EVENTS
-    unknown = sorted(names - NOTIFIABLE_EVENTS)
+        return NOTICE_EVENTS
+    unknown = sorted(names - NOTICE_EVENTS)
     if unknown:
         raise ConfigError(f"{setting} names unknown events: {', '.join(unknown)}",
-                          hint="choose among: " + ", ".join(sorted(NOTIFIABLE_EVENTS)) +
+                          hint="choose among: " + ", ".join(sorted(NOTICE_EVENTS)) +
                                " (or * for all)")
     return frozenset(names)

@@ -10,7 +10,7 @@ import pytest
 from pydantic import SecretStr
 
 from models.errors import ConfigError, InputError
-from models.ledger.outbox import NOTIFIABLE_EVENTS
+from models.ledger.outbox import NOTICE_EVENTS
 from tasks.notify.channels import configured_channels
 from tasks.notify.routing import DEFAULT_SLACK_EVENTS, event_filter
 from tasks.notify.slack_messages import APPROVE_ACTION, DENY_ACTION, review_message
@@ -34,7 +34,7 @@ def test_channel_filters_default_to_no_per_grant_posts_and_refuse_unknown_events
     assert "grant.active" not in DEFAULT_SLACK_EVENTS
     assert event_filter(" request.created , grant.stuck", DEFAULT_SLACK_EVENTS,
                         setting="X") == {"request.created", "grant.stuck"}
-    assert event_filter("*", DEFAULT_SLACK_EVENTS, setting="X") == NOTIFIABLE_EVENTS
+    assert event_filter("*", DEFAULT_SLACK_EVENTS, setting="X") == NOTICE_EVENTS
     with pytest.raises(ConfigError, match="GRANTLEDGER_NOTIFY_SLACK_EVENTS names unknown"):
         configured_channels(Settings(notify_slack_url="https://hooks.example/x",
                                      notify_slack_events="grant.actve"))
