@@ -97,3 +97,19 @@ def test_settings_warn_of_an_unsigned_webhook_and_refuse_slack_without_a_secret(
     with pytest.raises(ConfigError, match="GRANTLEDGER_SLACK_SIGNING_SECRET"):
         Settings(**stack).check()
     Settings(**stack, slack_signing_secret=SecretStr("s" * 32)).check()
+
+
+def test_a_process_warns_at_start_of_an_unsigned_webhook() -> None:
+    import io
+    import logging
+
+    from workers.logs import configure
+
+    stream = io.StringIO()
+    root = logging.getLogger()
+    handlers, level = root.handlers, root.level
+    try:
+        configure(Settings(notify_webhook_url="https://example.com/hook"), stream=stream)
+        assert "GRANTLEDGER_NOTIFY_WEBHOOK_SECRET" in stream.getvalue()
+    finally:
+        root.handlers, root.level = handlers, level
