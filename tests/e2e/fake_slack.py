@@ -34,7 +34,7 @@ class FakeSlack:
     def __init__(self, people: dict[str, str]) -> None:
         self.people = people
         self.calls: list[Call] = []
-        self._limits: dict[str, deque[int]] = {}
+        self._limits: dict[str, deque[list[int]]] = {}  # method -> [[calls to let pass, wait]]
         self._lock = threading.Lock()
         self._ts = 1_000
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
@@ -53,10 +53,11 @@ class FakeSlack:
             self.calls.clear()
             self._limits.clear()
 
-    def rate_limit_next(self, method: str, *, retry_after: int) -> None:
-        """The next call of ``method`` answers 429 with this Retry-After."""
+    def rate_limit_next(self, method: str, *, retry_after: int, after: int = 0) -> None:
+        """The next call of ``method`` (after ``after`` more that succeed) answers 429 with
+        this Retry-After."""
         with self._lock:
-            self._limits.setdefault(method, deque()).append(retry_after)
+            self._limits.setdefault(method, deque()).append([after, retry_after])
 
     def called(self, method: str, **matching: Any) -> list[Call]:
         """Calls of ``method`` answered 200 whose arguments include ``matching``."""
@@ -69,8 +70,10 @@ class FakeSlack:
                args: dict[str, Any]) -> tuple[int, dict[str, Any], dict[str, str]]:
         with self._lock:
             limits = self._limits.get(method)
-            if limits:
-                wait = limits.popleft()
+            if limits and limits[0][0] > 0:
+                limits[0][0] -= 1
+            elif limits:
+                wait = limits.popleft()[1]
                 self.calls.append(Call(method, args, 429, time.monotonic()))
                 return 429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(wait)}
             self._ts += 1

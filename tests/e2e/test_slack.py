@@ -179,6 +179,8 @@ def test_approve_button_grants_updates_every_copy_and_tells_the_requester(
     # per-grant notices go to the requester, not the review channel
     assert not [c for c in slack.called("chat.postMessage", channel=REVIEW_CHANNEL)
                 if "now holds" in c.text()]
+    mine = post(api, slash_command(user="UALICE", text="mine"))
+    assert "AdministratorAccess on 222222222222 (Staging) (3h5" in mine.text
 
 
 def test_refusals_change_nothing(world: World, slack: FakeSlack, api: str,
@@ -246,7 +248,8 @@ def test_slash_command_modal_files_a_request_and_mine_lists_grants(
 
 def test_rate_limited_post_waits_for_retry_after_then_delivers_exactly_once(
         world: World, slack: FakeSlack, e2e_app: Celery) -> None:
-    slack.rate_limit_next("chat.postMessage", retry_after=2)
+    # the second post is refused: the first must not be sent again; 7 s > the 5 s backoff
+    slack.rate_limit_next("chat.postMessage", retry_after=7, after=1)
     request_id = filed(world)
     copies = {"DUBOB", "DUCAROL", REVIEW_CHANNEL}
     deliver(e2e_app, lambda: {c.args["channel"] for c in slack.called("chat.postMessage")}
@@ -254,7 +257,8 @@ def test_rate_limited_post_waits_for_retry_after_then_delivers_exactly_once(
     [limited] = [c for c in slack.calls if c.status == 429]
     posted = slack.called("chat.postMessage")
     assert sorted(c.args["channel"] for c in posted) == sorted(copies)  # each exactly once
-    assert min(c.at for c in posted) - limited.at >= 2.0  # Retry-After honoured
+    assert posted[0].at < limited.at  # one went out before the 429
+    assert min(c.at for c in posted[1:]) - limited.at >= 7.0  # Retry-After honoured
     with world.runtime.sessions() as session:
         row = session.scalar(select(tables.NotificationOutbox).where(
             tables.NotificationOutbox.event_key == f"request.created:{request_id}"))
