@@ -23,10 +23,8 @@ from models.domain import RequestState
 from models.ledger import tables
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState, SourceKind
-from models.policy import system_role
 from tasks import events
 from tasks.services import requests as rq
-from tasks.services.requests_policy import load_policy
 from tests.e2e.conftest import Workers, worker_environment
 from tests.e2e.fake_slack import FakeSlack, button, signed, slash_command, view_submission
 from tests.e2e.test_api_server import free_port
@@ -102,11 +100,7 @@ def world(e2e_world: World, slack: FakeSlack, slack_workers: Workers) -> World:
     """alice may request anything, bob and carol review anything, dave neither."""
     with transaction(e2e_world.runtime.sessions) as session:
         session.execute(delete(tables.NotificationOutbox))
-        for assignment in load_policy(session).catalog:
-            role = system_role(assignment)
-            session.add(tables.Role(name=role.name, spec=role.spec.model_dump(mode="json")))
-        session.add(tables.Role(name="requester", spec=REQUESTER))
-        session.add(tables.Role(name="reviewer", spec=REVIEWER))
+    e2e_world.add_request_roles(requester=REQUESTER, reviewer=REVIEWER)
     e2e_world.add_user("alice", roles=["requester"])
     e2e_world.add_user("bob", roles=["reviewer"])
     e2e_world.add_user("carol", roles=["reviewer"])
