@@ -128,12 +128,18 @@ class Settings(BaseSettings):
             )
         if self.aws_mode == "aws" and not self.scim_url:
             raise ConfigError("GRANTLEDGER_SCIM_URL is required with GRANTLEDGER_AWS_MODE=aws")
-        if self.slack_enabled and not _secret(self.slack_signing_secret):
+        if self.slack_enabled:
+            self.slack_signing_key()
+        return self
+
+    def slack_signing_key(self) -> str:
+        """The Slack signing secret; refused when unset (an empty key verifies forgeries)."""
+        if not _secret(self.slack_signing_secret):
             raise ConfigError(
                 "GRANTLEDGER_SLACK_BOT_TOKEN is set but GRANTLEDGER_SLACK_SIGNING_SECRET is not",
                 hint="copy the Signing Secret from the Slack app's Basic Information page; "
                      "without it no request from Slack can be verified")
-        return self
+        return _secret(self.slack_signing_secret)
 
     @property
     def slack_enabled(self) -> bool:

@@ -17,13 +17,15 @@ from typing import Any
 import httpx
 import pytest
 from celery import Celery
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 
 from models.domain import RequestState
 from models.ledger import tables
+from models.ledger.base import database_time
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState, SourceKind
 from tasks import events
+from tasks.notify.slack import SlackRoute, plan_slack
 from tasks.services import requests as rq
 from tests.e2e.conftest import Workers, worker_environment
 from tests.e2e.fake_slack import FakeSlack, button, signed, slash_command, view_submission
@@ -257,3 +259,28 @@ def test_rate_limited_post_waits_for_retry_after_then_delivers_exactly_once(
         row = session.scalar(select(tables.NotificationOutbox).where(
             tables.NotificationOutbox.event_key == f"request.created:{request_id}"))
         assert row.delivered_at is not None and row.attempts == 1
+
+
+def test_personal_notices_go_to_the_person_and_due_reviews_to_the_owners(
+        world: World, slack: FakeSlack, e2e_app: Celery) -> None:
+    route = SlackRoute(review_channel=REVIEW_CHANNEL,
+                       channel_events=frozenset({"grant.expiring", "grant.stuck"}))
+    for event in ("grant.active", "grant.expiring", "grant.revoked"):
+        notice = {"event": event, "id": f"{event}:1", "user": "alice", "principal_type": "USER",
+                  "resources": [STAGING_ADMIN], "expires_at": None, "request_id": None}
+        planned = plan_slack(sessions=world.runtime.sessions, notice=notice, route=route)
+        assert [(d.key, d.email) for d in planned] == [("dm:alice", "alice@example.com")]
+    stuck = {"event": "grant.stuck", "id": "grant.stuck:1", "user": "alice",
+             "principal_type": "USER", "resources": [STAGING_ADMIN]}
+    assert [d.key for d in plan_slack(sessions=world.runtime.sessions, notice=stuck,
+                                      route=route)] == [f"channel:{REVIEW_CHANNEL}"]
+
+    world.add_list("oncall", users=["alice"])
+    with transaction(world.runtime.sessions) as session:
+        session.execute(update(tables.AccessList).where(tables.AccessList.name == "oncall")
+                        .values(owners=["carol"], recurrence_seconds=86400 * 30,
+                                next_review_at=database_time(session)))
+    [due] = deliver(e2e_app, lambda: [c for c in slack.called("chat.postMessage")
+                                      if "Access review of oncall" in c.text()],
+                    what="the owner told of the due review")
+    assert due.args["channel"] == "DUCAROL"

@@ -113,3 +113,12 @@ def test_a_process_warns_at_start_of_an_unsigned_webhook() -> None:
         assert "GRANTLEDGER_NOTIFY_WEBHOOK_SECRET" in stream.getvalue()
     finally:
         root.handlers, root.level = handlers, level
+
+
+def test_the_slack_route_is_refused_without_a_signing_secret() -> None:
+    from workers.runtime import Runtime
+    from workers.slack.routes import slack_router
+
+    embedded = Settings(slack_bot_token=SecretStr("xoxb-1"))  # check() lets the embedded mode by
+    with pytest.raises(ConfigError, match="GRANTLEDGER_SLACK_SIGNING_SECRET"):
+        slack_router(Runtime(embedded))

@@ -38,9 +38,8 @@ def slack_bolt_app(runtime: Runtime) -> App:
     """The Bolt app with every listener, around the runtime's ledger and Slack client."""
     settings, slack = runtime.settings, runtime.slack
     assert slack is not None, "the Slack app needs GRANTLEDGER_SLACK_BOT_TOKEN"
-    secret = settings.slack_signing_secret.get_secret_value() \
-        if settings.slack_signing_secret else ""
-    app = App(client=slack.client, signing_secret=secret, token_verification_enabled=False,
+    app = App(client=slack.client, signing_secret=settings.slack_signing_key(),
+              token_verification_enabled=False,
               process_before_response=False, logger=logging.getLogger("grantledger.slack"))
     decide = review_listener(runtime, slack)
     app.action(APPROVE_ACTION)(decide("approve"))
