@@ -122,3 +122,21 @@ def test_the_slack_route_is_refused_without_a_signing_secret() -> None:
     embedded = Settings(slack_bot_token=SecretStr("xoxb-1"))  # check() lets the embedded mode by
     with pytest.raises(ConfigError, match="GRANTLEDGER_SLACK_SIGNING_SECRET"):
         slack_router(Runtime(embedded))
+
+
+def test_slack_manifest_command_prints_the_manifest(monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from workers.cli.main import app, register_commands
+    from workers.settings import reset_settings_cache
+
+    register_commands()
+    monkeypatch.setenv("GRANTLEDGER_PORTAL_URL", "https://gl.example.com")
+    reset_settings_cache()
+    try:
+        result = CliRunner().invoke(app, ["slack", "manifest"])
+    finally:
+        reset_settings_cache()
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["settings"]["interactivity"]["request_url"] == \
+        "https://gl.example.com/slack/events"

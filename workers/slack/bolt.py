@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 from slack_bolt import App
 
 from models.errors import GrantledgerError
+from models.ledger.base import database_time
 from tasks.notify.slack import refresh_review_messages
 from tasks.notify.slack_messages import APPROVE_ACTION, DENY_ACTION
 from tasks.services import requests
@@ -89,14 +91,12 @@ def command_listener(runtime: Runtime, slack: SlackWeb) -> Callable[..., None]:
             ack(text=refusal(err))
             return
         ack()
-        slack.client.views_open(trigger_id=body["trigger_id"], view=request_modal(offer))
+        slack.open_view(trigger_id=body["trigger_id"], view=request_modal(offer))
     return listener
 
 
 def held_text(runtime: Runtime, person: str) -> str:
     """The person's active grants with the time left, one line each."""
-    from models.ledger.base import database_time
-
     with runtime.sessions() as session:
         now = database_time(session)
         rows = grant_rows(session, user=person, state="ACTIVE")
@@ -111,7 +111,7 @@ def held_text(runtime: Runtime, person: str) -> str:
     return "\n".join(lines)
 
 
-def _left(delta: Any) -> str:
+def _left(delta: timedelta) -> str:
     minutes = max(int(delta.total_seconds() // 60), 0)
     return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
 

@@ -54,6 +54,10 @@ class SlackWeb:
         """A message only ``user`` sees in ``channel`` (refusals, confirmations)."""
         call(lambda: self.client.chat_postEphemeral(channel=channel, user=user, text=text))
 
+    def open_view(self, *, trigger_id: str, view: Mapping[str, Any]) -> None:
+        """Open a modal for the click or command that gave ``trigger_id`` (valid 3 s)."""
+        call(lambda: self.client.views_open(trigger_id=trigger_id, view=dict(view)))
+
     def email_of(self, slack_user: str) -> str | None:
         """The email on a Slack user's profile (cached), None when it has none."""
         return self._cached(f"user:{slack_user}", lambda: self._profile_email(slack_user))
