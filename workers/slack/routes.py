@@ -7,6 +7,9 @@ anything is parsed; then Bolt's FastAPI adapter dispatches (and checks it again)
 
 from __future__ import annotations
 
+import asyncio
+
+from anyio.to_thread import run_sync
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from slack_bolt.adapter.fastapi import SlackRequestHandler
@@ -36,6 +39,9 @@ def slack_router(runtime: Runtime) -> APIRouter:
         if len(body) > MAX_BODY_BYTES or not (stamp.isascii() and stamp.isdigit()) or \
                 not verifier.is_valid(body, stamp, request.headers.get("x-slack-signature", "")):
             return JSONResponse({"error": "invalid or stale Slack signature"}, status_code=401)
-        return await handler.handle(request)
+        # The sync Bolt app dispatches inline (until ack(); a modal's service call runs
+        # first): off the event loop, in a worker thread with a loop of its own. The body is
+        # read already (Starlette caches it), so the adapter touches nothing of this loop.
+        return await run_sync(lambda: asyncio.run(handler.handle(request)))
 
     return router
