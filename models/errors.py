@@ -23,6 +23,7 @@ prints both on stderr and exits with ``err.exit_code``.
     │   ├── AwsNotFound              ResourceNotFoundException (instance, permission set)
     │   ├── AwsUnreachable           endpoint down / DNS / TLS
     │   └── AwsOperationFailed       an async operation ended FAILED (FailureReason kept)
+    ├── SlackError                   a Slack Web API call failed (429 keeps Retry-After)
     └── ScimError                    a SCIM call failed
         ├── ScimAuthError            401/403: token expired or revoked
         ├── ScimCircuitOpen          too many auth failures: pushing is paused
@@ -186,6 +187,16 @@ class AwsOperationFailed(AwsError):
         self.reason = reason
         super().__init__(f"{api} {request_id} failed: {reason}", api=api,
                          request_id=request_id)
+
+
+class SlackError(GrantledgerError):
+    default_hint = ("check GRANTLEDGER_SLACK_BOT_TOKEN and the app's scopes: "
+                    "grantledger slack manifest, then grantledger doctor")
+
+    def __init__(self, message: str, *, retry_after: float | None = None,
+                 hint: str | None = None) -> None:
+        self.retry_after = retry_after  # seconds Slack asked us to wait (HTTP 429)
+        super().__init__(message, hint=hint)
 
 
 class ScimError(GrantledgerError):

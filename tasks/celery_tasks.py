@@ -139,4 +139,5 @@ def notify_sweep(self: Task) -> int:
     from tasks.notify.sweep import notify_sweep as run
 
     runtime = get_runtime()
-    return run(sessions=runtime.sessions, settings=runtime.settings).delivered
+    return run(sessions=runtime.sessions, settings=runtime.settings,
+               slack=runtime.slack).delivered

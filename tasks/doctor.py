@@ -59,6 +59,30 @@ def run_checks(settings: Settings, *, runtime_factory: Callable[[Settings], Any]
     if instance.ok:
         checks += check_read_apis(runtime)
     checks.append(check_scim(runtime))
+    checks += check_notifications(settings, slack=getattr(runtime, "slack", None))
+    return checks
+
+
+def check_notifications(settings: Settings, *, slack: Any = None) -> list[Check]:
+    """Unsafe notification settings, and the Slack app's token and signing secret."""
+    checks = [Check("settings warning", False, warning, "see README, Notifications")
+              for warning in settings.warnings()]
+    if not settings.slack_enabled:
+        return checks
+
+    def probe_token() -> str:
+        who = slack.auth_test()
+        return f"bot token accepted: {who.get('user')} in {who.get('team')}"
+
+    def probe_secret() -> str:
+        settings.slack_signing_key()
+        return "set (every request from Slack is verified with it)"
+
+    checks.append(attempt("slack auth.test", probe_token,
+                          fix="check GRANTLEDGER_SLACK_BOT_TOKEN (xoxb-...) and "
+                              "GRANTLEDGER_SLACK_API_URL"))
+    checks.append(attempt("slack signing secret", probe_secret,
+                          fix="copy the Signing Secret from the app's Basic Information page"))
     return checks
 
 

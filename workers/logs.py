@@ -86,7 +86,8 @@ def _routine(record: logging.LogRecord) -> bool:
 def configured_secrets(settings: Any) -> list[str]:
     """The secret values the settings hold (empty ones left out)."""
     found = (getattr(settings, name, None)
-             for name in ("api_token", "scim_token", "notify_webhook_secret"))
+             for name in ("api_token", "scim_token", "notify_webhook_secret",
+                          "slack_bot_token", "slack_signing_secret"))
     return [secret.get_secret_value() for secret in found
             if secret is not None and secret.get_secret_value()]
 
@@ -139,6 +140,8 @@ def configure(settings: Any, *, level: int | str | None = None,
     logging.captureWarnings(True)  # warnings.warn (Celery's, boto's) as lines of ours too
     # alembic announces each of its plugins at INFO whenever it is imported
     logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    for warning in settings.warnings() if hasattr(settings, "warnings") else ():
+        logging.getLogger("grantledger.settings").warning(warning)
 
 
 def bind_task(*, task: str, task_id: str) -> None:

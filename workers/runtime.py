@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from workers.aws.adapter import IdentityCenter
     from workers.limiter import Limiter
     from workers.scim.directory import ScimDirectory
+    from workers.slack.web import SlackWeb
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SMALL_FIXTURE = REPO_ROOT / "ops" / "examples" / "sandbox-small.yaml"
@@ -83,6 +84,13 @@ class Runtime:
 
         self._require_endpoint()
         return HttpScimDirectory.from_settings(self.settings, limiter=self.limiter)
+
+    @cached_property
+    def slack(self) -> SlackWeb | None:
+        """The Slack Web API client of the Slack app; None when no bot token is set."""
+        from workers.slack.web import SlackWeb
+
+        return SlackWeb.from_settings(self.settings) if self.settings.slack_enabled else None
 
     def _require_endpoint(self) -> None:
         """Sandbox mode talks to a sandbox server; without one there is nothing to call."""

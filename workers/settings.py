@@ -80,6 +80,23 @@ class Settings(BaseSettings):
     notify_webhook_url: str | None = None
     notify_webhook_secret: SecretStr | None = None
     notify_slack_url: str | None = None
+    # Per-channel event filters (comma-separated event names, "*" = all); unset: the
+    # channel's default (tasks/notify/routing.py). Per-grant events go to the requester.
+    notify_webhook_events: str | None = None
+    notify_slack_events: str | None = None
+    # Maximum age of a signed webhook delivery its receiver should accept (documented, and
+    # what `tasks.notify.channels.verify_webhook` enforces).
+    notify_webhook_tolerance: float = Field(300.0, gt=0)
+
+    # Slack app (workers/slack): Bolt in HTTP mode at /slack/events of the API process
+    slack_bot_token: SecretStr | None = None
+    slack_signing_secret: SecretStr | None = None
+    slack_review_channel: str | None = None  # a channel id (C...) also given review messages
+    slack_api_url: str = "https://slack.com/api/"
+    slack_command: str = "/access"
+
+    # The public base URL people reach this install at (portal, Slack request URL).
+    portal_url: str | None = None
 
     # sandbox
     sandbox_settle_delay: float = Field(2.0, ge=0)
@@ -121,7 +138,37 @@ class Settings(BaseSettings):
             )
         if self.aws_mode == "aws" and not self.scim_url:
             raise ConfigError("GRANTLEDGER_SCIM_URL is required with GRANTLEDGER_AWS_MODE=aws")
+        if self.slack_enabled:
+            self.slack_signing_key()
         return self
+
+    def slack_signing_key(self) -> str:
+        """The Slack signing secret; refused when unset (an empty key verifies forgeries)."""
+        if not _secret(self.slack_signing_secret):
+            raise ConfigError(
+                "GRANTLEDGER_SLACK_BOT_TOKEN is set but GRANTLEDGER_SLACK_SIGNING_SECRET is not",
+                hint="copy the Signing Secret from the Slack app's Basic Information page; "
+                     "without it no request from Slack can be verified")
+        return _secret(self.slack_signing_secret)
+
+    @property
+    def slack_enabled(self) -> bool:
+        """True when the Slack app (bot token) is configured."""
+        return bool(_secret(self.slack_bot_token))
+
+    def warnings(self) -> list[str]:
+        """What works but is unsafe; logged when a process starts and shown by doctor."""
+        found = []
+        if self.notify_webhook_url and not _secret(self.notify_webhook_secret):
+            found.append("GRANTLEDGER_NOTIFY_WEBHOOK_URL is set without "
+                         "GRANTLEDGER_NOTIFY_WEBHOOK_SECRET: webhook deliveries are unsigned, "
+                         "so a receiver cannot tell them from forgeries; set a long random "
+                         "secret and verify X-Grantledger-Signature (README, Notifications)")
+        return found
+
+
+def _secret(value: SecretStr | None) -> str:
+    return value.get_secret_value() if value is not None else ""
 
 
 @lru_cache(maxsize=1)

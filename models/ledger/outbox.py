@@ -38,6 +38,9 @@ NOTIFIABLE_EVENTS = frozenset({
     "grant.expiring", "grant.revoked", "grant.stuck", "breakglass.used", "user.revoked",
     "scim.stopped", "scim.resumed",
 })
+# Queued by a periodic sweep, never by an audit action: an access list's review coming due.
+SWEEP_EVENTS = frozenset({"review.due"})
+NOTICE_EVENTS = NOTIFIABLE_EVENTS | SWEEP_EVENTS  # every event a channel may receive
 # Audit actions other producers use for one of the events above.
 ACTION_ALIASES = {"grant.activated": "grant.active"}
 REPEATABLE_EVENTS = frozenset({"user.revoked", "scim.stopped", "scim.resumed"})

@@ -1,14 +1,15 @@
 """Where notices go and what each receiver gets: pure rendering, no I/O.
 
-Two channels, each configured by one setting:
+Channels, each configured by its settings and taking only the events of its filter
+(``tasks.notify.routing``):
 
 - ``webhook`` (``GRANTLEDGER_NOTIFY_WEBHOOK_URL``): the notice as compact JSON, with
-  ``X-Grantledger-Event``, ``Idempotency-Key`` (the event id: receivers dedupe on it, since a
-  retry after a lost answer sends the same notice again) and, when
-  ``GRANTLEDGER_NOTIFY_WEBHOOK_SECRET`` is set, ``X-Grantledger-Signature: sha256=<hex>``,
-  the HMAC-SHA256 of the exact body bytes.
-- ``slack`` (``GRANTLEDGER_NOTIFY_SLACK_URL``): a Slack incoming-webhook Block Kit message;
-  a new request names the exact CLI command and API call that approve it.
+  ``X-Grantledger-Event``, ``Idempotency-Key`` (the event id: receivers dedupe on it) and,
+  with ``GRANTLEDGER_NOTIFY_WEBHOOK_SECRET``, ``X-Grantledger-Signature: t=<unix>,v1=<hex>``:
+  the HMAC-SHA256 of ``"<t>." + body`` (``verify_webhook`` is the receiver's recipe).
+- ``slack`` (``GRANTLEDGER_NOTIFY_SLACK_URL``): a Slack incoming-webhook Block Kit message.
+- ``slack-app`` (``GRANTLEDGER_SLACK_BOT_TOKEN``): messages to people through the Web API
+  (``tasks.notify.slack``), sent by the injected Slack client.
 
 URLs and the secret are kept out of ``repr`` and logs: a Slack webhook URL is a credential.
 """
@@ -18,10 +19,16 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from tasks.notify.routing import (
+    DEFAULT_SLACK_EVENTS,
+    DEFAULT_WEBHOOK_EVENTS,
+    event_filter,
+)
 from workers.settings import Settings
 
 SIGNATURE_HEADER = "X-Grantledger-Signature"
@@ -41,7 +48,23 @@ HEADLINES = {
     "user.revoked": ":lock: All access of {user} revoked",
     "scim.stopped": ":rotating_light: SCIM pushes to Identity Center stopped: {reason}",
     "scim.resumed": ":white_check_mark: SCIM pushes to Identity Center resumed",
+    "review.due": ":clipboard: Access review of {access_list} is due at {due_at}",
 }
+
+
+@dataclass(frozen=True)
+class ChannelAnswer:
+    """What one receiver answered (or why it could not be reached)."""
+
+    channel: str
+    ok: bool
+    status: int | None
+    seconds: float
+    detail: str
+    retry_after: float | None = None  # the receiver's Retry-After (HTTP 429), seconds
+
+    def summary(self) -> str:
+        return f"{self.channel} {self.status if self.status is not None else self.detail}"
 
 
 @dataclass(frozen=True)
@@ -56,9 +79,10 @@ class OutgoingMessage:
 class Channel:
     """One configured receiver."""
 
-    name: str  # "webhook" or "slack"
+    name: str  # "webhook", "slack" or "slack-app"
     url: str = field(repr=False)
     secret: str | None = field(default=None, repr=False)
+    events: frozenset[str] = DEFAULT_WEBHOOK_EVENTS
 
     def render(self, notice: Mapping[str, Any]) -> OutgoingMessage:
         """The message this channel sends for ``notice``."""
@@ -66,16 +90,27 @@ class Channel:
             return slack_message(notice)
         return webhook_message(notice, secret=self.secret)
 
+    def wants(self, notice: Mapping[str, Any]) -> bool:
+        """True when this channel takes the notice's event (``slack-app`` decides per event
+        itself: requesters and owners get theirs whatever the channel filter says)."""
+        return self.name == "slack-app" or str(notice["event"]) in self.events
+
 
 def configured_channels(settings: Settings) -> list[Channel]:
     """The channels the settings configure, webhook first."""
     channels = []
     if settings.notify_webhook_url:
         secret = settings.notify_webhook_secret
-        channels.append(Channel("webhook", settings.notify_webhook_url,
-                                secret.get_secret_value() if secret else None))
+        channels.append(Channel(
+            "webhook", settings.notify_webhook_url, secret.get_secret_value() if secret else None,
+            events=event_filter(settings.notify_webhook_events, DEFAULT_WEBHOOK_EVENTS,
+                                setting="GRANTLEDGER_NOTIFY_WEBHOOK_EVENTS")))
+    slack_events = event_filter(settings.notify_slack_events, DEFAULT_SLACK_EVENTS,
+                                setting="GRANTLEDGER_NOTIFY_SLACK_EVENTS")
     if settings.notify_slack_url:
-        channels.append(Channel("slack", settings.notify_slack_url))
+        channels.append(Channel("slack", settings.notify_slack_url, events=slack_events))
+    if settings.slack_enabled:
+        channels.append(Channel("slack-app", "", events=slack_events))
     return channels
 
 
@@ -85,18 +120,36 @@ def canonical_body(document: Mapping[str, Any]) -> bytes:
                       ensure_ascii=False).encode()
 
 
-def sign(body: bytes, secret: str) -> str:
-    """The signature header value: ``sha256=`` and the hex HMAC-SHA256 of ``body``."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def sign(body: bytes, secret: str, *, timestamp: int | None = None) -> str:
+    """The signature header value ``t=<unix>,v1=<hex>``: the HMAC-SHA256 of ``"<t>." + body``
+    (the timestamp is signed with the body, so a captured delivery cannot be replayed later)."""
+    moment = int(time.time()) if timestamp is None else timestamp
+    digest = hmac.new(secret.encode(), f"{moment}.".encode() + body, hashlib.sha256)
+    return f"t={moment},v1={digest.hexdigest()}"
 
 
-def webhook_message(notice: Mapping[str, Any], *, secret: str | None) -> OutgoingMessage:
+def verify_webhook(body: bytes, header: str, secret: str, *, tolerance: float = 300.0,
+                   now: float | None = None) -> bool:
+    """The receiver's check (README, Notifications): the signature matches the exact body
+    bytes and its timestamp is at most ``tolerance`` seconds away from ``now``."""
+    parts = dict(part.split("=", 1) for part in header.split(",") if "=" in part)
+    stamp = parts.get("t", "")
+    if not stamp.isascii() or not stamp.isdigit() or "v1" not in parts:
+        return False
+    if abs((time.time() if now is None else now) - int(stamp)) > tolerance:
+        return False
+    return hmac.compare_digest(sign(body, secret, timestamp=int(stamp)),
+                               f"t={stamp},v1={parts['v1']}")
+
+
+def webhook_message(notice: Mapping[str, Any], *, secret: str | None,
+                    timestamp: int | None = None) -> OutgoingMessage:
     """The generic webhook POST: the notice itself, signed when a secret is configured."""
     body = canonical_body(notice)
     headers = {"Content-Type": "application/json", EVENT_HEADER: str(notice["event"]),
                IDEMPOTENCY_HEADER: str(notice["id"])}
     if secret:
-        headers[SIGNATURE_HEADER] = sign(body, secret)
+        headers[SIGNATURE_HEADER] = sign(body, secret, timestamp=timestamp)
     return OutgoingMessage(body=body, headers=headers)
 
 
@@ -116,33 +169,33 @@ def headline(notice: Mapping[str, Any]) -> str:
 
 def slack_blocks(notice: Mapping[str, Any]) -> dict[str, Any]:
     """A Block Kit message: headline, facts, what to do (for a new request), the event id."""
-    title = _escape(headline(notice))
-    blocks: list[dict[str, Any]] = [_section(f"*{title}*")]
+    title = escape(headline(notice))
+    blocks: list[dict[str, Any]] = [section(f"*{title}*")]
     facts = _facts(notice)
     if facts:
         blocks.append({"type": "section", "fields": facts})
     if notice["event"] == "request.created" and notice.get("request_id"):
-        blocks.append(_section(approve_instructions(str(notice["request_id"]))))
+        blocks.append(section(approve_instructions(str(notice["request_id"]))))
     blocks.append({"type": "context", "elements": [
-        {"type": "mrkdwn", "text": _escape(f"event {notice['event']} · id {notice['id']}")}]})
+        {"type": "mrkdwn", "text": escape(f"event {notice['event']} · id {notice['id']}")}]})
     return {"text": title, "blocks": blocks}
 
 
 def approve_instructions(request_id: str) -> str:
     """How a reviewer approves: the exact CLI command and the API call."""
     command = f"grantledger request approve {request_id} --reviewer <you>"
-    return (f"Approve with `{_escape(command)}`\n"
-            f"or the API: `POST /v1/requests/{_escape(request_id)}/approve`")
+    return (f"Approve with `{escape(command)}`\n"
+            f"or the API: `POST /v1/requests/{escape(request_id)}/approve`")
 
 
 def _facts(notice: Mapping[str, Any]) -> list[dict[str, str]]:
     shown = (("User", "user"), ("Resources", "resources"), ("Roles", "roles"),
              ("Reason", "reason"), ("Expires", "expires_at"), ("By", "actor"))
-    return [{"type": "mrkdwn", "text": f"*{label}*\n{_escape(_shown(notice[key]))}"}
+    return [{"type": "mrkdwn", "text": f"*{label}*\n{escape(_shown(notice[key]))}"}
             for label, key in shown if notice.get(key)]
 
 
-def _section(text: str) -> dict[str, Any]:
+def section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text}}
 
 
@@ -152,7 +205,7 @@ def _shown(value: Any) -> str:
     return "-" if value is None else str(value)
 
 
-def _escape(text: str) -> str:
+def escape(text: str) -> str:
     # Slack's mrkdwn treats these three as control characters (links, mentions).
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 

@@ -28,7 +28,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.ledger.base import db_now
 from models.ledger.db import transaction
 from models.ledger.tables import NotificationOutbox as Outbox
-from tasks.notify.channels import Channel, configured_channels
+from tasks.notify.channels import Channel, ChannelAnswer, configured_channels
+from tasks.notify.slack import CHANNEL as SLACK_APP
+from tasks.notify.slack import SlackPort, SlackRoute, deliver_slack, plan_slack
 from workers.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -40,20 +42,6 @@ MAX_RETRY_SECONDS = 300.0
 STUCK_AFTER_ATTEMPTS = 10  # from here on a notice is listed as failing by outbox_backlog
 CLAIM_BATCH = 50
 NO_CHANNEL = "no channel configured"
-
-
-@dataclass(frozen=True)
-class ChannelAnswer:
-    """What one receiver answered (or why it could not be reached)."""
-
-    channel: str
-    ok: bool
-    status: int | None
-    seconds: float
-    detail: str
-
-    def summary(self) -> str:
-        return f"{self.channel} {self.status if self.status is not None else self.detail}"
 
 
 @dataclass(frozen=True)
@@ -81,6 +69,12 @@ def retry_delay(attempts: int) -> float:
     """Seconds before the next try after ``attempts`` failed ones: 5, 10, 20 ... capped at 300."""
     exponent = min(max(attempts - 1, 0), 16)
     return min(FIRST_RETRY_SECONDS * 2 ** exponent, MAX_RETRY_SECONDS)
+
+
+def next_try(attempts: int, failed: Sequence[ChannelAnswer]) -> float:
+    """Seconds to wait: what a rate-limited receiver asked for, else the backoff."""
+    asked = [a.retry_after for a in failed if a.retry_after is not None]
+    return max(asked) if asked else retry_delay(attempts)
 
 
 def delivered_notice(payload: Mapping[str, Any], *, created_at: datetime) -> dict[str, Any]:
@@ -125,14 +119,44 @@ def send(client: httpx.Client, channel: Channel, notice: Mapping[str, Any]) -> C
         detail = f"{type(err).__name__}: {err}".replace(channel.url, f"<{channel.name} url>")
         return ChannelAnswer(channel.name, False, None, time.monotonic() - started, detail)
     return ChannelAnswer(channel.name, response.is_success, response.status_code,
-                         time.monotonic() - started, response.text[:200])
+                         time.monotonic() - started, response.text[:200],
+                         retry_after=retry_after(response))
 
 
-def send_to_all(client: httpx.Client, channels: Sequence[Channel],
-                claim: ClaimedNotice) -> list[ChannelAnswer]:
-    """Send to every channel that has not accepted this notice yet."""
-    return [send(client, channel, claim.notice) for channel in channels
-            if channel.name not in claim.channels_done]
+def retry_after(response: httpx.Response) -> float | None:
+    """The seconds a 429's Retry-After asks for (the delta-seconds form), or None."""
+    value = response.headers.get("Retry-After", "")
+    if response.status_code != 429 or not value.strip().isdigit():
+        return None
+    return float(value.strip())
+
+
+def send_to_all(client: httpx.Client, channels: Sequence[Channel], claim: ClaimedNotice, *,
+                sessions: sessionmaker[Session], settings: Settings,
+                slack: SlackPort | None = None) -> list[ChannelAnswer]:
+    """Send to every channel that takes this notice and has not accepted it yet."""
+    answers: list[ChannelAnswer] = []
+    for channel in channels:
+        if channel.name in claim.channels_done or not channel.wants(claim.notice):
+            continue
+        if channel.name == SLACK_APP:
+            answers += send_to_slack_app(slack, channel, claim, sessions=sessions,
+                                         settings=settings)
+        else:
+            answers.append(send(client, channel, claim.notice))
+    return answers
+
+
+def send_to_slack_app(slack: SlackPort | None, channel: Channel, claim: ClaimedNotice, *,
+                      sessions: sessionmaker[Session], settings: Settings) -> list[ChannelAnswer]:
+    """The Slack app's messages for one notice (several destinations, each remembered)."""
+    if slack is None:
+        return [ChannelAnswer(SLACK_APP, False, None, 0.0, "no Slack client in this process")]
+    route = SlackRoute(review_channel=settings.slack_review_channel,
+                       channel_events=channel.events, start_url=settings.sso_start_url)
+    deliveries = plan_slack(sessions=sessions, notice=claim.notice, route=route)
+    return deliver_slack(slack, sessions=sessions, deliveries=deliveries,
+                         done=claim.channels_done)
 
 
 def settle(session: Session, *, claim: ClaimedNotice, answers: Sequence[ChannelAnswer]) -> bool:
@@ -142,10 +166,11 @@ def settle(session: Session, *, claim: ClaimedNotice, answers: Sequence[ChannelA
     values: dict[str, Any] = {"channels_done": done}
     if failed:
         values |= {"attempts": Outbox.attempts + 1, "next_attempt_at": db_now(
-            retry_delay(claim.attempts + 1)), "last_error": "; ".join(
+            next_try(claim.attempts + 1, failed)), "last_error": "; ".join(
             f"{a.channel}: {a.status or a.detail}" for a in failed)[:2000]}
     else:
-        outcome = ", ".join(a.summary() for a in answers) or (
+        # per-destination answers of the Slack app are progress, not the outcome
+        outcome = ", ".join(a.summary() for a in answers if ":" not in a.channel) or (
             "already accepted by every channel" if claim.channels_done else NO_CHANNEL)
         values |= {"delivered_at": db_now(), "outcome": outcome, "last_error": None}
     fenced = session.execute(
@@ -158,15 +183,17 @@ def settle(session: Session, *, claim: ClaimedNotice, answers: Sequence[ChannelA
 
 def deliver_due(*, sessions: sessionmaker[Session], settings: Settings,
                 transport: httpx.BaseTransport | None = None,
-                limit: int = CLAIM_BATCH) -> DeliveryReport:
-    """Deliver every due outbox row once (one claim batch of at most ``limit``)."""
+                slack: SlackPort | None = None, limit: int = CLAIM_BATCH) -> DeliveryReport:
+    """Deliver every due outbox row once (one claim batch of at most ``limit``); ``slack``:
+    the Web API client of the Slack app channel (injected by the worker)."""
     channels = configured_channels(settings)
     with transaction(sessions) as session:
         claims = claim_due(session, limit=limit)
     report = DeliveryReport(claimed=len(claims))
     with httpx.Client(transport=transport, timeout=SEND_TIMEOUT) as client:
         for claim in claims:
-            answers = send_to_all(client, channels, claim)
+            answers = send_to_all(client, channels, claim, sessions=sessions,
+                                  settings=settings, slack=slack)
             with transaction(sessions) as session:
                 delivered = settle(session, claim=claim, answers=answers)
             _count(report, claim, answers, delivered)

@@ -1,4 +1,5 @@
-"""``grant.expiring``: one notice per active grant that expires within the lead time.
+"""``grant.expiring``: one notice per active grant that expires within the lead time;
+``review.due``: one per access list whose periodic review comes due (to its owners).
 
 Run by the notify sweep every few seconds; idempotent through the outbox's unique event key
 (``grant.expiring:<grant id>:<expires_at>``), so a grant is announced once per expiry time and
@@ -11,9 +12,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from models.ledger import audit, outbox
-from models.ledger.base import db_now
+from models.ledger.base import database_time, db_now
 from models.ledger.enums import GrantState
-from models.ledger.tables import Grant, PermissionSet
+from models.ledger.tables import AccessList, Grant, PermissionSet
+from tasks.services.reviews import review_due_at
 
 SWEEP_ACTOR = "system:notify"
 
@@ -49,4 +51,24 @@ def queue_expiring_notices(*, session: Session, lead_seconds: float) -> int:
                          details={"expires_at": grant.expires_at.isoformat()
                                   if grant.expires_at else None})
             queued += 1
+    return queued
+
+
+def queue_review_due_notices(*, session: Session, lead_seconds: float = 86400.0) -> int:
+    """Queue one ``review.due`` notice per list whose review is due within ``lead_seconds``
+    (key ``review.due:<list>:<due at>``: a completed review moves the date, a new notice)."""
+    now, queued = database_time(session), 0
+    lists = session.scalars(select(AccessList).where(AccessList.recurrence_seconds.is_not(None)))
+    for access_list in lists:
+        due = review_due_at(access_list)
+        if due is None or (due - now).total_seconds() > lead_seconds:
+            continue
+        subject = outbox.Subject(user=None, reason="periodic access review", extra={
+            "access_list": access_list.name, "owners": list(access_list.owners),
+            "due_at": due.isoformat()})
+        key = outbox.notice_key(event="review.due", target=f"{access_list.name}:{due.isoformat()}")
+        payload = outbox.notice_payload(event="review.due", event_key=key, subject=subject,
+                                        actor=SWEEP_ACTOR)
+        queued += outbox.queue_notice(session, event="review.due", event_key=key,
+                                      payload=payload)
     return queued

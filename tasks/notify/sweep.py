@@ -7,13 +7,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.ledger.db import transaction
 from tasks.notify.delivery import DeliveryReport, deliver_due
-from tasks.notify.expiring import queue_expiring_notices
+from tasks.notify.expiring import queue_expiring_notices, queue_review_due_notices
+from tasks.notify.slack import SlackPort
 from workers.settings import Settings
 
 
 def notify_sweep(*, sessions: sessionmaker[Session], settings: Settings,
-                 transport: httpx.BaseTransport | None = None) -> DeliveryReport:
-    """Queue due ``grant.expiring`` notices, then deliver everything due."""
+                 transport: httpx.BaseTransport | None = None,
+                 slack: SlackPort | None = None) -> DeliveryReport:
+    """Queue due ``grant.expiring`` and ``review.due`` notices, then deliver everything due."""
     with transaction(sessions) as session:
         queue_expiring_notices(session=session, lead_seconds=settings.expiring_notice_lead)
-    return deliver_due(sessions=sessions, settings=settings, transport=transport)
+        queue_review_due_notices(session=session)
+    return deliver_due(sessions=sessions, settings=settings, transport=transport, slack=slack)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.domain import MemberKind, format_duration
@@ -94,6 +94,23 @@ def get_user(*, sessions: Sessions, name: str) -> UserView:
         if row is None:
             raise NotFound("user", name)
         return _user_view(row, _direct_lists(session, MemberKind.USER, name)[name])
+
+
+def user_named_by_email(*, sessions: Sessions, email: str) -> str | None:
+    """The user whose email is ``email`` (case-insensitive), or None: how people of another
+    system (Slack) are matched to ledger users. Two users with one email match nobody."""
+    with sessions() as session:
+        names = list(session.scalars(select(tables.User.name).where(
+            func.lower(tables.User.email) == email.strip().lower()).limit(2)))
+    return names[0] if len(names) == 1 else None
+
+
+def emails_of(*, sessions: Sessions, names: Iterable[str]) -> dict[str, str]:
+    """The email of each named user that has one."""
+    with sessions() as session:
+        rows = session.execute(select(tables.User.name, tables.User.email).where(
+            tables.User.name.in_(sorted(set(names))), tables.User.email.is_not(None)))
+        return {name: email for name, email in rows if email}
 
 
 def _user_view(row: tables.User, lists: list[str]) -> UserView:

@@ -61,6 +61,23 @@ def requestable_for(*, sessions: Sessions, user: str) -> RequestableView:
         return requestable_view(person.name, offer, policy.catalog)
 
 
+def reviewers_of(*, sessions: Sessions, request_id: str) -> list[str]:
+    """Who may review the request now (active users whose roles cover every item, never the
+    requester): the people a surface offers the decision to. Deciding re-checks all of it."""
+    with sessions() as session:
+        request = session.get(tables.AccessRequest, request_id)
+        if request is None:
+            raise NotFound("request", request_id)
+        policy = load_policy(session)
+        people = session.scalars(select(tables.User).where(
+            tables.User.suspended.is_(False), tables.User.name != request.user_name)
+            .order_by(tables.User.name))
+        return [person.name for person in people if may_review(
+            reviewer_roles=policy.held_roles(person), request_roles=request.roles,
+            request_assignments=request.resources, all_roles=policy.roles,
+            catalog=policy.catalog)]
+
+
 # --- shared checks -------------------------------------------------------------------------
 
 

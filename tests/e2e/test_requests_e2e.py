@@ -21,10 +21,8 @@ from models.ledger import tables
 from models.ledger.base import database_time
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState, OperationKind, SourceKind
-from models.policy import system_role
 from tasks.events import enqueue
 from tasks.services import requests as rq
-from tasks.services.requests_policy import load_policy
 from tasks.sync import full_sync
 from tests.integration.sync_support import ACCOUNTS, World, sandbox_settings
 from tests.waiting import eventually
@@ -51,12 +49,7 @@ def world(sync_db_url: str, sync_sandbox: Sandbox) -> Iterator[World]:
                                        poll_sweep_interval=0.2))
     built = World(runtime, sync_sandbox)
     built.reset()
-    with transaction(runtime.sessions) as session:
-        for assignment in load_policy(session).catalog:
-            role = system_role(assignment)
-            session.add(tables.Role(name=role.name, spec=role.spec.model_dump(mode="json")))
-        session.add(tables.Role(name="requester", spec=REQUESTER))
-        session.add(tables.Role(name="reviewer", spec=REVIEWER))
+    built.add_request_roles(requester=REQUESTER, reviewer=REVIEWER)
     built.add_user("alice", roles=["requester"])
     built.add_user("bob", roles=["reviewer"])
     yield built

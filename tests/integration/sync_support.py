@@ -95,6 +95,19 @@ class World:
                                     given_name=name.title(), family_name="Tester",
                                     roles=list(roles), suspended=suspended))
 
+    def add_request_roles(self, **specs: dict[str, Any]) -> None:
+        """The catalog's system roles (what reviewers' ``review_requests`` match) and the
+        named role specs (``requester=..., reviewer=...``)."""
+        from models.policy import system_role
+        from tasks.services.requests_policy import load_policy
+
+        with transaction(self.runtime.sessions) as session:
+            for assignment in load_policy(session).catalog:
+                role = system_role(assignment)
+                session.add(tables.Role(name=role.name, spec=role.spec.model_dump(mode="json")))
+            for name, spec in specs.items():
+                session.add(tables.Role(name=name, spec=spec))
+
     def add_role(self, name: str, *, allow: Iterable[tuple[str, str]] = (),
                  deny: Iterable[tuple[str, str]] = ()) -> None:
         def rules(pairs: Iterable[tuple[str, str]]) -> list[dict[str, str]]:

@@ -85,3 +85,32 @@ def test_broken_install_names_the_failing_check(healthy_env, change, failing) ->
     assert code != 0
     assert {name for name, row in checks.items() if not row["ok"]} == failing
     assert all(checks[name]["fix"] for name in failing)
+
+
+def test_slack_token_and_signing_secret_are_checked(healthy_env) -> None:
+    from tests.e2e.fake_slack import FakeSlack
+
+    slack = FakeSlack({})
+    try:
+        env = {**healthy_env, "GRANTLEDGER_SLACK_BOT_TOKEN": "xoxb-doctor",
+               "GRANTLEDGER_SLACK_SIGNING_SECRET": "s" * 32,
+               "GRANTLEDGER_SLACK_API_URL": slack.api_url}
+        code, checks = doctor(env)
+        assert code == 0, checks
+        assert "bot token accepted: grantledger in Test" in checks["slack auth.test"]["detail"]
+        assert checks["slack signing secret"]["ok"]
+        assert [c.method for c in slack.calls] == ["auth.test"]
+    finally:
+        slack.stop()
+    code, checks = doctor({**env, "GRANTLEDGER_SLACK_API_URL": "http://127.0.0.1:9/api/"})
+    assert code != 0 and not checks["slack auth.test"]["ok"]
+    assert "GRANTLEDGER_SLACK_BOT_TOKEN" in checks["slack auth.test"]["fix"]
+    code, checks = doctor({**env, "GRANTLEDGER_SLACK_SIGNING_SECRET": ""})
+    assert code != 0 and "GRANTLEDGER_SLACK_SIGNING_SECRET" in checks["settings"]["detail"]
+
+
+def test_an_unsigned_webhook_is_shown(healthy_env) -> None:
+    code, checks = doctor({**healthy_env,
+                           "GRANTLEDGER_NOTIFY_WEBHOOK_URL": "https://example.com/hook"})
+    assert code != 0
+    assert "GRANTLEDGER_NOTIFY_WEBHOOK_SECRET" in checks["settings warning"]["detail"]

@@ -22,8 +22,8 @@ from tasks.notify.channels import (
     canonical_body,
     configured_channels,
     headline,
-    sign,
     slack_blocks,
+    verify_webhook,
     webhook_message,
 )
 from tasks.notify.delivery import MAX_RETRY_SECONDS, retry_delay
@@ -70,14 +70,22 @@ def test_payload_has_the_documented_fields_as_json() -> None:
     assert json.loads(canonical_body(notice)) == notice
 
 
-def test_webhook_body_is_signed_over_its_exact_bytes() -> None:
+def test_webhook_body_is_signed_with_a_timestamp_over_its_exact_bytes() -> None:
     notice = request_notice()
-    message = webhook_message(notice, secret="s3cret")
-    expected = hmac.new(b"s3cret", message.body, hashlib.sha256).hexdigest()
-    assert message.headers["X-Grantledger-Signature"] == f"sha256={expected}"
+    message = webhook_message(notice, secret="s3cret", timestamp=1_790_000_000)
+    expected = hmac.new(b"s3cret", b"1790000000." + message.body, hashlib.sha256).hexdigest()
+    header = message.headers["X-Grantledger-Signature"]
+    assert header == f"t=1790000000,v1={expected}"
     assert message.headers["X-Grantledger-Event"] == "request.created"
     assert message.headers["Idempotency-Key"] == "request.created:req-1a2b3c4d"
-    assert sign(message.body + b" ", "s3cret") != message.headers["X-Grantledger-Signature"]
+    assert verify_webhook(message.body, header, "s3cret", now=1_790_000_100)
+    assert not verify_webhook(message.body + b" ", header, "s3cret", now=1_790_000_100)
+    assert not verify_webhook(message.body, header, "other", now=1_790_000_100)
+    # a captured delivery replayed later is refused, and so is one whose timestamp was moved
+    assert not verify_webhook(message.body, header, "s3cret", now=1_790_000_301)
+    moved = header.replace("t=1790000000", "t=1790000300")
+    assert not verify_webhook(message.body, moved, "s3cret", now=1_790_000_301)
+    assert not verify_webhook(message.body, "sha256=" + expected, "s3cret")
     assert "X-Grantledger-Signature" not in webhook_message(notice, secret=None).headers
 
 
@@ -95,7 +103,8 @@ def test_slack_names_the_approve_command_and_api_call_for_a_new_request() -> Non
 def test_every_event_has_a_headline_without_placeholders(event: str) -> None:
     line = headline(request_notice(event))
     assert "{" not in line
-    assert "alice" in line or event.startswith("scim.")  # an outage concerns no one user
+    # an outage or a list's review concerns no one user
+    assert "alice" in line or event.startswith(("scim.", "review."))
 
 
 def test_retries_back_off_then_stay_at_the_cap() -> None:

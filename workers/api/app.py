@@ -60,6 +60,10 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     install_error_handlers(app)
     app.include_router(routes_health.router)
     app.include_router(v1_router())
+    if runtime.settings.slack_enabled:
+        from workers.slack.routes import slack_router
+
+        app.include_router(slack_router(runtime))
     return app
 
 

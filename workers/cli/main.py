@@ -27,6 +27,7 @@ def register_commands() -> None:
         commands_ops,
         commands_requests,
         commands_resources,
+        commands_slack,
         commands_sync,
     )
 
