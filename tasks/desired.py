@@ -7,7 +7,8 @@
 - A user's own roles give USER grants (source ``role``, one per role that allows the
   assignment; deny rules of any of the user's roles win).
 - An approved, unexpired request gives USER grants (source ``request``) for the resources it
-  names (``<account-id>/<permission-set-name>``) and what its roles allow, until it expires.
+  names (``<account-id>/<permission-set-name>``) and what its roles allow, until it expires,
+  while its requester may still request all of it (roles and memberships in force now).
 - Grants found at enrolment (source ``imported``) stay wanted until revoked.
 - Suspended users get nothing and belong to no group.
 """
@@ -19,10 +20,20 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from models.domain import AccountAssignment, RoleResource
+from models.errors import PolicyDenied
 from models.flatten import flatten
 from models.ledger.enums import SourceKind
-from models.policy import CatalogIndex, allowed_assignments
-from tasks.snapshot import GROUP, USER, Scope, Snapshot, UserState, pushed_lists
+from models.policy import CatalogIndex, allowed_assignments, effective_roles
+from tasks.services.requests_policy import request_terms
+from tasks.snapshot import (
+    GROUP,
+    USER,
+    ApprovedRequest,
+    Scope,
+    Snapshot,
+    UserState,
+    pushed_lists,
+)
 
 GrantKey = tuple[str, str, str, str, str, str]
 """(principal_type, principal_name, account_id, permission_set_arn, source_kind, source_id)"""
@@ -125,6 +136,8 @@ def _request_grants(snapshot: Snapshot, allowed: _Allowed, active: set[str],
             continue
         if request.expires_at is not None and request.expires_at <= snapshot.now:
             continue  # the expiry sweep moves it to EXPIRED; it grants nothing any more
+        if not _may_still_request(snapshot, request):
+            continue
         ids = set(request.resources)
         for role in request.roles:
             ids |= allowed.ids([role])
@@ -132,6 +145,21 @@ def _request_grants(snapshot: Snapshot, allowed: _Allowed, active: set[str],
             yield DesiredGrant(USER, request.user, assignment.account.id,
                                assignment.permission_set.arn, SourceKind.REQUEST.value,
                                request.id, request.expires_at)
+
+
+def _may_still_request(snapshot: Snapshot, request: ApprovedRequest) -> bool:
+    """The requester's right to ask, re-checked at provisioning: a removed role or
+    membership takes the request's grants with it."""
+    user = snapshot.users[request.user]
+    names = effective_roles(user=user.name, user_roles=user.roles, lists=snapshot.lists,
+                            at=snapshot.now)
+    held = [snapshot.roles[name] for name in sorted(names) if name in snapshot.roles]
+    try:
+        request_terms(held=held, catalog=snapshot.catalog, all_roles=dict(snapshot.roles),
+                      roles=request.roles, assignments=request.resources)
+    except PolicyDenied:
+        return False
+    return True
 
 
 def _imported_grants(snapshot: Snapshot, active: set[str],
