@@ -41,7 +41,7 @@ HEADLINES = {
     "user.revoked": ":lock: All access of {user} revoked",
     "scim.stopped": ":rotating_light: SCIM pushes to Identity Center stopped: {reason}",
     "scim.resumed": ":white_check_mark: SCIM pushes to Identity Center resumed",
-    "access_list.owner_joined": ":eyes: {reason}",
+    "access_list.owner_joined": ":eyes: Owner {user} joined their own access list: {reason}",
 }
 
 

@@ -144,7 +144,7 @@ def _audit_owner_joined(session: Session, target: tables.AccessList, member: str
     # it is a notifiable event (models.ledger.outbox), whoever made it.
     audit.record(session, actor=actor.label, action="access_list.owner_joined",
                  target_kind="access_list", target=target.name, principal_name=member,
-                 reason=f"{member}, an owner of {target.name}, joined it (added by "
+                 reason=f"{target.name} (added by "
                         f"{actor.label}){': ' + reason if reason else ''}",
                  details={"owners": list(target.owners), "roles": list(target.granted_roles)})
 

@@ -55,11 +55,17 @@ def operator(label: str) -> Actor:
 
 
 def os_user() -> str:
-    """The operating-system user running this process (for the audit of CLI actions)."""
+    """The operating-system user running this process (for the audit of CLI actions): from
+    the effective uid, not $USER, which the caller sets as they like."""
     try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return str(os.getuid()) if hasattr(os, "getuid") else "unknown"
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_name
+    except (ImportError, KeyError, OSError):  # no pwd (Windows), or a uid without a name
+        try:
+            return getpass.getuser()
+        except (KeyError, OSError):
+            return "unknown"
 
 
 def cli_label(given: str | None) -> str:
