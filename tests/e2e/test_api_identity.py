@@ -169,3 +169,42 @@ spec: {email: ada@example.com, given_name: Ada, family_name: Udit, roles: [audit
     assert api.get("/v1/users/jsmith", headers=auditor).status_code == 200
     assert api.get("/v1/status", headers=auditor).status_code == 403
     assert api.get("/v1/status", headers=admin()).status_code == 200
+
+
+def test_rights_are_rechecked_and_owners_do_not_grant_themselves(api: httpx.Client) -> None:
+    apply(api, POLICY + "---\n" + jsmith("john@example.com") + """\
+---
+kind: user
+metadata: {name: bob}
+spec: {email: bob@example.com, given_name: Bob, family_name: Owner}
+---
+kind: access_list
+metadata: {name: viewers}
+spec: {title: Viewers, owners: [{name: bob}, {name: rev}], grants: {roles: [viewer]}}
+---
+kind: access_list
+metadata: {name: viewers-and-approvers}
+spec: {title: Broad, owners: [{name: rev}], grants: {roles: [viewer, approver]}}
+""")
+    john, bob, rev = token(api, "jsmith"), token(api, "bob"), token(api, "rev")
+    # Hole 6: an owner adding themself needs another owner.
+    selfish = api.post("/v1/access-lists/viewers/members", json={"member": "bob"},
+                       headers=bearer(bob))
+    assert selfish.status_code == 403 and "themself" in selfish.json()["error"]
+    other = api.post("/v1/access-lists/viewers/members", json={"member": "bob"},
+                     headers=bearer(rev))
+    assert other.status_code == 200, other.text
+    # Promotion into a list granting more than asked needs explicit confirmation.
+    filed = api.post("/v1/requests", json={"roles": ["viewer"], "reason": "read"},
+                     headers=bearer(john)).json()["id"]
+    offered = api.get(f"/v1/requests/{filed}/promotion-lists", headers=bearer(rev)).json()
+    assert [(c["access_list"], c["exact"]) for c in offered] == [
+        ("viewers", True), ("viewers-and-approvers", False)]
+    broad = api.post(f"/v1/requests/{filed}/promote",
+                     json={"access_list": "viewers-and-approvers"}, headers=bearer(rev))
+    assert broad.status_code == 403 and "grants more" in broad.json()["error"]
+    # Hole 2: the right to ask is re-checked at approval.
+    apply(api, jsmith("john@example.com").replace("roles: [developer]", "roles: []"))
+    approved = api.post(f"/v1/requests/{filed}/approve", json={"reason": "ok"},
+                        headers=bearer(rev))
+    assert approved.status_code == 200 and approved.json()["state"] == "DENIED"
