@@ -131,12 +131,13 @@ def _role_grants(user: UserState, allowed: _Allowed) -> Iterable[DesiredGrant]:
 
 def _request_grants(snapshot: Snapshot, allowed: _Allowed, active: set[str],
                     scope: Scope) -> Iterable[DesiredGrant]:
+    rights: dict[tuple[frozenset[str], tuple[str, ...], tuple[str, ...]], bool] = {}
     for request in snapshot.requests:
         if request.user not in active or not scope.has_user(request.user):
             continue
         if request.expires_at is not None and request.expires_at <= snapshot.now:
             continue  # the expiry sweep moves it to EXPIRED; it grants nothing any more
-        if not _may_still_request(snapshot, request):
+        if not _may_still_request(snapshot, request, rights):
             continue
         ids = set(request.resources)
         for role in request.roles:
@@ -147,19 +148,24 @@ def _request_grants(snapshot: Snapshot, allowed: _Allowed, active: set[str],
                                request.id, request.expires_at)
 
 
-def _may_still_request(snapshot: Snapshot, request: ApprovedRequest) -> bool:
+def _may_still_request(snapshot: Snapshot, request: ApprovedRequest,
+                       memo: dict[tuple[frozenset[str], tuple[str, ...], tuple[str, ...]], bool],
+                       ) -> bool:
     """The requester's right to ask, re-checked at provisioning: a removed role or
-    membership takes the request's grants with it."""
+    membership takes the request's grants with it. Memoised: many requests share terms."""
     user = snapshot.users[request.user]
-    names = effective_roles(user=user.name, user_roles=user.roles, lists=snapshot.lists,
-                            at=snapshot.now)
-    held = [snapshot.roles[name] for name in sorted(names) if name in snapshot.roles]
-    try:
-        request_terms(held=held, catalog=snapshot.catalog, all_roles=dict(snapshot.roles),
-                      roles=request.roles, assignments=request.resources)
-    except PolicyDenied:
-        return False
-    return True
+    names = frozenset(effective_roles(user=user.name, user_roles=user.roles,
+                                      lists=snapshot.lists, at=snapshot.now))
+    key = (names, request.roles, request.resources)
+    if key not in memo:
+        held = [snapshot.roles[name] for name in sorted(names) if name in snapshot.roles]
+        try:
+            request_terms(held=held, catalog=snapshot.catalog, all_roles=dict(snapshot.roles),
+                          roles=request.roles, assignments=request.resources)
+            memo[key] = True
+        except PolicyDenied:
+            memo[key] = False
+    return memo[key]
 
 
 def _imported_grants(snapshot: Snapshot, active: set[str],
