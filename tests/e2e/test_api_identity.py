@@ -4,18 +4,14 @@ its user may see (hole 7)."""
 
 from __future__ import annotations
 
-import os
 import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.e2e.test_api_server import REPO, START_TIMEOUT, free_port
-from tests.waiting import eventually
+from tests.e2e.api_process import running_api
 
 ADMIN_TOKEN = "e2e-admin-" + secrets.token_urlsafe(32)
 POLICY = """\
@@ -46,34 +42,9 @@ def jsmith(email: str) -> str:
 @pytest.fixture
 def api(tmp_path: Path) -> Iterator[httpx.Client]:
     """`grantledger api` on an embedded SQLite ledger, with an admin token."""
-    port = free_port()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GRANTLEDGER_")}
-    env |= {"GRANTLEDGER_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.db'}",
-            "GRANTLEDGER_API_TOKEN": ADMIN_TOKEN, "PYTHONPATH": str(REPO)}
-    log = tmp_path / "api.log"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "workers.cli.main", "api", "--port", str(port)],
-        cwd=tmp_path, env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        def ready() -> bool:
-            assert process.poll() is None, log.read_text()
-            try:
-                return httpx.get(f"{url}/readyz", timeout=1.0).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        eventually(ready, what="grantledger api ready", timeout=START_TIMEOUT,
-                   tail=log.read_text)
-        with httpx.Client(base_url=url, timeout=10.0) as client:
-            yield client
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    with running_api(tmp_path, env={"GRANTLEDGER_API_TOKEN": ADMIN_TOKEN},
+                     ready="/readyz") as url, httpx.Client(base_url=url, timeout=10.0) as client:
+        yield client
 
 
 def admin() -> dict[str, str]:
