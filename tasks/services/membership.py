@@ -17,13 +17,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.domain import MemberKind
 from models.errors import InputError, NotFound
-from models.flatten import NestingGraph, flatten_graph
+from models.flatten import NestingGraph, flatten, flatten_graph
 from models.ledger import audit, tables
 from models.ledger.base import database_time
 from models.ledger.db import transaction
 from tasks import events
 from tasks.services.permissions import Actor, may_add_self, may_change_members
 from tasks.services.queries import ledger_nesting, with_ancestors
+from tasks.services.requests_policy import load_lists
 from workers.settings import get_settings
 
 Sessions = sessionmaker[Session]
@@ -66,8 +67,7 @@ def add_member(*, sessions: Sessions, list_name: str, member: str, kind: str,
                          hint="give one, e.g. 2027-01-31T00:00:00Z")
     with transaction(sessions) as session:
         target = _owned_list(session, list_name, actor)
-        if member_kind is MemberKind.USER:
-            may_add_self(actor, target, member)
+        may_add_self(actor, target, member, reached=_users_reached(session, member, member_kind))
         _require_member(session, member, member_kind)
         if expires is not None and expires <= database_time(session):
             raise InputError(f"expiry {expires.isoformat()} is in the past",
@@ -81,7 +81,7 @@ def add_member(*, sessions: Sessions, list_name: str, member: str, kind: str,
         change = _upsert(session, list_name, member, member_kind, expires, actor=actor.label,
                          reason=reason)
         if member_kind is MemberKind.USER and member in target.owners \
-                and change.action != "unchanged":
+                and change.action != "unchanged":  # an operator or a co-owner did it
             _audit_owner_joined(session, target, member, actor=actor, reason=reason)
         lists = with_ancestors(graph or ledger_nesting(session), [list_name])
     if change.action != "unchanged":
@@ -136,6 +136,13 @@ def _owned_list(session: Session, list_name: str, actor: Actor) -> tables.Access
         raise NotFound("access-list", list_name)
     may_change_members(actor, row)
     return row
+
+
+def _users_reached(session: Session, member: str, kind: MemberKind) -> frozenset[str]:
+    """The users a nested list brings with it (none for a user member)."""
+    if kind is MemberKind.USER:
+        return frozenset()
+    return flatten(load_lists(session), at=database_time(session)).get(member, frozenset())
 
 
 def _audit_owner_joined(session: Session, target: tables.AccessList, member: str, *,

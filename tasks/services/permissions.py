@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import getpass
 import os
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -181,9 +181,11 @@ def may_change_members(actor: Actor, access_list: tables.AccessList) -> None:
                            hint=f"ask an owner ({owners}) to make this change")
 
 
-def may_add_self(actor: Actor, access_list: tables.AccessList, member: str) -> None:
-    """An owner never adds themself: another owner, or an operator, must do it."""
-    if not actor.admin and actor.name == member:
+def may_add_self(actor: Actor, access_list: tables.AccessList, member: str, *,
+                 reached: Collection[str] = ()) -> None:
+    """An owner never adds themself, directly or inside a nested list (``reached``: the
+    users a nested member list brings): another owner, or an operator, must do it."""
+    if not actor.admin and (actor.name == member or actor.name in reached):
         others = [o for o in access_list.owners if o != actor.name]
         raise PolicyDenied(f"{actor.name} cannot add themself to access list "
                            f"{access_list.name!r}, which they own",

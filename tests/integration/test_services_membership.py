@@ -129,6 +129,11 @@ def test_an_owner_cannot_add_themself_another_owner_can_and_it_notifies(
     with pytest.raises(PolicyDenied, match="cannot add themself"):  # nor move their expiry
         add_member(sessions=lists, list_name="d", member="ann", kind="user", actor=ann,
                    expires=LATER)
+    apply_resources(sessions=lists, actor="setup", loaded=loaded(
+        list_yaml("anns-friends", owners=("cid",), users=("ann",))))
+    with pytest.raises(PolicyDenied, match="cannot add themself"):  # nor inside a nested list
+        add_member(sessions=lists, list_name="d", member="anns-friends", kind="access_list",
+                   actor=ann)
     change = add_member(sessions=lists, list_name="d", member="ann", kind="user", actor=cid,
                         reason="on call this week")
     assert change.action == "added"
