@@ -208,9 +208,17 @@ class RoleConditions(_Frozen):
     review_requests: ReviewRule | None = None
 
 
+class RoleOptions(_Frozen):
+    """What holding the role lets a person read: ``auditor`` reads the audit trail and
+    everyone's grants, requests, users and lists (tasks.services.permissions)."""
+
+    auditor: bool = False
+
+
 class RoleSpec(_Frozen):
     allow: RoleConditions = RoleConditions()
     deny: RoleConditions = RoleConditions()
+    options: RoleOptions = RoleOptions()
 
 
 class RoleResource(_Frozen):

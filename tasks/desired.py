@@ -7,7 +7,8 @@
 - A user's own roles give USER grants (source ``role``, one per role that allows the
   assignment; deny rules of any of the user's roles win).
 - An approved, unexpired request gives USER grants (source ``request``) for the resources it
-  names (``<account-id>/<permission-set-name>``) and what its roles allow, until it expires.
+  names (``<account-id>/<permission-set-name>``) and what its roles allow, until it expires,
+  while its requester may still request all of it (roles and memberships in force now).
 - Grants found at enrolment (source ``imported``) stay wanted until revoked.
 - Suspended users get nothing and belong to no group.
 """
@@ -19,10 +20,20 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from models.domain import AccountAssignment, RoleResource
+from models.errors import PolicyDenied
 from models.flatten import flatten
 from models.ledger.enums import SourceKind
-from models.policy import CatalogIndex, allowed_assignments
-from tasks.snapshot import GROUP, USER, Scope, Snapshot, UserState, pushed_lists
+from models.policy import CatalogIndex, allowed_assignments, effective_roles
+from tasks.services.requests_policy import request_terms
+from tasks.snapshot import (
+    GROUP,
+    USER,
+    ApprovedRequest,
+    Scope,
+    Snapshot,
+    UserState,
+    pushed_lists,
+)
 
 GrantKey = tuple[str, str, str, str, str, str]
 """(principal_type, principal_name, account_id, permission_set_arn, source_kind, source_id)"""
@@ -120,11 +131,14 @@ def _role_grants(user: UserState, allowed: _Allowed) -> Iterable[DesiredGrant]:
 
 def _request_grants(snapshot: Snapshot, allowed: _Allowed, active: set[str],
                     scope: Scope) -> Iterable[DesiredGrant]:
+    rights: dict[tuple[frozenset[str], tuple[str, ...], tuple[str, ...]], bool] = {}
     for request in snapshot.requests:
         if request.user not in active or not scope.has_user(request.user):
             continue
         if request.expires_at is not None and request.expires_at <= snapshot.now:
             continue  # the expiry sweep moves it to EXPIRED; it grants nothing any more
+        if not _may_still_request(snapshot, request, rights):
+            continue
         ids = set(request.resources)
         for role in request.roles:
             ids |= allowed.ids([role])
@@ -132,6 +146,26 @@ def _request_grants(snapshot: Snapshot, allowed: _Allowed, active: set[str],
             yield DesiredGrant(USER, request.user, assignment.account.id,
                                assignment.permission_set.arn, SourceKind.REQUEST.value,
                                request.id, request.expires_at)
+
+
+def _may_still_request(snapshot: Snapshot, request: ApprovedRequest,
+                       memo: dict[tuple[frozenset[str], tuple[str, ...], tuple[str, ...]], bool],
+                       ) -> bool:
+    """The requester's right to ask, re-checked at provisioning: a removed role or
+    membership takes the request's grants with it. Memoised: many requests share terms."""
+    user = snapshot.users[request.user]
+    names = frozenset(effective_roles(user=user.name, user_roles=user.roles,
+                                      lists=snapshot.lists, at=snapshot.now))
+    key = (names, request.roles, request.resources)
+    if key not in memo:
+        held = [snapshot.roles[name] for name in sorted(names) if name in snapshot.roles]
+        try:
+            request_terms(held=held, catalog=snapshot.catalog, all_roles=dict(snapshot.roles),
+                          roles=request.roles, assignments=request.resources)
+            memo[key] = True
+        except PolicyDenied:
+            memo[key] = False
+    return memo[key]
 
 
 def _imported_grants(snapshot: Snapshot, active: set[str],

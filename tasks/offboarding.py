@@ -9,8 +9,9 @@ sync running meanwhile cannot insert a grant for the user after it):
 2. every live grant of the user (``live_grants_of``: one locked query) starts its revocation
    and the deletes of every assignment they hold directly are planned and recorded at once
    (``tasks.expiry.revoke_assignments``, without the failed-delete backoff);
-3. their PENDING requests are denied, their APPROVED ones ended (EXPIRED): a restore gives
-   back what roles and access lists grant, not a temporary elevation;
+3. their PENDING requests are denied, their APPROVED ones ended (EXPIRED), and their API
+   tokens revoked: a restore gives back what roles and access lists grant, not a temporary
+   elevation, and no old credential;
 4. ``user.revoked`` is audited (notifiable), with what was taken.
 
 After the commit, the caller enqueues ``Revocation.next_work()``: the deletes (a burst through
@@ -26,14 +27,14 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from models.domain import PrincipalType, RequestState
+from models.domain import PrincipalType
 from models.errors import InputError, NotFound
 from models.flatten import lists_of_user
 from models.ledger import audit, tables
-from models.ledger.base import database_time, db_now
+from models.ledger.base import database_time
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState
 from models.ledger.grants import live_grants_of, lock_assignment
@@ -42,6 +43,8 @@ from tasks.events import Next, submit, sync_principals
 from tasks.expiry import revoke_assignments
 from tasks.planner import ChangeKind, GrantView, plan
 from tasks.reconcile import begin_revocation
+from tasks.services.requests import close_requests_of
+from tasks.services.tokens import revoke_tokens_of
 from tasks.snapshot import IN_FLIGHT_STATES, Scope, grant_view, load_lists, load_plan_inputs
 from tasks.sync import RECONCILE_LOCK, serialize
 
@@ -60,6 +63,7 @@ class Revocation:
     groups: tuple[str, ...]  # synced access lists the user leaves (their groups)
     denied_requests: tuple[str, ...] = ()
     ended_requests: tuple[str, ...] = ()
+    revoked_tokens: tuple[int, ...] = ()
     submit: tuple[int, ...] = ()  # delete operations recorded, to enqueue after commit
     counts: dict[str, int] = field(default_factory=dict)
 
@@ -73,7 +77,8 @@ class Revocation:
     def summary(self) -> dict[str, Any]:
         return {"user": self.user, "reason": self.reason, "grants": len(self.grant_ids),
                 "groups": list(self.groups), "denied_requests": list(self.denied_requests),
-                "ended_requests": list(self.ended_requests), "counts": self.counts}
+                "ended_requests": list(self.ended_requests),
+                "revoked_tokens": list(self.revoked_tokens), "counts": self.counts}
 
 
 @dataclass(frozen=True)
@@ -99,15 +104,16 @@ def revoke_user(*, sessions: sessionmaker[Session], user: str, reason: str, acto
             session, principal_type=PrincipalType.USER, principal_name=user)]
         applied = revoke_grants(session, grants, reason=f"user revoked: {reason}",
                                 actor=actor, drift_mode=drift_mode)
-        denied = _close_requests(session, user=user, state=RequestState.PENDING,
-                                 to=RequestState.DENIED, reason=reason, actor=actor)
-        ended = _close_requests(session, user=user, state=RequestState.APPROVED,
-                                to=RequestState.EXPIRED, reason=reason, actor=actor)
+        denied, ended = close_requests_of(session, user_id=row.id, actor=actor,
+                                          reason=f"user revoked: {reason}")
+        tokens = revoke_tokens_of(session, user_id=row.id, actor=actor,
+                                  reason=f"user revoked: {reason}")
         revocation = Revocation(
             user=user, reason=reason, principal_id=row.principal_id,
             grant_ids=tuple(g.id for g in grants), groups=tuple(synced_lists_of(session, user)),
             denied_requests=tuple(denied), ended_requests=tuple(ended),
-            submit=tuple(applied.submit), counts=dict(applied.counts))
+            submit=tuple(applied.submit), counts=dict(applied.counts),
+            revoked_tokens=tuple(tokens))
         audit.record(session, actor=actor, action="user.revoked", target_kind="user",
                      target=user, reason=reason, principal_name=user,
                      details={**revocation.summary(),
@@ -149,23 +155,6 @@ def remove_unexplained_assignments(*, runtime: Any, revocation: Revocation,
         unexplained = [c for c in changes if c.kind is ChangeKind.FOREIGN_REMOVE
                        or (c.kind is ChangeKind.DELETE and not c.grant_ids)]
         return apply_changes(session, unexplained, actor=actor).submit
-
-
-def _close_requests(session: Session, *, user: str, state: RequestState, to: RequestState,
-                    reason: str, actor: str) -> list[str]:
-    statement = (update(tables.AccessRequest)
-                 .where(tables.AccessRequest.user_name == user,
-                        tables.AccessRequest.state == state)
-                 .values(state=to, decided_at=db_now())
-                 .returning(tables.AccessRequest.id)
-                 .execution_options(synchronize_session=False))
-    closed = sorted(session.scalars(statement))
-    action = "request.denied" if to is RequestState.DENIED else "request.expired"
-    audit.record_many(session, [{
-        "actor": actor, "action": action, "target_kind": "access_request", "target": i,
-        "request_id": i, "principal_name": user, "reason": f"user revoked: {reason}"}
-        for i in closed])
-    return closed
 
 
 def restore_user(*, sessions: sessionmaker[Session], user: str, reason: str,

@@ -248,13 +248,16 @@ def load_lists(session: Session) -> tuple[dict[str, AccessListResource], dict[st
 
 def load_approved_requests(session: Session, *, users: Collection[str] | None = None
                            ) -> tuple[ApprovedRequest, ...]:
-    statement = select(tables.AccessRequest).where(
-        tables.AccessRequest.state == RequestState.APPROVED)
+    """APPROVED requests of users that exist: joined by immutable id, so a request of a
+    deleted user never grants anything to a new user of the same name."""
+    statement = (select(tables.AccessRequest, tables.User.name)
+                 .join(tables.User, tables.User.id == tables.AccessRequest.user_id)
+                 .where(tables.AccessRequest.state == RequestState.APPROVED))
     if users is not None:
-        statement = statement.where(tables.AccessRequest.user_name.in_(sorted(users)))
-    return tuple(ApprovedRequest(id=r.id, user=r.user_name, roles=tuple(r.roles or ()),
+        statement = statement.where(tables.User.name.in_(sorted(users)))
+    return tuple(ApprovedRequest(id=r.id, user=name, roles=tuple(r.roles or ()),
                                  resources=tuple(r.resources or ()), expires_at=r.expires_at)
-                 for r in session.scalars(statement.order_by(tables.AccessRequest.id)))
+                 for r, name in session.execute(statement.order_by(tables.AccessRequest.id)))
 
 
 def _load_catalog_rows(session: Session) -> tuple[list[tables.Account],

@@ -27,7 +27,9 @@ from tasks import importer
 from tasks.applier import FOREIGN_KEY
 from tasks.events import SYNC_FULL, Next, enqueue
 from tasks.services.membership import add_member
-from tasks.services.requests import create_request, promote_request, review_request
+from tasks.services.permissions import Actor, person_in
+from tasks.services.request_changes import promote_request
+from tasks.services.requests import create_request, review_request
 from tasks.services.requests import requestable_for as requestable
 from tasks.services.resources import apply_resources
 from workers.demo_stage import SAMPLE_EVERY, SETTLE_TIMEOUT, Stage, Step, expect, present
@@ -162,7 +164,7 @@ def apply_policy(stage: Stage, policy_dir: Path) -> str:
     stage.console.print(rows_table([c.as_row() for c in result.changes],
                                    ("kind", "name", "action"), title=f"apply -f {policy_dir}"))
     stage.follow("the sync after apply", since_operation=since)
-    offer = requestable(sessions=stage.sessions, user="carol")
+    offer = requestable(sessions=stage.sessions, viewer=demo_person(stage, "carol"))
     stage.console.print(rows_table(offer.rows(), ("kind", "name", "permission_sets",
                                                   "max_duration"), title="carol may request"))
     expect({c.action for c in result.changes} == {"created"}, "the demo policy was not new")
@@ -170,11 +172,16 @@ def apply_policy(stage: Stage, policy_dir: Path) -> str:
     return f"{len(result.changes)} resources created; developers may request admin access"
 
 
+def demo_person(stage: Stage, name: str) -> Actor:
+    """A demo character acting through the portal-like path: a person resolved by name."""
+    return person_in(stage.sessions, name=name, via="demo")
+
+
 def owner_adds_member(stage: Stage) -> str:
     """An owner adds frank to an imported list; the group follows in Identity Center."""
     since = stage.last_operation()
     change = add_member(sessions=stage.sessions, list_name="developers", member="frank",
-                        kind="user", actor=OWNER, acting_owner=OWNER,
+                        kind="user", actor=demo_person(stage, OWNER),
                         reason="frank moves to the product team")
     stage.console.print(f"  {OWNER} (owner) added frank to developers: {change.action}")
     stage.follow("the membership sync", since_operation=since)
@@ -186,17 +193,18 @@ def owner_adds_member(stage: Stage) -> str:
 def requests_approved(stage: Stage) -> str:
     """A role request and a resource request over two accounts, approved by bob."""
     since, started = stage.last_operation(), stage.now()
-    role_request = create_request(sessions=stage.sessions, user="carol",
+    role_request = create_request(sessions=stage.sessions, actor=demo_person(stage, "carol"),
                                   roles=[PRODUCTION_ADMIN_ROLE], duration=LONG,
-                                  reason="release night: production migration", actor="carol")
+                                  reason="release night: production migration")
     resource_request = create_request(
-        sessions=stage.sessions, user="dave", duration=LONG, actor="dave",
+        sessions=stage.sessions, duration=LONG, actor=demo_person(stage, "dave"),
         resources=["Staging/AdministratorAccess", "Sandbox/AdministratorAccess"],
         reason="debug the failing deploy on staging and sandbox")
     stage.requests["dave"] = resource_request.id
     for request in (role_request, resource_request):
-        review_request(sessions=stage.sessions, request_id=request.id, reviewer=REVIEWER,
-                       decision="approve", reason="looks right")
+        review_request(sessions=stage.sessions, request_id=request.id,
+                       actor=demo_person(stage, REVIEWER), decision="approve",
+                       reason="looks right")
     stage.console.print(f"  carol asked for role {PRODUCTION_ADMIN_ROLE}; dave for Staging and "
                         f"Sandbox AdministratorAccess; {REVIEWER} approved both")
     transitions = stage.follow("the approved requests", since_operation=since)
@@ -214,11 +222,12 @@ def requests_approved(stage: Stage) -> str:
 def short_request_expires(stage: Stage) -> str:
     """A 10-second request: created, then deleted on time by the expiry sweep."""
     since, started = stage.last_operation(), stage.now()
-    request = create_request(sessions=stage.sessions, user="erin", duration=SHORT,
-                             resources=["Sandbox/AdministratorAccess"], actor="erin",
+    request = create_request(sessions=stage.sessions, duration=SHORT,
+                             resources=["Sandbox/AdministratorAccess"],
+                             actor=demo_person(stage, "erin"),
                              reason="rotate the sandbox deploy key")
     approved = review_request(sessions=stage.sessions, request_id=request.id,
-                              reviewer=REVIEWER, decision="approve")
+                              actor=demo_person(stage, REVIEWER), decision="approve")
     stage.console.print(f"  erin asked for Sandbox/AdministratorAccess for {SHORT.seconds}s; "
                         f"{REVIEWER} approved; it expires at "
                         f"{clock(present(approved.expires_at, 'no expiry'))}")
@@ -260,8 +269,10 @@ def promotion(stage: Stage) -> str:
     """dave's request becomes membership of platform-admins; his own grants retire."""
     since, started = stage.last_operation(), stage.now()
     request_id = stage.requests["dave"]
+    # platform-admins grants more than dave asked for: the owner confirms it knowingly.
     promote_request(sessions=stage.sessions, request_id=request_id,
-                    access_list="platform-admins", reviewer=OWNER)
+                    access_list="platform-admins", actor=demo_person(stage, OWNER),
+                    confirm_broader=True)
     stage.console.print(f"  {OWNER} (owner of platform-admins) promoted dave's request "
                         f"{request_id} to long-term membership")
     transitions = stage.follow("the promotion", since_operation=since)
@@ -350,10 +361,11 @@ def create_behind_the_back(sandbox: Any, *, principal_id: str, account_id: str,
 
 def self_review(stage: Stage) -> str:
     """erin may not approve her own request."""
-    request = create_request(sessions=stage.sessions, user="erin", roles=[PRODUCTION_ADMIN_ROLE],
-                             duration=LONG, reason="quick production fix", actor="erin")
+    erin = demo_person(stage, "erin")
+    request = create_request(sessions=stage.sessions, roles=[PRODUCTION_ADMIN_ROLE],
+                             duration=LONG, reason="quick production fix", actor=erin)
     try:
-        review_request(sessions=stage.sessions, request_id=request.id, reviewer="erin",
+        review_request(sessions=stage.sessions, request_id=request.id, actor=erin,
                        decision="approve")
     except PolicyDenied as refused:
         stage.console.print(f"  erin tried to approve request {request.id} herself: "

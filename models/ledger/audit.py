@@ -86,13 +86,15 @@ def events(
 ) -> list[AuditEvent]:
     """Events oldest first; with ``limit``, the most recent ``limit`` of them.
 
-    ``user`` matches what the user did (actor), what happened to their access
+    ``user`` matches what the user did (actor: the bare name, or a surface's label such as
+    ``api:alice (usr-...)`` / ``cli:alice (os: root)``), what happened to their access
     (principal_name) and changes to the user itself.
     """
     statement = select(AuditEvent)
     if user is not None:
         about_user = and_(AuditEvent.target_kind == "user", AuditEvent.target == user)
-        statement = statement.where(or_(AuditEvent.actor == user,
+        labelled = AuditEvent.actor.like(f"%:{_like_literal(user)} (%", escape="\\")
+        statement = statement.where(or_(AuditEvent.actor == user, labelled,
                                         AuditEvent.principal_name == user, about_user))
     if account_id is not None:
         statement = statement.where(AuditEvent.account_id == account_id)
@@ -102,6 +104,10 @@ def events(
         statement = statement.where(AuditEvent.at < until)
     newest_first = statement.order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
     return list(reversed(session.scalars(newest_first).all()))
+
+
+def _like_literal(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 @dataclass(frozen=True)

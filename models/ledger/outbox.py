@@ -36,14 +36,15 @@ from models.ledger.upsert import dialect_insert
 NOTIFIABLE_EVENTS = frozenset({
     "request.created", "request.approved", "request.denied", "grant.active",
     "grant.expiring", "grant.revoked", "grant.stuck", "breakglass.used", "user.revoked",
-    "scim.stopped", "scim.resumed",
+    "scim.stopped", "scim.resumed", "access_list.owner_joined",
 })
 # Queued by a periodic sweep, never by an audit action: an access list's review coming due.
 SWEEP_EVENTS = frozenset({"review.due"})
 NOTICE_EVENTS = NOTIFIABLE_EVENTS | SWEEP_EVENTS  # every event a channel may receive
 # Audit actions other producers use for one of the events above.
 ACTION_ALIASES = {"grant.activated": "grant.active"}
-REPEATABLE_EVENTS = frozenset({"user.revoked", "scim.stopped", "scim.resumed"})
+REPEATABLE_EVENTS = frozenset({"user.revoked", "scim.stopped", "scim.resumed",
+                               "access_list.owner_joined"})
 EVENT_KEY_LENGTH = 255  # the column's size
 
 

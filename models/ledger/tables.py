@@ -3,6 +3,8 @@
 The schema itself is created by the Alembic migrations (``models.ledger.migrate.upgrade``),
 which also add what models cannot express on both dialects: the append-only audit triggers.
 Names (users, access lists, roles) are primary keys: YAML resources are addressed by name.
+A user also has an immutable ``id`` (never reused): tokens, requests and reviews refer to it,
+so a deleted name applied again for someone else inherits none of them.
 """
 
 from __future__ import annotations
@@ -42,6 +44,14 @@ def new_request_id() -> str:
     return f"req-{secrets.token_hex(4)}"
 
 
+def new_user_id() -> str:
+    """A user's immutable id such as ``usr-3f9a1c2b4d5e6f70``: generated once, never reused."""
+    return f"usr-{secrets.token_hex(8)}"
+
+
+UserId = String(40)
+
+
 def _flag(default: bool = False) -> Any:
     return mapped_column(Boolean, default=default, server_default=true() if default else false())
 
@@ -78,6 +88,7 @@ class User(Base):
     __tablename__ = "users"
 
     name: Mapped[str] = mapped_column(primary_key=True)
+    id: Mapped[str] = mapped_column(UserId, unique=True, default=new_user_id)
     email: Mapped[str | None]
     given_name: Mapped[str | None]
     family_name: Mapped[str | None]
@@ -141,7 +152,8 @@ class AccessRequest(Base):
     __tablename__ = "access_requests"
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True, default=new_request_id)
-    user_name: Mapped[str] = mapped_column(index=True)
+    user_name: Mapped[str] = mapped_column(index=True)  # the name when filed, for display
+    user_id: Mapped[str | None] = mapped_column(UserId, index=True)  # null: filed before 0003
     roles: Mapped[list[str]] = mapped_column(default=list)
     resources: Mapped[list[str]] = mapped_column(default=list)  # "<account-id>/<ps-name>"
     reason: Mapped[str] = mapped_column(Text, default="", server_default="")
@@ -155,6 +167,9 @@ class AccessRequest(Base):
     decided_at: Mapped[datetime | None]
     expires_at: Mapped[datetime | None]
     promoted_to: Mapped[str | None]  # the access list the request was promoted into
+    # An extension waiting for approvals: how much longer, and who approved it (user ids).
+    extension_seconds: Mapped[int | None]
+    extension_approvers: Mapped[list[str]] = mapped_column(default=list)
 
 
 class RequestReview(Base):
@@ -165,6 +180,7 @@ class RequestReview(Base):
         String(32), ForeignKey("access_requests.id", ondelete="CASCADE"),
     )
     reviewer: Mapped[str]
+    reviewer_id: Mapped[str | None] = mapped_column(UserId, index=True)
     decision: Mapped[ReviewDecision] = mapped_column(enum_type(ReviewDecision, "decision"))
     reason: Mapped[str] = mapped_column(Text, default="", server_default="")
     created_at: Mapped[datetime] = timestamp_column()
@@ -288,7 +304,8 @@ class ApiToken(Base):
     __tablename__ = "api_tokens"
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
-    user_name: Mapped[str | None] = mapped_column(index=True)  # null: an admin token
+    user_name: Mapped[str | None] = mapped_column(index=True)  # the name when created
+    user_id: Mapped[str | None] = mapped_column(UserId, index=True)  # the token acts as them
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 hex, never the token
     label: Mapped[str] = mapped_column(default="", server_default="")
     created_at: Mapped[datetime] = timestamp_column()

@@ -49,6 +49,7 @@ HEADLINES = {
     "scim.stopped": ":rotating_light: SCIM pushes to Identity Center stopped: {reason}",
     "scim.resumed": ":white_check_mark: SCIM pushes to Identity Center resumed",
     "review.due": ":clipboard: Access review of {access_list} is due at {due_at}",
+    "access_list.owner_joined": ":eyes: Owner {user} joined their own access list: {reason}",
 }
 
 

@@ -16,13 +16,15 @@ from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.domain import MemberKind
-from models.errors import InputError, NotFound, PolicyDenied
-from models.flatten import NestingGraph, flatten_graph
+from models.errors import InputError, NotFound
+from models.flatten import NestingGraph, flatten, flatten_graph
 from models.ledger import audit, tables
 from models.ledger.base import database_time
 from models.ledger.db import transaction
 from tasks import events
+from tasks.services.permissions import Actor, may_add_self, may_change_members
 from tasks.services.queries import ledger_nesting, with_ancestors
+from tasks.services.requests_policy import load_lists
 from workers.settings import get_settings
 
 Sessions = sessionmaker[Session]
@@ -51,19 +53,21 @@ def lock_nesting(session: Session) -> None:
 
 
 def add_member(*, sessions: Sessions, list_name: str, member: str, kind: str,
-               expires: datetime | None = None, actor: str, acting_owner: str | None = None,
+               expires: datetime | None = None, actor: Actor,
                reason: str | None = None) -> MembershipChange:
     """Add ``member`` to ``list_name``, or move its expiry if it is a member already.
 
-    ``acting_owner`` (an API call with a user's token) must be one of the list's owners.
-    Raises ``NotFound``, ``PolicyDenied``, ``CycleError``, ``DepthError``, ``InputError``.
+    A person must own the list and may not add themself (another owner or an operator
+    does, audited and notified as ``access_list.owner_joined``). Raises ``NotFound``,
+    ``PolicyDenied``, ``CycleError``, ``DepthError``, ``InputError``.
     """
     member_kind = _member_kind(kind)
     if expires is not None and expires.tzinfo is None:
         raise InputError(f"expiry {expires.isoformat()} has no time zone",
                          hint="give one, e.g. 2027-01-31T00:00:00Z")
     with transaction(sessions) as session:
-        _owned_list(session, list_name, acting_owner)
+        target = _owned_list(session, list_name, actor)
+        may_add_self(actor, target, member, reached=_users_reached(session, member, member_kind))
         _require_member(session, member, member_kind)
         if expires is not None and expires <= database_time(session):
             raise InputError(f"expiry {expires.isoformat()} is in the past",
@@ -74,26 +78,28 @@ def add_member(*, sessions: Sessions, list_name: str, member: str, kind: str,
             graph = ledger_nesting(session)
             check_new_nesting(graph, parent=list_name, child=member,
                               max_depth=get_settings().max_nesting_depth)
-        change = _upsert(session, list_name, member, member_kind, expires, actor=actor,
+        change = _upsert(session, list_name, member, member_kind, expires, actor=actor.label,
                          reason=reason)
+        if member_kind is MemberKind.USER and member in target.owners \
+                and change.action != "unchanged":  # an operator or a co-owner did it
+            _audit_owner_joined(session, target, member, actor=actor, reason=reason)
         lists = with_ancestors(graph or ledger_nesting(session), [list_name])
     if change.action != "unchanged":
         events.desired_state_changed(lists=sorted(lists), reason="membership")
     return change
 
 
-def remove_member(*, sessions: Sessions, list_name: str, member: str, kind: str, actor: str,
-                  acting_owner: str | None = None,
-                  reason: str | None = None) -> MembershipChange:
+def remove_member(*, sessions: Sessions, list_name: str, member: str, kind: str,
+                  actor: Actor, reason: str | None = None) -> MembershipChange:
     """Remove ``member`` from ``list_name``; ``NotFound`` if it is not a member."""
     member_kind = _member_kind(kind)
     with transaction(sessions) as session:
-        _owned_list(session, list_name, acting_owner)
+        _owned_list(session, list_name, actor)
         membership = _membership(session, list_name, member, member_kind)
         if membership is None:
             raise NotFound("member", f"{member_kind.value} {member} of {list_name}",
                            hint=f"see the members with: grantledger get access-lists {list_name}")
-        _remove(session, membership, actor=actor, reason=reason)
+        _remove(session, membership, actor=actor.label, reason=reason)
         lists = with_ancestors(ledger_nesting(session), [list_name])
     events.desired_state_changed(lists=sorted(lists), reason="membership")
     return MembershipChange(list_name, member, member_kind.value, "removed")
@@ -124,15 +130,30 @@ def _member_kind(kind: str) -> MemberKind:
                          hint="a member is a 'user' or an 'access_list'") from None
 
 
-def _owned_list(session: Session, list_name: str, acting_owner: str | None) -> tables.AccessList:
+def _owned_list(session: Session, list_name: str, actor: Actor) -> tables.AccessList:
     row = session.get(tables.AccessList, list_name)
     if row is None:
         raise NotFound("access-list", list_name)
-    if acting_owner is not None and acting_owner not in row.owners:
-        raise PolicyDenied(f"{acting_owner!r} is not an owner of access list {list_name!r}",
-                           hint=f"ask an owner ({', '.join(row.owners) or 'none set'}) "
-                                "to make this change")
+    may_change_members(actor, row)
     return row
+
+
+def _users_reached(session: Session, member: str, kind: MemberKind) -> frozenset[str]:
+    """The users a nested list brings with it (none for a user member)."""
+    if kind is MemberKind.USER:
+        return frozenset()
+    return flatten(load_lists(session), at=database_time(session)).get(member, frozenset())
+
+
+def _audit_owner_joined(session: Session, target: tables.AccessList, member: str, *,
+                        actor: Actor, reason: str | None) -> None:
+    # An owner holding their own list's access is the one membership nobody else reviews:
+    # it is a notifiable event (models.ledger.outbox), whoever made it.
+    audit.record(session, actor=actor.label, action="access_list.owner_joined",
+                 target_kind="access_list", target=target.name, principal_name=member,
+                 reason=f"{target.name} (added by "
+                        f"{actor.label}){': ' + reason if reason else ''}",
+                 details={"owners": list(target.owners), "roles": list(target.granted_roles)})
 
 
 def _require_member(session: Session, member: str, kind: MemberKind) -> None:

@@ -22,6 +22,13 @@ from models.flatten import NestingGraph
 from models.ledger import audit, tables
 from models.ledger.base import database_time
 from models.ledger.enums import Origin
+from tasks.services.permissions import (
+    Actor,
+    may_see_user,
+    require_auditor,
+    require_user_visible,
+    visible_lists,
+)
 
 Sessions = sessionmaker[Session]
 
@@ -79,16 +86,19 @@ class AccessListView:
 # --- users ---------------------------------------------------------------------------------
 
 
-def list_users(*, sessions: Sessions) -> list[UserView]:
-    """Every user, by name."""
+def list_users(*, sessions: Sessions, viewer: Actor) -> list[UserView]:
+    """Every user the viewer may see (auditors: all; a person: themself), by name."""
+    statement = select(tables.User).order_by(tables.User.name)
+    if not viewer.auditor:
+        statement = statement.where(tables.User.id == viewer.user_id)
     with sessions() as session:
         lists_of = _direct_lists(session, MemberKind.USER)
-        rows = session.scalars(select(tables.User).order_by(tables.User.name))
-        return [_user_view(row, lists_of[row.name]) for row in rows]
+        return [_user_view(row, lists_of[row.name]) for row in session.scalars(statement)]
 
 
-def get_user(*, sessions: Sessions, name: str) -> UserView:
-    """One user; ``NotFound`` when there is none of that name."""
+def get_user(*, sessions: Sessions, viewer: Actor, name: str) -> UserView:
+    """One user; ``NotFound`` when there is none of that name the viewer may see."""
+    require_user_visible(viewer, name)
     with sessions() as session:
         row = session.get(tables.User, name)
         if row is None:
@@ -137,25 +147,31 @@ def _direct_lists(session: Session, kind: MemberKind,
 # --- roles ---------------------------------------------------------------------------------
 
 
-def list_roles(*, sessions: Sessions) -> list[RoleView]:
-    """Every role (system roles included), by name, with who holds or grants it."""
+def list_roles(*, sessions: Sessions, viewer: Actor) -> list[RoleView]:
+    """Every role (system roles included), by name, with who holds or grants it. Roles are
+    the policy everyone requests under; holders are shown to auditors, to others only
+    themself."""
     with sessions() as session:
         holders, granted_by = role_references(session)
         rows = session.scalars(select(tables.Role).order_by(tables.Role.name))
-        return [_role_view(row, holders[row.name], granted_by[row.name]) for row in rows]
+        return [_role_view(row, holders[row.name], granted_by[row.name], viewer)
+                for row in rows]
 
 
-def get_role(*, sessions: Sessions, name: str) -> RoleView:
+def get_role(*, sessions: Sessions, viewer: Actor, name: str) -> RoleView:
     """One role; ``NotFound`` when there is none of that name."""
     with sessions() as session:
         row = session.get(tables.Role, name)
         if row is None:
             raise NotFound("role", name)
         holders, granted_by = role_references(session)
-        return _role_view(row, holders[name], granted_by[name])
+        return _role_view(row, holders[name], granted_by[name], viewer)
 
 
-def _role_view(row: tables.Role, holders: list[str], granted_by: list[str]) -> RoleView:
+def _role_view(row: tables.Role, holders: list[str], granted_by: list[str],
+               viewer: Actor) -> RoleView:
+    if not viewer.auditor:
+        holders = [name for name in holders if may_see_user(viewer, name)]
     return RoleView(
         name=row.name, origin=str(row.origin), system=row.origin is Origin.SYSTEM,
         account_id=row.system_account_id, permission_set_arn=row.system_permission_set_arn,
@@ -181,20 +197,24 @@ def role_references(session: Session) -> tuple[defaultdict[str, list[str]],
 # --- access lists --------------------------------------------------------------------------
 
 
-def list_access_lists(*, sessions: Sessions) -> list[AccessListView]:
-    """Every access list, by name, with members, granted roles and review status."""
+def list_access_lists(*, sessions: Sessions, viewer: Actor) -> list[AccessListView]:
+    """The access lists the viewer may see (auditors: all; a person: those they own or are
+    in), by name, with members, granted roles and review status."""
     with sessions() as session:
         now = database_time(session)
         members = _members(session)
+        visible = visible_lists(session, viewer)
         rows = session.scalars(select(tables.AccessList).order_by(tables.AccessList.name))
-        return [_access_list_view(row, members[row.name], now) for row in rows]
+        return [_access_list_view(row, members[row.name], now) for row in rows
+                if visible is None or row.name in visible]
 
 
-def get_access_list(*, sessions: Sessions, name: str) -> AccessListView:
-    """One access list; ``NotFound`` when there is none of that name."""
+def get_access_list(*, sessions: Sessions, viewer: Actor, name: str) -> AccessListView:
+    """One access list; ``NotFound`` when there is none of that name the viewer may see."""
     with sessions() as session:
         row = session.get(tables.AccessList, name)
-        if row is None:
+        visible = visible_lists(session, viewer)
+        if row is None or (visible is not None and name not in visible):
             raise NotFound("access-list", name)
         return _access_list_view(row, _members(session, name)[name], database_time(session))
 
@@ -262,10 +282,12 @@ def with_ancestors(graph: NestingGraph, lists: Iterable[str]) -> set[str]:
 # --- audit ---------------------------------------------------------------------------------
 
 
-def audit_trail(*, sessions: Sessions, user: str | None = None, account_id: str | None = None,
-                since: datetime | None = None, until: datetime | None = None,
-                limit: int | None = None) -> list[dict[str, Any]]:
-    """Audit events, oldest first, as JSON-ready dicts (see ``models.ledger.audit.events``)."""
+def audit_trail(*, sessions: Sessions, viewer: Actor, user: str | None = None,
+                account_id: str | None = None, since: datetime | None = None,
+                until: datetime | None = None, limit: int | None = None) -> list[dict[str, Any]]:
+    """Audit events, oldest first, as JSON-ready dicts (see ``models.ledger.audit.events``);
+    the admin and auditors only."""
+    require_auditor(viewer, "the audit trail")
     with sessions() as session:
         found = audit.events(session, user=user, account_id=account_id, since=since,
                              until=until, limit=limit)
@@ -283,9 +305,11 @@ def event_row(event: tables.AuditEvent) -> dict[str, Any]:
     }
 
 
-def holders_at(*, sessions: Sessions, at: datetime,
+def holders_at(*, sessions: Sessions, viewer: Actor, at: datetime,
                account_id: str | None = None) -> list[dict[str, Any]]:
-    """Who held which assignment at ``at`` (from grant activation and revocation times)."""
+    """Who held which assignment at ``at`` (from grant activation and revocation times);
+    the admin and auditors only."""
+    require_auditor(viewer, "who held access")
     with sessions() as session:
         return [
             {"account_id": h.account_id, "permission_set": h.permission_set_name,

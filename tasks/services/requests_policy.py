@@ -67,7 +67,7 @@ class Policy:
 
 def load_policy(session: Session) -> Policy:
     """Everything policy decisions need, in four queries."""
-    return Policy(roles=_load_roles(session), lists=_load_lists(session),
+    return Policy(roles=_load_roles(session), lists=load_lists(session),
                   catalog=_load_catalog(session), now=database_time(session))
 
 
@@ -82,7 +82,8 @@ def _load_roles(session: Session) -> dict[str, RoleResource]:
     return roles
 
 
-def _load_lists(session: Session) -> dict[str, AccessListResource]:
+def load_lists(session: Session) -> dict[str, AccessListResource]:
+    """Every access list with its members, as the policy functions take them."""
     # Built without validation: rows were validated on the way in, and imported group names
     # need not follow the YAML name rules.
     members: dict[str, list[ListMember]] = {}
@@ -292,6 +293,24 @@ def uncovered_items(*, roles: Iterable[str], assignments: Iterable[str],
     missing = [f"role {name}" for name in roles if name not in names
                and not _covered_role(all_roles.get(name), granted, catalog)]
     return missing + [f"resource {item}" for item in assignments if item not in granted]
+
+
+def broader_items(*, roles: Iterable[str], assignments: Iterable[str],
+                  list_roles: Sequence[RoleResource], all_roles: dict[str, RoleResource],
+                  catalog: CatalogIndex) -> list[str]:
+    """What an access list granting ``list_roles`` gives beyond a request: assignments not
+    asked for, and roles not asked for that carry rights of their own (request, review,
+    audit) or assignments beyond the request."""
+    roles = set(roles)
+    wanted = set(assignments)
+    for name in roles:
+        if name in all_roles:
+            wanted |= allowed_assignments(roles=[all_roles[name]], catalog=catalog)
+    extra = sorted(allowed_assignments(roles=list_roles, catalog=catalog) - wanted)
+    rights = [f"role {role.name}" for role in list_roles if role.name not in roles
+              and (role.spec.allow.request or role.spec.allow.review_requests
+                   or role.spec.options.auditor)]
+    return rights + [f"resource {item}" for item in extra]
 
 
 def _covered_role(role: RoleResource | None, granted: set[str], catalog: CatalogIndex) -> bool:

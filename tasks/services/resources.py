@@ -31,6 +31,7 @@ from models.resources import LoadedResource
 from tasks import events
 from tasks.services.membership import lock_nesting, remove_memberships_of
 from tasks.services.queries import ledger_nesting, role_references, with_ancestors
+from tasks.services.requests import close_requests_of
 from tasks.services.resources_rules import (
     Columns,
     LedgerNames,
@@ -42,6 +43,7 @@ from tasks.services.resources_rules import (
     resource_columns,
     spec_hash,
 )
+from tasks.services.tokens import revoke_tokens_of
 from workers.settings import get_settings
 
 Sessions = sessionmaker[Session]
@@ -253,6 +255,9 @@ def _delete_user(session: Session, name: str, *, actor: str, force: bool) -> Del
                                       reason=f"user {name} deleted")
     changes += [ResourceChange("access_list", n, "updated", (f"members -{name}",))
                 for n in member_of]
+    # The person ends here: nothing of theirs may act or be granted, whoever gets the name.
+    close_requests_of(session, user_id=row.id, actor=actor, reason=f"user {name} deleted")
+    revoke_tokens_of(session, user_id=row.id, actor=actor, reason=f"user {name} deleted")
     _delete_row(session, "user", row, actor=actor)
     return [ResourceChange("user", name, "deleted"), *changes], {name}, with_ancestors(
         graph, member_of)

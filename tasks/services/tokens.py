@@ -1,9 +1,10 @@
 """Per-user API tokens: created for one user, shown once, stored only as a sha256 digest.
 
-A token acts as its user (the API never takes "act as" from a request body), so a token
-stops working as soon as it is revoked, its user is deleted, or its user is suspended
-(offboarding must not leave a working credential behind). Creation and revocation are
-audited; the token itself never reaches the audit trail or the database.
+A token acts as its user, by immutable user id (never by the reusable name), so a token stops
+working as soon as it is revoked, its user is deleted or suspended (both also revoke it, in
+the same transaction: ``revoke_tokens_of``), and a new user of the same name inherits
+nothing. Creation and revocation are audited; the token never reaches the audit trail or the
+database.
 """
 
 from __future__ import annotations
@@ -18,9 +19,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.errors import InputError, NotFound, PolicyDenied
 from models.ledger import tables
-from models.ledger.audit import record
+from models.ledger.audit import record, record_many
 from models.ledger.base import db_now
 from models.ledger.db import transaction
+from tasks.services.permissions import Actor, active_user, require_admin
 
 Sessions = sessionmaker[Session]
 TOKEN_PREFIX = "glt_"  # tells a grantledger token apart in logs and secret scanners
@@ -33,6 +35,7 @@ class TokenView:
 
     id: int
     user: str | None
+    user_id: str | None
     label: str
     created_at: datetime
     last_used_at: datetime | None
@@ -54,73 +57,87 @@ def new_token() -> str:
 
 
 def create_token(*, sessions: Sessions, user: str, label: str = "",
-                 actor: str) -> tuple[int, str]:
-    """Create a token for ``user``; returns (token id, the token). The token is shown once."""
+                 actor: Actor) -> tuple[int, str]:
+    """Create a token for ``user`` (operators only); returns (token id, the token), which is
+    shown once."""
+    require_admin(actor, "create API tokens")
     label = label.strip()
     if len(label) > MAX_LABEL_LENGTH:
         raise InputError(f"a token label has at most {MAX_LABEL_LENGTH} characters")
     plaintext = new_token()
     with transaction(sessions) as session:
-        _active_user(session, user)
-        row = tables.ApiToken(user_name=user, token_hash=token_digest(plaintext), label=label)
+        person = active_user(session, name=user)
+        row = tables.ApiToken(user_name=person.name, user_id=person.id,
+                              token_hash=token_digest(plaintext), label=label)
         session.add(row)
         session.flush()
-        record(session, actor=actor, action="api_token.create", target_kind="api_token",
-               target=str(row.id), principal_name=user, details={"label": label})
+        record(session, actor=actor.label, action="api_token.create", target_kind="api_token",
+               target=str(row.id), principal_name=user,
+               details={"label": label, "user_id": person.id})
         return row.id, plaintext
 
 
 def verify_token(*, sessions: Sessions, token: str) -> str | None:
-    """The user a token acts as, or None (unknown, revoked, user gone or suspended)."""
+    """The id of the user a token acts as, or None (unknown, revoked, user gone or
+    suspended)."""
     with transaction(sessions) as session:
         row = session.scalar(select(tables.ApiToken).where(
             tables.ApiToken.token_hash == token_digest(token),
-            tables.ApiToken.revoked_at.is_(None), tables.ApiToken.user_name.is_not(None)))
-        if row is None or row.user_name is None:
+            tables.ApiToken.revoked_at.is_(None), tables.ApiToken.user_id.is_not(None)))
+        if row is None:
             return None
-        person = session.get(tables.User, row.user_name)
+        person = session.scalar(select(tables.User).where(tables.User.id == row.user_id))
         if person is None or person.suspended:
             return None
         session.execute(update(tables.ApiToken).where(tables.ApiToken.id == row.id)
                         .values(last_used_at=db_now()))
-        return row.user_name
+        return row.user_id
 
 
-def revoke_token(*, sessions: Sessions, token_id: int, actor: str,
-                 owner: str | None = None) -> TokenView:
-    """Revoke one token (idempotent). With ``owner``, only a token of that user is found."""
+def revoke_token(*, sessions: Sessions, token_id: int, actor: Actor) -> TokenView:
+    """Revoke one token (idempotent). A person finds only their own tokens."""
     with transaction(sessions) as session:
         row = session.get(tables.ApiToken, token_id, with_for_update=True)
-        if row is None or (owner is not None and row.user_name != owner):
+        if row is None or (not actor.admin and not actor.is_person(row.user_id)):
             raise NotFound("token", str(token_id),
                            hint="list your tokens with: grantledger token list")
         if row.revoked_at is None:
             row.revoked_at = session.scalar(select(db_now()))
-            record(session, actor=actor, action="api_token.revoke", target_kind="api_token",
-                   target=str(row.id), principal_name=row.user_name,
+            record(session, actor=actor.label, action="api_token.revoke",
+                   target_kind="api_token", target=str(row.id), principal_name=row.user_name,
                    details={"label": row.label})
         return _view(row)
 
 
-def list_tokens(*, sessions: Sessions, user: str | None = None) -> list[TokenView]:
-    """Tokens (revoked ones too), oldest first; only ``user``'s when given."""
+def revoke_tokens_of(session: Session, *, user_id: str, actor: str, reason: str) -> list[int]:
+    """Revoke every live token of a person, in the caller's transaction (their deletion or
+    suspension); the ids revoked."""
+    revoked = list(session.scalars(
+        update(tables.ApiToken)
+        .where(tables.ApiToken.user_id == user_id, tables.ApiToken.revoked_at.is_(None))
+        .values(revoked_at=db_now()).returning(tables.ApiToken.id)
+        .execution_options(synchronize_session=False)))
+    record_many(session, [{"actor": actor, "action": "api_token.revoke",
+                           "target_kind": "api_token", "target": str(token_id),
+                           "reason": reason} for token_id in sorted(revoked)])
+    return sorted(revoked)
+
+
+def list_tokens(*, sessions: Sessions, viewer: Actor, user: str | None = None) -> list[TokenView]:
+    """Tokens (revoked ones too), oldest first: an operator's all or ``user``'s, a person's
+    only their own."""
     statement = select(tables.ApiToken).order_by(tables.ApiToken.id)
-    if user is not None:
+    if not viewer.admin:
+        if user not in (None, viewer.name):
+            raise PolicyDenied("a user token lists only its own user's tokens")
+        statement = statement.where(tables.ApiToken.user_id == viewer.user_id)
+    elif user is not None:
         statement = statement.where(tables.ApiToken.user_name == user)
     with sessions() as session:
         return [_view(row) for row in session.scalars(statement)]
 
 
-def _active_user(session: Session, name: str) -> tables.User:
-    person = session.get(tables.User, name)
-    if person is None:
-        raise NotFound("user", name)
-    if person.suspended:
-        raise PolicyDenied(f"user {name!r} is suspended: no new API tokens",
-                           hint=f"lift it first with: grantledger restore --user {name}")
-    return person
-
-
 def _view(row: tables.ApiToken) -> TokenView:
-    return TokenView(id=row.id, user=row.user_name, label=row.label, created_at=row.created_at,
-                     last_used_at=row.last_used_at, revoked_at=row.revoked_at)
+    return TokenView(id=row.id, user=row.user_name, user_id=row.user_id, label=row.label,
+                     created_at=row.created_at, last_used_at=row.last_used_at,
+                     revoked_at=row.revoked_at)

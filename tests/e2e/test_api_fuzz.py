@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 
 from models.ledger.db import transaction
+from tasks.services.permissions import operator
 from tasks.services.tokens import create_token
 from tests.conftest import throwaway_database
 from tests.integration.api_support import ADMIN, api_settings, bearer
@@ -76,7 +77,8 @@ def api_schema(api_url: str) -> schemathesis.BaseSchema:
 
 @pytest.fixture(scope="module")
 def alice(fuzz_runtime: Runtime) -> dict[str, str]:
-    _, plaintext = create_token(sessions=fuzz_runtime.sessions, user="alice", actor="fuzz")
+    _, plaintext = create_token(sessions=fuzz_runtime.sessions, user="alice",
+                                actor=operator("fuzz"))
     return bearer(plaintext)
 
 

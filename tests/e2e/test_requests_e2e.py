@@ -22,8 +22,10 @@ from models.ledger.base import database_time
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState, OperationKind, SourceKind
 from tasks.events import enqueue
+from tasks.services import request_changes as rc
 from tasks.services import requests as rq
 from tasks.sync import full_sync
+from tests.integration.requests_support import as_person
 from tests.integration.sync_support import ACCOUNTS, World, sandbox_settings
 from tests.waiting import eventually
 from workers.celery_app import celery_app
@@ -59,9 +61,11 @@ def world(sync_db_url: str, sync_sandbox: Sandbox) -> Iterator[World]:
 def approved(world: World, *, seconds: float) -> tables.AccessRequest:
     request = rq.create_request(sessions=world.runtime.sessions, user="alice",
                                 resources=[STAGING_ADMIN], reason="e2e",
-                                duration=timedelta(seconds=seconds), actor="alice")
+                                duration=timedelta(seconds=seconds),
+                                actor=as_person(world.runtime.sessions, "alice"))
     return rq.review_request(sessions=world.runtime.sessions, request_id=request.id,
-                             reviewer="bob", decision="approve")
+                             actor=as_person(world.runtime.sessions, "bob"),
+                             decision="approve")
 
 
 
@@ -213,8 +217,9 @@ def test_promotion_moves_access_to_the_group_without_a_gap(world: World) -> None
         with AccessWatch(world, user_key, group_key, world.group_id("staging-admins"),
                          world.user_id("alice")) as watch:
             assert watch.has_access()
-            rq.promote_request(sessions=world.runtime.sessions, request_id=request.id,
-                               access_list="staging-admins", reviewer="bob")
+            rc.promote_request(sessions=world.runtime.sessions, request_id=request.id,
+                               access_list="staging-admins",
+                               actor=as_person(world.runtime.sessions, "bob"))
             assert worker.run_until_idle(timeout=20)
         assert user_key not in world.aws_assignments()
     assert world.group_members("staging-admins") == {"alice", "carol"}

@@ -6,6 +6,7 @@ import uuid
 
 from pydantic import SecretStr
 
+from tasks.services.permissions import operator
 from tasks.services.tokens import create_token
 from workers.runtime import Runtime
 from workers.settings import Settings
@@ -29,5 +30,5 @@ def api_settings(database_url: str, **overrides: object) -> Settings:
 def token_for(runtime: Runtime, user: str) -> dict[str, str]:
     """Authorization headers with a fresh per-user token for ``user``."""
     _, plaintext = create_token(sessions=runtime.sessions, user=user, label="test",
-                                actor="test")
+                                actor=operator("test"))
     return bearer(plaintext)

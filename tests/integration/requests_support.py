@@ -24,6 +24,7 @@ from models.ledger import tables
 from models.ledger.db import transaction
 from models.ledger.enums import Origin
 from models.policy import system_role
+from tasks.services.permissions import Actor, operator, person_in
 
 ACCOUNTS = {"111111111111": "Production", "222222222222": "Staging", "333333333333": "Sandbox"}
 PERMISSION_SETS = {name: f"arn:aws:sso:::permissionSet/ssoins-rq/ps-{name.lower()}"
@@ -56,6 +57,10 @@ class World:
 
     sessions: sessionmaker[Session]
 
+    def person(self, name: str) -> Actor:
+        """The active user ``name`` acting (what their token or ``--reviewer`` gives)."""
+        return as_person(self.sessions, name)
+
     def add_user(self, name: str, roles: Sequence[str] = (), *, suspended: bool = False) -> None:
         with transaction(self.sessions) as session:
             session.add(tables.User(name=name, email=f"{name}@example.com", given_name=name,
@@ -82,6 +87,14 @@ class World:
             for child in nested:
                 session.add(tables.Membership(list_name=name, member_name=child,
                                               member_kind=MemberKind.ACCESS_LIST))
+
+
+OPERATOR = operator("test:operator")  # the admin token's / CLI's authority
+
+
+def as_person(sessions: sessionmaker[Session], name: str) -> Actor:
+    """The active user ``name`` as the acting person (what a token or --reviewer gives)."""
+    return person_in(sessions, name=name, via="test")
 
 
 def assignment(account_id: str, permission_set: str) -> AccountAssignment:

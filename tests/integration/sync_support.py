@@ -63,6 +63,11 @@ def sandbox_settings(sandbox: Sandbox, database_url: str, **overrides: Any) -> S
     return Settings(**{**values, **overrides})
 
 
+REQUESTER_ROLE = "may-request-anything"
+REQUEST_ANYTHING = {"allow": {"request": {"roles": ["*"], "account_assignments": [
+    {"account": "*", "permission_set": "*"}]}}}
+
+
 class World:
     """One test's ledger + sandbox, and helpers to write policy and run syncs."""
 
@@ -140,10 +145,15 @@ class World:
 
     def add_request(self, user: str, *, resources: Iterable[str] = (),
                     roles: Iterable[str] = (), lasts: float = 3600.0) -> str:
-        """An APPROVED request expiring ``lasts`` seconds from now (database clock)."""
+        """An APPROVED request expiring ``lasts`` seconds from now (database clock); the user
+        is given the right to request anything (provisioning re-checks it)."""
         with transaction(self.runtime.sessions) as session:
+            session.merge(tables.Role(name=REQUESTER_ROLE, spec=REQUEST_ANYTHING))
+            person = session.get(tables.User, user)
+            if REQUESTER_ROLE not in person.roles:
+                person.roles = [*person.roles, REQUESTER_ROLE]
             request = tables.AccessRequest(
-                user_name=user, roles=list(roles), resources=list(resources),
+                user_name=user, user_id=person.id, roles=list(roles), resources=list(resources),
                 reason="testing", duration_seconds=int(lasts), state=RequestState.APPROVED,
                 expires_at=database_time(session, lasts))
             session.add(request)

@@ -160,7 +160,8 @@ def test_audit_trail_and_holders_at(client: TestClient, runtime: Runtime, world)
                       headers=ADMIN).status_code == 422
 
 
-def test_status_is_open_to_every_token(client: TestClient, runtime: Runtime, world) -> None:
-    status = client.get("/v1/status", headers=token_for(runtime, "alice"))
+def test_status_is_the_admins(client: TestClient, runtime: Runtime, world) -> None:
+    assert client.get("/v1/status", headers=token_for(runtime, "alice")).status_code == 403
+    status = client.get("/v1/status", headers=ADMIN)
     assert status.status_code == 200
     assert {"grants_by_state", "stuck_revocations", "queues"} <= set(status.json())

@@ -204,7 +204,7 @@ def test_audit_trail_as_json_lines_and_holders_at(cli: Cli) -> None:
     lines = cli.ok("audit", "--user", "ops-bot", "-o", "json").splitlines()
     events = [json.loads(line) for line in lines]
     assert len(events) == 10 and {e["action"] for e in events} == {"resource.created"}
-    assert all(e["actor"] == "ops-bot" for e in events)
+    assert all(e["actor"].startswith("cli:ops-bot (os: ") for e in events)
     assignment = sandbox_assignments()[0]
     with cli.sessions().begin() as session:
         before = database_time(session).isoformat()

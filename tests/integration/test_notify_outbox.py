@@ -73,6 +73,8 @@ def test_each_notifiable_event_queues_one_notice(session: Session, catalog: Cata
     for action in GRANT_EVENTS:
         record_event(session, action, target_kind="grant", target=str(grant.id))
     record_event(session, "user.revoked", target_kind="user", target="alice")
+    record_event(session, "access_list.owner_joined", target_kind="access_list",
+                 target="platform-admins")
     for action in ("scim.stopped", "scim.resumed"):
         record_event(session, action, target_kind="scim", target="scim")
     record_event(session, "grant.revoke", target_kind="grant", target=str(grant.id))

@@ -75,7 +75,9 @@ def revoke(world: World, user: str = "alice", reason: str = "left the company") 
 
 def add_pending_request(world: World, user: str) -> str:
     with world.runtime.sessions.begin() as session:
-        request = tables.AccessRequest(user_name=user, resources=[f"{PROD}/PowerUserAccess"],
+        user_id = session.get(tables.User, user).id
+        request = tables.AccessRequest(user_name=user, user_id=user_id,
+                                       resources=[f"{PROD}/PowerUserAccess"],
                                        reason="please", duration_seconds=3600)
         session.add(request)
         session.flush()

@@ -17,8 +17,15 @@ from models.ledger.db import transaction
 from models.ledger.enums import GrantState, SourceKind
 from models.ledger.grants import transition, upsert_grant
 from tasks.expiry import ExpiryReport, expire_due_grants
+from tasks.services import request_changes as rc
 from tasks.services import requests as rq
-from tests.integration.requests_support import PERMISSION_SETS, STAGING, World, system_role_name
+from tests.integration.requests_support import (
+    OPERATOR,
+    PERMISSION_SETS,
+    STAGING,
+    World,
+    system_role_name,
+)
 
 pytest_plugins = ["tests.integration.ledger_fixtures", "tests.integration.requests_fixtures"]
 
@@ -28,8 +35,9 @@ STAGING_ADMIN = f"{STAGING}/AdministratorAccess"
 def approved(world: World, **kw) -> tables.AccessRequest:
     kw.setdefault("resources", [STAGING_ADMIN])
     request = rq.create_request(sessions=world.sessions, user="alice", reason="release",
-                                actor="alice", **kw)
-    return rq.review_request(sessions=world.sessions, request_id=request.id, reviewer="bob",
+                                actor=world.person("alice"), **kw)
+    return rq.review_request(sessions=world.sessions, request_id=request.id,
+                             actor=world.person("bob"),
                              decision="approve")
 
 
@@ -73,8 +81,8 @@ def test_extension_moves_the_live_grant_without_touching_its_state(world: World)
     request = approved(world, duration=timedelta(hours=1))
     grant_id = active_grant(world, request)
 
-    extended = rq.extend_request(sessions=world.sessions, request_id=request.id,
-                                 duration=timedelta(minutes=30), reviewer="carol")
+    extended = rc.extend_request(sessions=world.sessions, request_id=request.id,
+                                 duration=timedelta(minutes=30), actor=world.person("carol"))
 
     assert extended.expires_at == request.expires_at + timedelta(minutes=30)
     grant = grant_row(world, grant_id)
@@ -97,8 +105,8 @@ def test_extension_moves_a_failed_create_past_the_old_expiry(
     request = approved(world, duration=timedelta(hours=1))
     grant_id = request_grant(world, request, *path)
 
-    extended = rq.extend_request(sessions=world.sessions, request_id=request.id,
-                                 duration=timedelta(minutes=30), reviewer="carol")
+    extended = rc.extend_request(sessions=world.sessions, request_id=request.id,
+                                 duration=timedelta(minutes=30), actor=world.person("carol"))
 
     grant = grant_row(world, grant_id)
     assert (grant.state, grant.failed_from) == (GrantState.FAILED,
@@ -113,26 +121,26 @@ def test_extension_moves_a_failed_create_past_the_old_expiry(
 
 def test_extension_is_capped_at_twice_the_requests_cap(world: World) -> None:
     request = approved(world)  # the cap, 4h
-    first = rq.extend_request(sessions=world.sessions, request_id=request.id,
-                              duration=timedelta(hours=10), reviewer="carol")
+    first = rc.extend_request(sessions=world.sessions, request_id=request.id,
+                              duration=timedelta(hours=10), actor=world.person("carol"))
     assert first.expires_at == request.decided_at + timedelta(hours=8)
     with pytest.raises(PolicyDenied, match="maximum of 8h"):
-        rq.extend_request(sessions=world.sessions, request_id=request.id,
-                          duration=timedelta(minutes=1), reviewer="carol")
+        rc.extend_request(sessions=world.sessions, request_id=request.id,
+                          duration=timedelta(minutes=1), actor=world.person("carol"))
 
 
 def test_extension_follows_the_review_rules(world: World) -> None:
     world.add_user("rita", ["developer", "security-reviewer"])
     own = rq.create_request(sessions=world.sessions, user="rita", resources=[STAGING_ADMIN],
-                            reason="x", actor="rita")
+                            reason="x", actor=world.person("rita"))
     with pytest.raises(PolicyDenied, match="only APPROVED"):
-        rq.extend_request(sessions=world.sessions, request_id=own.id,
-                          duration=timedelta(hours=1), reviewer="bob")
-    rq.review_request(sessions=world.sessions, request_id=own.id, reviewer="bob",
+        rc.extend_request(sessions=world.sessions, request_id=own.id,
+                          duration=timedelta(hours=1), actor=world.person("bob"))
+    rq.review_request(sessions=world.sessions, request_id=own.id, actor=world.person("bob"),
                       decision="approve")
     with pytest.raises(PolicyDenied, match="own request"):
-        rq.extend_request(sessions=world.sessions, request_id=own.id,
-                          duration=timedelta(hours=1), reviewer="rita")
+        rc.extend_request(sessions=world.sessions, request_id=own.id,
+                          duration=timedelta(hours=1), actor=world.person("rita"))
 
 
 def test_a_request_being_revoked_cannot_be_extended(world: World) -> None:
@@ -142,8 +150,8 @@ def test_a_request_being_revoked_cannot_be_extended(world: World) -> None:
         assert transition(session, grant_id=grant_id, expected=GrantState.ACTIVE,
                           to=GrantState.REVOKING)
     with pytest.raises(PolicyDenied, match="being revoked"):
-        rq.extend_request(sessions=world.sessions, request_id=request.id,
-                          duration=timedelta(hours=1), reviewer="carol")
+        rc.extend_request(sessions=world.sessions, request_id=request.id,
+                          duration=timedelta(hours=1), actor=world.person("carol"))
     with world.sessions() as session:
         assert session.get(tables.AccessRequest, request.id).expires_at == request.expires_at
 
@@ -156,8 +164,8 @@ def test_promotion_is_refused_when_the_list_does_not_cover_the_request(world: Wo
                    roles=[system_role_name(STAGING, "ReadOnlyAccess")])
     request = approved(world)
     with pytest.raises(PolicyDenied, match=f"does not grant resource {STAGING_ADMIN}"):
-        rq.promote_request(sessions=world.sessions, request_id=request.id,
-                           access_list="staging-readers", reviewer="bob")
+        rc.promote_request(sessions=world.sessions, request_id=request.id,
+                           access_list="staging-readers", actor=world.person("bob"))
 
 
 def test_promotion_adds_a_long_term_membership(world: World) -> None:
@@ -165,8 +173,8 @@ def test_promotion_adds_a_long_term_membership(world: World) -> None:
                    roles=[system_role_name(STAGING, "AdministratorAccess")])
     request = approved(world)
 
-    promoted = rq.promote_request(sessions=world.sessions, request_id=request.id,
-                                  access_list="staging-admins", reviewer="bob")
+    promoted = rc.promote_request(sessions=world.sessions, request_id=request.id,
+                                  access_list="staging-admins", actor=world.person("bob"))
 
     assert promoted.state is RequestState.PROMOTED
     assert promoted.promoted_to == "staging-admins"
@@ -186,8 +194,8 @@ def test_a_role_request_is_covered_by_a_list_granting_its_assignments(world: Wor
         {"account": "Staging", "permission_set": "PowerUserAccess"}]}})
     world.add_list("staging-power-users", owners=["bob"], roles=["staging-power"])
     request = approved(world, resources=[], roles=[role])
-    promoted = rq.promote_request(sessions=world.sessions, request_id=request.id,
-                                  access_list="staging-power-users", reviewer="bob")
+    promoted = rc.promote_request(sessions=world.sessions, request_id=request.id,
+                                  access_list="staging-power-users", actor=world.person("bob"))
     assert promoted.state is RequestState.PROMOTED
 
 
@@ -196,11 +204,11 @@ def test_promotion_needs_an_owner_who_may_review(world: World) -> None:
                    roles=[system_role_name(STAGING, "AdministratorAccess")])
     request = approved(world)
     with pytest.raises(PolicyDenied, match="does not own"):
-        rq.promote_request(sessions=world.sessions, request_id=request.id,
-                           access_list="staging-admins", reviewer="carol")
+        rc.promote_request(sessions=world.sessions, request_id=request.id,
+                           access_list="staging-admins", actor=world.person("carol"))
     with pytest.raises(PolicyDenied, match="own request"):
-        rq.promote_request(sessions=world.sessions, request_id=request.id,
-                           access_list="staging-admins", reviewer="alice")
-    as_admin = rq.promote_request(sessions=world.sessions, request_id=request.id,
-                                  access_list="staging-admins", reviewer="carol", admin=True)
+        rc.promote_request(sessions=world.sessions, request_id=request.id,
+                           access_list="staging-admins", actor=world.person("alice"))
+    as_admin = rc.promote_request(sessions=world.sessions, request_id=request.id,
+                                  access_list="staging-admins", actor=OPERATOR)
     assert as_admin.state is RequestState.PROMOTED

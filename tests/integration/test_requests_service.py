@@ -15,6 +15,7 @@ from models.ledger import tables
 from models.ledger.base import database_time
 from tasks.services import requests as rq
 from tests.integration.requests_support import (
+    OPERATOR,
     PROD,
     SANDBOX,
     STAGING,
@@ -30,7 +31,7 @@ PROD_ADMIN_ROLE = system_role_name(PROD, "AdministratorAccess")
 
 def create(world: World, user: str = "alice", **kw) -> tables.AccessRequest:
     kw.setdefault("reason", "deploy hotfix")
-    return rq.create_request(sessions=world.sessions, user=user, actor=user, **kw)
+    return rq.create_request(sessions=world.sessions, user=user, actor=OPERATOR, **kw)
 
 
 def audit_actions(sessions: sessionmaker[Session], request_id: str) -> list[str]:
@@ -43,7 +44,7 @@ def audit_actions(sessions: sessionmaker[Session], request_id: str) -> list[str]
 
 
 def test_requestable_groups_permission_sets_by_account(world: World) -> None:
-    view = rq.requestable_for(sessions=world.sessions, user="alice")
+    view = rq.requestable_for(sessions=world.sessions, viewer=OPERATOR, user="alice")
 
     by_account = {a.account_name: sorted(a.permission_sets) for a in view.accounts}
     assert by_account == {
@@ -62,7 +63,7 @@ def test_deny_of_any_held_role_wins_over_another_roles_allow(world: World) -> No
         {"account": "*", "permission_set": "BillingAccess"}]}}})
     world.add_user("frank", ["developer", "billing-requester"])
 
-    view = rq.requestable_for(sessions=world.sessions, user="frank")
+    view = rq.requestable_for(sessions=world.sessions, viewer=OPERATOR, user="frank")
     assert all("BillingAccess" not in a.permission_sets for a in view.accounts)
     with pytest.raises(PolicyDenied, match=f"{PROD}/BillingAccess: denied by role developer"):
         create(world, "frank", resources=[f"{PROD}/BillingAccess"])
@@ -124,13 +125,14 @@ def test_unknown_or_suspended_requester_and_blank_reason_are_refused(world: Worl
 def test_list_requests_filters_by_user_and_state(world: World) -> None:
     first = create(world, resources=[STAGING_ADMIN])
     create(world, "dave", roles=[PROD_ADMIN_ROLE])
-    rq.review_request(sessions=world.sessions, request_id=first.id, reviewer="bob",
+    rq.review_request(sessions=world.sessions, request_id=first.id, actor=world.person("bob"),
                       decision="approve")
-    approved = rq.list_requests(sessions=world.sessions, state="approved")
+    approved = rq.list_requests(sessions=world.sessions, viewer=OPERATOR, state="approved")
     assert [(v.id, v.approved_by) for v in approved] == [(first.id, ["bob"])]
-    assert [v.user for v in rq.list_requests(sessions=world.sessions, user="dave")] == ["dave"]
+    assert [v.user for v in rq.list_requests(sessions=world.sessions, viewer=OPERATOR,
+                                             user="dave")] == ["dave"]
     with pytest.raises(InputError, match="unknown request state"):
-        rq.list_requests(sessions=world.sessions, state="maybe")
+        rq.list_requests(sessions=world.sessions, viewer=OPERATOR, state="maybe")
 
 
 # --- reviews -------------------------------------------------------------------------------
@@ -140,7 +142,8 @@ def test_nobody_reviews_their_own_request(world: World) -> None:
     world.add_user("rita", ["developer", "security-reviewer"])
     request = create(world, "rita", resources=[STAGING_ADMIN])
     with pytest.raises(PolicyDenied, match="own request"):
-        rq.review_request(sessions=world.sessions, request_id=request.id, reviewer="rita",
+        rq.review_request(sessions=world.sessions, request_id=request.id,
+                          actor=world.person("rita"),
                           decision="approve")
 
 
@@ -148,29 +151,32 @@ def test_reviewer_needs_review_rights_over_every_item(world: World) -> None:
     staging = create(world, resources=[STAGING_ADMIN])
     production = create(world, roles=[system_role_name(PROD, "ReadOnlyAccess")])
     with pytest.raises(PolicyDenied, match="may not review"):
-        rq.review_request(sessions=world.sessions, request_id=production.id, reviewer="erin",
+        rq.review_request(sessions=world.sessions, request_id=production.id,
+                          actor=world.person("erin"),
                           decision="approve")
     with pytest.raises(PolicyDenied, match="may not review"):
-        rq.review_request(sessions=world.sessions, request_id=staging.id, reviewer="dave",
+        rq.review_request(sessions=world.sessions, request_id=staging.id,
+                          actor=world.person("dave"),
                           decision="approve")
     approved = rq.review_request(sessions=world.sessions, request_id=staging.id,
-                                 reviewer="erin", decision="approve")
+                                 actor=world.person("erin"), decision="approve")
     assert approved.state is RequestState.APPROVED
 
 
 def test_two_approvals_are_needed_and_the_last_starts_the_clock(world: World) -> None:
     request = create(world, "dave", roles=[PROD_ADMIN_ROLE])
     assert request.required_approvals == 2
-    first = rq.review_request(sessions=world.sessions, request_id=request.id, reviewer="bob",
+    first = rq.review_request(sessions=world.sessions, request_id=request.id,
+                              actor=world.person("bob"),
                               decision="approve")
     assert first.state is RequestState.PENDING and first.expires_at is None
     with pytest.raises(PolicyDenied, match="already reviewed"):
-        rq.review_request(sessions=world.sessions, request_id=request.id, reviewer="bob",
+        rq.review_request(sessions=world.sessions, request_id=request.id, actor=world.person("bob"),
                           decision="approve")
     with world.sessions() as session:
         before = database_time(session)
     second = rq.review_request(sessions=world.sessions, request_id=request.id,
-                               reviewer="carol", decision="approve")
+                               actor=world.person("carol"), decision="approve")
     assert second.state is RequestState.APPROVED
     assert second.decided_at >= before
     assert second.expires_at == second.decided_at + timedelta(hours=2)
@@ -180,21 +186,23 @@ def test_two_approvals_are_needed_and_the_last_starts_the_clock(world: World) ->
 
 def test_a_deny_ends_the_request_at_once(world: World) -> None:
     request = create(world, "dave", roles=[PROD_ADMIN_ROLE])
-    denied = rq.review_request(sessions=world.sessions, request_id=request.id, reviewer="bob",
+    denied = rq.review_request(sessions=world.sessions, request_id=request.id,
+                               actor=world.person("bob"),
                                decision="deny", reason="not on call")
     assert denied.state is RequestState.DENIED and denied.expires_at is None
     with pytest.raises(PolicyDenied, match="only PENDING"):
-        rq.review_request(sessions=world.sessions, request_id=request.id, reviewer="carol",
+        rq.review_request(sessions=world.sessions, request_id=request.id,
+                          actor=world.person("carol"),
                           decision="approve")
     assert audit_actions(world.sessions, request.id)[-1] == "request.denied"
 
 
 def test_unknown_decision_and_request_are_input_errors(world: World) -> None:
     with pytest.raises(NotFound):
-        rq.review_request(sessions=world.sessions, request_id="req-nope", reviewer="bob",
+        rq.review_request(sessions=world.sessions, request_id="req-nope", actor=world.person("bob"),
                           decision="approve")
     with pytest.raises(InputError, match="approve or deny"):
-        rq.review_request(sessions=world.sessions, request_id="req-nope", reviewer="bob",
+        rq.review_request(sessions=world.sessions, request_id="req-nope", actor=world.person("bob"),
                           decision="maybe")
 
 

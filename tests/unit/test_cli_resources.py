@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import pwd
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -56,12 +58,13 @@ def test_directories_expand_to_their_yaml_files(tmp_path: Path) -> None:
         expand([empty])
 
 
-def test_actor_defaults_to_the_login_name(monkeypatch: pytest.MonkeyPatch) -> None:
-    assert actor_name("alice") == "alice"
-    monkeypatch.setenv("USER", "bob")
-    assert actor_name(None) == "bob"
-    monkeypatch.delenv("USER")
-    assert actor_name(None) == "cli"
+def test_the_audit_names_the_actor_as_given_and_the_real_os_user(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    real = pwd.getpwuid(os.geteuid()).pw_name
+    assert actor_name("alice") == f"cli:alice (os: {real})"
+    monkeypatch.setenv("USER", "bob")  # $USER is whatever the caller says: not the OS user
+    monkeypatch.setenv("LOGNAME", "bob")
+    assert actor_name(None) == f"cli:{real} (os: {real})"
 
 
 @pytest.mark.parametrize("command", MY_COMMANDS, ids=" ".join)

@@ -48,7 +48,12 @@ def access_list(name: str, roles: list[str], users: list[str] = (),
         "spec": {"title": name, "members": members, "grants": {"roles": roles}}})
 
 
+REQUESTER = RoleResource.model_validate({
+    "kind": "role", "metadata": {"name": "requester"},
+    "spec": {"allow": {"request": {"roles": ["*"], "account_assignments": [
+        {"account": "*", "permission_set": "*"}]}}}})
 ROLES = {r.name: r for r in (
+    REQUESTER,
     role("prod-admin", [("Production", "AdministratorAccess")]),
     role("read-all", [("*", "ReadOnlyAccess")]),
     role("no-staging", [], deny=[("Staging", "*")]),
@@ -99,7 +104,9 @@ def test_direct_roles_give_user_grants_per_role_with_deny_winning():
 
 def test_approved_request_grants_its_resources_and_roles_until_it_expires():
     ends = NOW + timedelta(hours=1)
-    state = desired_state(snapshot(users=[UserState("alice"), UserState("eve", suspended=True)],
+    state = desired_state(snapshot(users=[UserState("alice", roles=("requester",)),
+                                          UserState("eve", roles=("requester",),
+                                                    suspended=True)],
                                    requests=[
         ApprovedRequest("req-1", "alice", resources=(f"{STAGE.id}/AdministratorAccess",),
                         roles=("prod-admin",), expires_at=ends),
@@ -110,6 +117,22 @@ def test_approved_request_grants_its_resources_and_roles_until_it_expires():
     assert keys(state) == {("USER", "alice", STAGE.id, ADMIN.arn, "request"),
                            ("USER", "alice", PROD.id, ADMIN.arn, "request")}
     assert {(g.source_id, g.expires_at) for g in state.grants.values()} == {("req-1", ends)}
+
+
+def test_a_request_whose_requester_lost_the_right_to_ask_grants_nothing():
+    wanted = ApprovedRequest("req-1", "alice", resources=(f"{STAGE.id}/AdministratorAccess",),
+                             expires_at=NOW + timedelta(hours=1))
+    entitled = snapshot(users=[UserState("alice", roles=("requester",))], requests=[wanted])
+    assert keys(desired_state(entitled)) == {("USER", "alice", STAGE.id, ADMIN.arn,
+                                              "request")}
+    # The requester role was taken away after the approval: provisioning re-checks it.
+    lost = snapshot(users=[UserState("alice")], requests=[wanted])
+    assert keys(desired_state(lost)) == set()
+    # Held through an access list counts, like at request time.
+    via_list = snapshot(users=[UserState("alice")], requests=[wanted],
+                        lists=[access_list("requesters", ["requester"], users=["alice"])])
+    assert keys(desired_state(via_list)) == {("USER", "alice", STAGE.id, ADMIN.arn,
+                                              "request")}
 
 
 def test_imported_grants_stay_desired_until_revoked_except_for_suspended_users():

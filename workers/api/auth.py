@@ -1,7 +1,9 @@
 """Who is calling: the admin token, or a per-user token that acts as its user.
 
-Every /v1 route depends on ``authenticate``. The admin token (``GRANTLEDGER_API_TOKEN``) is
-compared in constant time; a per-user token is looked up by its sha256 digest
+Every /v1 route depends on ``authenticate``, which gives the route the caller as an ``Actor``
+(``tasks.services.permissions``: what it may do and see is decided there, for every
+surface). The admin token (``GRANTLEDGER_API_TOKEN``) is compared in constant time; a
+per-user token is looked up by its sha256 digest and acts as its user's immutable id
 (``tasks.services.tokens.verify_token``). Without a configured admin token (allowed only in
 the embedded mode) there is simply no admin: per-user tokens still work and everything else
 is a 401 with a hint, never anonymous access.
@@ -10,17 +12,17 @@ is a 401 with a hint, never anonymous access.
 from __future__ import annotations
 
 import hmac
-from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
+from models.errors import NotFound, PolicyDenied
+from tasks.services.permissions import API_ADMIN, Actor
 from workers.api.errors import ApiError
 from workers.runtime import Runtime
 
-ADMIN_ACTOR = "api:admin"  # how admin-token actions appear in the audit trail
 CHALLENGE = {"WWW-Authenticate": "Bearer"}
 TOKEN_HINT = ("send 'Authorization: Bearer TOKEN' with GRANTLEDGER_API_TOKEN (admin) or a "
               "per-user token from: grantledger token create --user USER")
@@ -29,14 +31,6 @@ NO_ADMIN_HINT = ("no GRANTLEDGER_API_TOKEN is set, so there is no admin token: s
                  "per-user token from: grantledger token create --user USER")
 
 bearer = HTTPBearer(auto_error=False, description="GRANTLEDGER_API_TOKEN or a per-user token")
-
-
-@dataclass(frozen=True)
-class Caller:
-    """The authenticated caller: the admin, or one user acting as themself."""
-
-    name: str  # the user name, or ADMIN_ACTOR
-    admin: bool
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -57,8 +51,9 @@ def is_admin_token(presented: str, configured: SecretStr | None) -> bool:
 def authenticate(
     runtime: RuntimeDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Caller:
+) -> Actor:
     """The caller behind the bearer token; 401 (with a hint) for none or a bad one."""
+    from tasks.services.permissions import person_in
     from tasks.services.tokens import verify_token
 
     configured = runtime.settings.api_token
@@ -67,32 +62,35 @@ def authenticate(
         raise ApiError(401, "missing bearer token", hint=hint, headers=CHALLENGE)
     token = credentials.credentials
     if is_admin_token(token, configured):
-        return Caller(name=ADMIN_ACTOR, admin=True)
-    user = verify_token(sessions=runtime.sessions, token=token)
-    if user is None:
-        raise ApiError(401, "invalid, revoked or suspended user's token", hint=hint,
-                       headers=CHALLENGE)
-    return Caller(name=user, admin=False)
+        return API_ADMIN
+    user_id = verify_token(sessions=runtime.sessions, token=token)
+    if user_id is not None:
+        try:
+            return person_in(runtime.sessions, user_id=user_id, via="api")
+        except (NotFound, PolicyDenied):  # deleted or suspended since the token was checked
+            pass
+    raise ApiError(401, "invalid, revoked or suspended user's token", hint=hint,
+                   headers=CHALLENGE)
 
 
-CallerDep = Annotated[Caller, Depends(authenticate)]
+CallerDep = Annotated[Actor, Depends(authenticate)]
 
 
-def require_admin(caller: CallerDep) -> Caller:
-    """Admin-only routes (apply, delete, sync, plan, audit, others' tokens)."""
+def require_admin(caller: CallerDep) -> Actor:
+    """Admin-only routes (apply, delete, sync, plan, status, others' tokens)."""
     if not caller.admin:
         raise ApiError(403, f"{caller.name}'s token may not do this: it needs the admin token",
                        hint="ask an operator, or use the grantledger CLI")
     return caller
 
 
-def require_person(caller: CallerDep) -> str:
-    """Routes that act as a person (request, review, own an access list): the user's name."""
-    if caller.admin:
+def require_person(caller: CallerDep) -> Actor:
+    """Routes that act as a person (request, review): the caller, never the admin token."""
+    if caller.user_id is None:
         raise ApiError(403, "the admin token acts as no user, and this action needs one",
                        hint="use a per-user token: grantledger token create --user USER")
-    return caller.name
+    return caller
 
 
-AdminDep = Annotated[Caller, Depends(require_admin)]
-PersonDep = Annotated[str, Depends(require_person)]
+AdminDep = Annotated[Actor, Depends(require_admin)]
+PersonDep = Annotated[Actor, Depends(require_person)]

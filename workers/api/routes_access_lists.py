@@ -1,7 +1,8 @@
 """Access-list membership and periodic reviews.
 
-Only an access list's owners change its members: a user token is passed to the service as
-``acting_owner`` (a non-owner gets 403). The admin token may change any list. A review is an
+Only an access list's owners change its members (a non-owner gets 403), and an owner never
+adds themself: another owner or the admin does (``tasks.services.permissions``). The admin
+token may change any list. A review is an
 owner's act, so it needs a user token.
 """
 
@@ -26,8 +27,7 @@ def add_member(runtime: RuntimeDep, caller: CallerDep, name: PathName,
     """Add a user or a nested list (or move its expiry); owners, or the admin."""
     return membership.add_member(
         sessions=runtime.sessions, list_name=name, member=body.member, kind=body.kind,
-        expires=body.expires, actor=caller.name, reason=body.reason,
-        acting_owner=None if caller.admin else caller.name)
+        expires=body.expires, actor=caller, reason=body.reason)
 
 
 @router.delete("/{name}/members", response_model=MembershipChange)
@@ -40,7 +40,7 @@ def remove_member(
     """Remove a member; owners, or the admin."""
     return membership.remove_member(
         sessions=runtime.sessions, list_name=name, member=member, kind=kind,
-        actor=caller.name, reason=reason, acting_owner=None if caller.admin else caller.name)
+        actor=caller, reason=reason)
 
 
 @router.post("/{name}/reviews", response_model=AccessReview, status_code=201)
@@ -48,4 +48,5 @@ def review_access_list(runtime: RuntimeDep, reviewer: PersonDep, name: PathName,
                        body: AccessReviewBody) -> AccessReview:
     """Record the caller's (an owner's) periodic review, removing the members named."""
     return reviews.review_access_list(sessions=runtime.sessions, list_name=name,
-                                      reviewer=reviewer, remove=body.remove, notes=body.notes)
+                                      reviewer=reviewer.name, remove=body.remove,
+                                      notes=body.notes)

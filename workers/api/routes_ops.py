@@ -1,6 +1,7 @@
 """Operations: status and the audit trail.
 
-``/status`` is open to every token (it names no secrets); the audit trail is admin-only.
+``/status`` is the admin's (it names every failing grant and queue); the audit trail and
+who-held-what are the admin's and auditors' (``tasks.services.permissions``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from pydantic import AwareDatetime
 
 from models.errors import InputError
 from tasks.services import queries
+from tasks.services.permissions import Actor
 from workers.api.auth import AdminDep, CallerDep, RuntimeDep
 from workers.api.pagination import Page, PageDep, PageParams, page_of
 from workers.api.schemas import Name
@@ -22,8 +24,9 @@ router = APIRouter(tags=["operations"])
 
 
 @router.get("/status", response_model=dict[str, Any])
-def status(runtime: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
-    """What `grantledger status` shows: grants, operations, failures, queues, limiter."""
+def status(runtime: RuntimeDep, caller: AdminDep) -> dict[str, Any]:
+    """What `grantledger status` shows: grants, operations, failures, queues, limiter
+    (admin)."""
     from tasks.status import full_status
 
     return full_status(runtime).as_dict()
@@ -31,7 +34,7 @@ def status(runtime: RuntimeDep, caller: CallerDep) -> dict[str, Any]:
 
 @router.get("/audit", response_model=Page[dict[str, Any]])
 def audit(
-    runtime: RuntimeDep, caller: AdminDep, page: PageDep,
+    runtime: RuntimeDep, caller: CallerDep, page: PageDep,
     user: Annotated[Name | None, Query(description="what the user did or was given")] = None,
     account: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
     since: Annotated[AwareDatetime | None, Query()] = None,
@@ -39,20 +42,22 @@ def audit(
                                                           "(instead of events)")] = None,
 ) -> dict[str, Any]:
     """The audit trail (newest page first, each page oldest first), or with ``at``, who held
-    which assignment at that moment (admin)."""
+    which assignment at that moment (admin and auditors)."""
     if at is not None:
-        return _holders(runtime, at=at, account=account, user=user, since=since, page=page)
+        return _holders(runtime, caller, at=at, account=account, user=user, since=since,
+                        page=page)
     # Pages walk back from the newest event: fetch the newest offset+limit, drop the offset.
-    events = queries.audit_trail(sessions=runtime.sessions, user=user, account_id=account,
-                                 since=since, limit=page.offset + page.limit)
+    events = queries.audit_trail(sessions=runtime.sessions, viewer=caller, user=user,
+                                 account_id=account, since=since,
+                                 limit=page.offset + page.limit)
     return {"items": events[:max(0, len(events) - page.offset)], "total": None,
             "limit": page.limit, "offset": page.offset}
 
 
-def _holders(runtime: Runtime, *, at: datetime, account: str | None, user: str | None,
-             since: datetime | None, page: PageParams) -> dict[str, Any]:
+def _holders(runtime: Runtime, viewer: Actor, *, at: datetime, account: str | None,
+             user: str | None, since: datetime | None, page: PageParams) -> dict[str, Any]:
     if user is not None or since is not None:
         raise InputError("?at answers who held each assignment; it takes only ?account",
                          hint="drop ?user and ?since, or drop ?at to read events")
-    return page_of(queries.holders_at(sessions=runtime.sessions, at=at, account_id=account),
-                   page)
+    return page_of(queries.holders_at(sessions=runtime.sessions, viewer=viewer, at=at,
+                                      account_id=account), page)

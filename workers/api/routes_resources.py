@@ -17,7 +17,7 @@ from models.resources import load_sources
 from tasks.services import queries, resources
 from tasks.services.queries import AccessListView, RoleView, UserView
 from tasks.services.resources import ApplyResult
-from workers.api.auth import AdminDep, RuntimeDep
+from workers.api.auth import AdminDep, CallerDep, RuntimeDep
 from workers.api.errors import ApiError
 from workers.api.pagination import Page, PageDep, page_of
 from workers.api.schemas import ApplyDocuments, PathName
@@ -73,40 +73,45 @@ def apply(
     """Create or update users, roles and access lists; all of them or none (admin)."""
     loaded = load_sources(sources)
     return resources.apply_resources(sessions=runtime.sessions, loaded=loaded,
-                                     actor=caller.name, dry_run=dry_run)
+                                     actor=caller.label, dry_run=dry_run)
 
 
 @router.get("/users", response_model=Page[UserView])
-def list_users(runtime: RuntimeDep, page: PageDep) -> dict[str, Any]:
-    """Every user, by name."""
-    return page_of(queries.list_users(sessions=runtime.sessions), page)
+def list_users(runtime: RuntimeDep, caller: CallerDep, page: PageDep) -> dict[str, Any]:
+    """Users, by name: a user token sees its own user; the admin and auditors all."""
+    return page_of(queries.list_users(sessions=runtime.sessions, viewer=caller), page)
 
 
 @router.get("/users/{name}", response_model=UserView)
-def get_user(runtime: RuntimeDep, name: PathName) -> UserView:
-    return queries.get_user(sessions=runtime.sessions, name=name)
+def get_user(runtime: RuntimeDep, caller: CallerDep, name: PathName) -> UserView:
+    """One user's profile: a user token reads only its own (404 otherwise)."""
+    return queries.get_user(sessions=runtime.sessions, viewer=caller, name=name)
 
 
 @router.get("/roles", response_model=Page[RoleView])
-def list_roles(runtime: RuntimeDep, page: PageDep) -> dict[str, Any]:
-    """Every role (system roles included), with who holds or grants it."""
-    return page_of(queries.list_roles(sessions=runtime.sessions), page)
+def list_roles(runtime: RuntimeDep, caller: CallerDep, page: PageDep) -> dict[str, Any]:
+    """Every role (system roles included), with the lists granting it; holders are shown to
+    the admin and auditors (a user token sees only itself among them)."""
+    return page_of(queries.list_roles(sessions=runtime.sessions, viewer=caller), page)
 
 
 @router.get("/roles/{name}", response_model=RoleView)
-def get_role(runtime: RuntimeDep, name: PathName) -> RoleView:
-    return queries.get_role(sessions=runtime.sessions, name=name)
+def get_role(runtime: RuntimeDep, caller: CallerDep, name: PathName) -> RoleView:
+    """One role (holders as in the listing)."""
+    return queries.get_role(sessions=runtime.sessions, viewer=caller, name=name)
 
 
 @router.get("/access-lists", response_model=Page[AccessListView])
-def list_access_lists(runtime: RuntimeDep, page: PageDep) -> dict[str, Any]:
-    """Every access list with members, granted roles and review status."""
-    return page_of(queries.list_access_lists(sessions=runtime.sessions), page)
+def list_access_lists(runtime: RuntimeDep, caller: CallerDep, page: PageDep) -> dict[str, Any]:
+    """Access lists with members, granted roles and review status: a user token sees those
+    it owns or belongs to; the admin and auditors all."""
+    return page_of(queries.list_access_lists(sessions=runtime.sessions, viewer=caller), page)
 
 
 @router.get("/access-lists/{name}", response_model=AccessListView)
-def get_access_list(runtime: RuntimeDep, name: PathName) -> AccessListView:
-    return queries.get_access_list(sessions=runtime.sessions, name=name)
+def get_access_list(runtime: RuntimeDep, caller: CallerDep, name: PathName) -> AccessListView:
+    """One access list the caller may see (404 otherwise)."""
+    return queries.get_access_list(sessions=runtime.sessions, viewer=caller, name=name)
 
 
 ForceQuery = Annotated[bool, Query(description="also remove what still refers to it")]
@@ -117,7 +122,7 @@ def delete_user(runtime: RuntimeDep, caller: AdminDep, name: PathName,
                 force: ForceQuery = False) -> ApplyResult:
     """Delete a user, all or nothing (admin)."""
     return resources.delete_resource(sessions=runtime.sessions, kind="user", name=name,
-                                     actor=caller.name, force=force)
+                                     actor=caller.label, force=force)
 
 
 @router.delete("/roles/{name}", response_model=ApplyResult)
@@ -125,7 +130,7 @@ def delete_role(runtime: RuntimeDep, caller: AdminDep, name: PathName,
                 force: ForceQuery = False) -> ApplyResult:
     """Delete a role, all or nothing (admin)."""
     return resources.delete_resource(sessions=runtime.sessions, kind="role", name=name,
-                                     actor=caller.name, force=force)
+                                     actor=caller.label, force=force)
 
 
 @router.delete("/access-lists/{name}", response_model=ApplyResult)
@@ -133,4 +138,4 @@ def delete_access_list(runtime: RuntimeDep, caller: AdminDep, name: PathName,
                        force: ForceQuery = False) -> ApplyResult:
     """Delete an access list, all or nothing (admin)."""
     return resources.delete_resource(sessions=runtime.sessions, kind="access_list", name=name,
-                                     actor=caller.name, force=force)
+                                     actor=caller.label, force=force)

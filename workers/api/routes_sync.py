@@ -15,7 +15,8 @@ from pydantic import BaseModel
 
 from models.ledger.enums import GrantState, OperationState
 from tasks.events import SYNC_FULL
-from workers.api.auth import AdminDep, RuntimeDep
+from tasks.services.permissions import own_scope, require_auditor
+from workers.api.auth import AdminDep, CallerDep, RuntimeDep
 from workers.api.errors import ApiError
 from workers.api.pagination import Page, PageDep, page_of
 from workers.api.schemas import Enqueued, Name
@@ -35,15 +36,17 @@ class Plan(BaseModel):
 
 @router.get("/grants", response_model=Page[dict[str, Any]])
 def list_grants(
-    runtime: RuntimeDep, page: PageDep,
+    runtime: RuntimeDep, caller: CallerDep, page: PageDep,
     user: Annotated[Name | None, Query(description="this user's grants and those of the "
                                                    "access lists (groups) it belongs to")] = None,
     state: Annotated[GrantState | None, Query(description="default: all but REVOKED")] = None,
     stuck: Annotated[bool, Query(description="only revocations that keep failing")] = False,
 ) -> dict[str, Any]:
-    """Grants in the ledger with state, expiry and AWS's failure reason."""
+    """Grants in the ledger with state, expiry and AWS's failure reason: a user token sees
+    its own user's; the admin and auditors everyone's."""
     from tasks.sync_views import grant_rows
 
+    user = own_scope(caller, user)
     with runtime.sessions() as session:
         rows = grant_rows(session, user=user, state=state.value if state else None,
                           stuck=stuck)
@@ -51,11 +54,13 @@ def list_grants(
 
 
 @router.get("/operations", response_model=Page[dict[str, Any]])
-def list_operations(runtime: RuntimeDep, page: PageDep,
+def list_operations(runtime: RuntimeDep, caller: CallerDep, page: PageDep,
                     state: Annotated[OperationState | None, Query()] = None) -> dict[str, Any]:
-    """AWS operations (oldest first) with AWS's request id, attempts and failure reason."""
+    """AWS operations (oldest first) with AWS's request id, attempts and failure reason
+    (admin and auditors)."""
     from tasks.sync_views import operation_rows
 
+    require_auditor(caller, "AWS operations")
     with runtime.sessions() as session:
         rows = operation_rows(session, state=state.value if state else None, limit=None)
     return page_of(rows, page)

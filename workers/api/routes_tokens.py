@@ -14,7 +14,6 @@ from fastapi import APIRouter, Path, Query
 from tasks.services import tokens
 from tasks.services.tokens import TokenView
 from workers.api.auth import AdminDep, CallerDep, RuntimeDep
-from workers.api.errors import ApiError
 from workers.api.pagination import Page, PageDep, page_of
 from workers.api.schemas import CreatedToken, Name, NewToken
 
@@ -27,7 +26,7 @@ TokenId = Annotated[int, Path(ge=1, le=2**63 - 1)]
 def create_token(runtime: RuntimeDep, caller: AdminDep, body: NewToken) -> CreatedToken:
     """Create a token acting as ``user`` (admin). The token is in this answer only."""
     token_id, plaintext = tokens.create_token(sessions=runtime.sessions, user=body.user,
-                                              label=body.label, actor=caller.name)
+                                              label=body.label, actor=caller)
     return CreatedToken(id=token_id, user=body.user, label=body.label.strip(), token=plaintext)
 
 
@@ -35,14 +34,11 @@ def create_token(runtime: RuntimeDep, caller: AdminDep, body: NewToken) -> Creat
 def list_tokens(runtime: RuntimeDep, caller: CallerDep, page: PageDep,
                 user: Annotated[Name | None, Query()] = None) -> dict[str, Any]:
     """Tokens (never their secrets): a user sees their own, the admin all or one user's."""
-    if not caller.admin and user not in (None, caller.name):
-        raise ApiError(403, "a user token lists only its own user's tokens")
-    owner = user if caller.admin else caller.name
-    return page_of(tokens.list_tokens(sessions=runtime.sessions, user=owner), page)
+    return page_of(tokens.list_tokens(sessions=runtime.sessions, viewer=caller, user=user),
+                   page)
 
 
 @router.delete("/{token_id}", response_model=TokenView)
 def revoke_token(runtime: RuntimeDep, caller: CallerDep, token_id: TokenId) -> TokenView:
     """Revoke a token at once (idempotent); a user token revokes only its user's tokens."""
-    return tokens.revoke_token(sessions=runtime.sessions, token_id=token_id, actor=caller.name,
-                               owner=None if caller.admin else caller.name)
+    return tokens.revoke_token(sessions=runtime.sessions, token_id=token_id, actor=caller)

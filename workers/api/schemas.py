@@ -96,6 +96,8 @@ class Extension(Body):
 
 class Promotion(Body):
     access_list: Name
+    confirm_broader: bool = Field(False, description="promote even though the list grants "
+                                                     "more than the request asked for")
 
 
 class NewToken(Body):

@@ -13,7 +13,10 @@ app = typer.Typer(
     help=(
         "Access broker for AWS IAM Identity Center: owners manage long-term access with access "
         "lists, people request short-term elevation, and a ledger revokes every grant on time.\n\n"
-        "Start with `grantledger demo` (no setup needed), then see README.md."
+        "Start with `grantledger demo` (no setup needed), then see README.md.\n\n"
+        "The CLI acts with the database's authority: whoever can run it against the ledger "
+        "can do anything an admin can. `--actor` is recorded as given, together with the OS "
+        "user (cli:NAME (os: USER)); it is not authentication."
     ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,

@@ -9,7 +9,7 @@ from __future__ import annotations
 import typer
 
 from workers.cli.app import app
-from workers.cli.commands_resources import ActorOption, actor_name, ledger_sessions
+from workers.cli.commands_resources import ActorOption, cli_actor, ledger_sessions
 from workers.cli.output import OutputOption, emit
 
 token_app = typer.Typer(help="Per-user API tokens (stored hashed, revocable).",
@@ -62,7 +62,7 @@ def token_create_command(
     from tasks.services.tokens import create_token
 
     token_id, plaintext = create_token(sessions=ledger_sessions(), user=user, label=label,
-                                       actor=actor_name(actor))
+                                       actor=cli_actor(actor))
     if output == "table":
         typer.echo(f"token {token_id} for {user} (shown once; store it now):")
         typer.echo(plaintext)
@@ -83,7 +83,8 @@ def token_list_command(
 
     from tasks.services.tokens import list_tokens
 
-    rows = [asdict(view) for view in list_tokens(sessions=ledger_sessions(), user=user)]
+    rows = [asdict(view) for view in list_tokens(sessions=ledger_sessions(), viewer=cli_actor(),
+                                                  user=user)]
     emit(rows, fmt=output, columns=TOKEN_COLUMNS, title="API tokens")
 
 
@@ -101,5 +102,5 @@ def token_revoke_command(
 
     from tasks.services.tokens import revoke_token
 
-    view = revoke_token(sessions=ledger_sessions(), token_id=token_id, actor=actor_name(actor))
+    view = revoke_token(sessions=ledger_sessions(), token_id=token_id, actor=cli_actor(actor))
     emit(asdict(view), fmt=output, title="revoked")

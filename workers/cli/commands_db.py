@@ -8,7 +8,7 @@ import json
 import typer
 
 from workers.cli.app import app
-from workers.cli.commands_resources import ledger_sessions, parse_time
+from workers.cli.commands_resources import cli_actor, ledger_sessions, parse_time
 from workers.cli.output import OutputOption, emit, plain
 
 db_app = typer.Typer(help="The ledger database: schema migrations.", no_args_is_help=True)
@@ -81,12 +81,13 @@ def audit_command(
     from tasks.services import queries
 
     if at is not None:
-        rows = queries.holders_at(sessions=ledger_sessions(), at=parse_time(at, option="--at"),
-                                  account_id=account)
+        rows = queries.holders_at(sessions=ledger_sessions(), viewer=cli_actor(),
+                                  at=parse_time(at, option="--at"), account_id=account)
         emit(rows, fmt=output, columns=HOLDER_COLUMNS, title=f"held at {at}")
         return
     events = queries.audit_trail(
-        sessions=ledger_sessions(), user=user, account_id=account, limit=limit,
+        sessions=ledger_sessions(), viewer=cli_actor(), user=user, account_id=account,
+        limit=limit,
         since=parse_time(since, option="--since") if since else None,
         until=parse_time(until, option="--until") if until else None)
     if output.lower() == "json":

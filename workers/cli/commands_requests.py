@@ -2,19 +2,25 @@
 `get requests`, and the owners' `access-list review`.
 
 A refusal (not requestable, self-review, not an owner, ...) exits 2 with the reason on
-stderr and what to do next.
+stderr and what to do next. The CLI acts with the database's authority: ``--reviewer`` names
+the person whose review it records (the same rules apply to them as in the API), and the
+audit names it ``cli:NAME (usr-..., os: USER)``.
 """
 
 from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 import typer
 
 from workers.cli.app import access_list_app, app, get_app
-from workers.cli.commands_resources import ActorOption, actor_name, ledger_sessions
+from workers.cli.commands_resources import ActorOption, cli_actor, ledger_sessions
 from workers.cli.output import OutputOption, emit, stderr
+
+if TYPE_CHECKING:
+    from tasks.services.permissions import Actor
 
 request_app = typer.Typer(help="Access requests: create, approve, deny, extend, promote.",
                           no_args_is_help=True)
@@ -40,8 +46,15 @@ def parse_duration_option(text: str, *, option: str) -> timedelta:
 def show_request(request_id: str, *, output: str, title: str) -> None:
     from tasks.services.requests import get_request
 
-    emit(asdict(get_request(sessions=ledger_sessions(), request_id=request_id)), fmt=output,
-         title=title)
+    emit(asdict(get_request(sessions=ledger_sessions(), viewer=cli_actor(),
+                            request_id=request_id)), fmt=output, title=title)
+
+
+def reviewer_actor(name: str) -> Actor:
+    """The person ``--reviewer`` names, resolved now (active users only)."""
+    from tasks.services.permissions import person_in
+
+    return person_in(ledger_sessions(), name=name, via="cli")
 
 
 @request_app.command("create")
@@ -66,9 +79,9 @@ def create_command(
     from tasks.services.requests import create_request
 
     asked = parse_duration_option(duration, option="--duration") if duration else None
-    request = create_request(sessions=ledger_sessions(), user=user, roles=roles,
-                             resources=resources, reason=reason, duration=asked,
-                             actor=actor_name(actor), break_glass=break_glass)
+    request = create_request(sessions=ledger_sessions(), actor=cli_actor(actor), user=user,
+                             roles=roles, resources=resources, reason=reason, duration=asked,
+                             break_glass=break_glass)
     granted = timedelta(seconds=request.duration_seconds)
     if asked is not None and granted < asked:
         from models.durations import format_duration
@@ -90,8 +103,8 @@ def approve_command(request_id: str = RequestIdArgument, reviewer: str = Reviewe
     """
     from tasks.services.requests import review_request
 
-    review_request(sessions=ledger_sessions(), request_id=request_id, reviewer=reviewer,
-                   decision="approve", reason=reason)
+    review_request(sessions=ledger_sessions(), request_id=request_id,
+                   actor=reviewer_actor(reviewer), decision="approve", reason=reason)
     show_request(request_id, output=output, title="reviewed")
 
 
@@ -104,8 +117,8 @@ def deny_command(request_id: str = RequestIdArgument, reviewer: str = ReviewerOp
     """
     from tasks.services.requests import review_request
 
-    review_request(sessions=ledger_sessions(), request_id=request_id, reviewer=reviewer,
-                   decision="deny", reason=reason)
+    review_request(sessions=ledger_sessions(), request_id=request_id,
+                   actor=reviewer_actor(reviewer), decision="deny", reason=reason)
     show_request(request_id, output=output, title="denied")
 
 
@@ -116,14 +129,16 @@ def extend_command(
     reviewer: str = ReviewerOption,
     output: str = OutputOption,
 ) -> None:
-    """Move an approved request's expiry (and its live grants') later, with no gap in access.
+    """Approve moving an approved request's expiry (and its live grants') later, with no gap.
 
-    A request lives at most twice its policy cap, extensions included.
+    The extension applies once as many reviewers approved it as the request needs; a request
+    lives at most twice its policy cap, extensions included.
     Example: grantledger request extend req-3f9a1c2b --duration 1h --reviewer bob
     """
-    from tasks.services.requests import extend_request
+    from tasks.services.request_changes import extend_request
 
-    extend_request(sessions=ledger_sessions(), request_id=request_id, reviewer=reviewer,
+    extend_request(sessions=ledger_sessions(), request_id=request_id,
+                   actor=reviewer_actor(reviewer),
                    duration=parse_duration_option(duration, option="--duration"))
     show_request(request_id, output=output, title="extended")
 
@@ -134,17 +149,22 @@ def promote_command(
     access_list: str = typer.Option(..., "--access-list", help="The list the user joins; it "
                                     "must grant everything requested."),
     reviewer: str = ReviewerOption,
+    allow_broader: bool = typer.Option(False, "--allow-broader", help="Promote even though "
+                                       "the list grants more than was requested."),
     output: str = OutputOption,
 ) -> None:
     """Turn a request into long-term access: the user joins an access list the reviewer owns.
 
+    A list granting more than the request asked for needs --allow-broader; see the lists
+    that cover it exactly with: grantledger get promotion-lists ID.
     Example: grantledger request promote req-3f9a1c2b --access-list staging-admins
     --reviewer bob
     """
-    from tasks.services.requests import promote_request
+    from tasks.services.request_changes import promote_request
 
     promote_request(sessions=ledger_sessions(), request_id=request_id,
-                    access_list=access_list, reviewer=reviewer)
+                    access_list=access_list, actor=reviewer_actor(reviewer),
+                    confirm_broader=allow_broader)
     show_request(request_id, output=output, title="promoted")
 
 
@@ -159,7 +179,7 @@ def get_requestable_command(
     """
     from tasks.services.requests import requestable_for
 
-    view = requestable_for(sessions=ledger_sessions(), user=user)
+    view = requestable_for(sessions=ledger_sessions(), viewer=cli_actor(), user=user)
     if output == "table":
         emit(view.rows(), fmt=output, columns=("kind", "name", "permission_sets",
                                                "max_duration"),
@@ -186,8 +206,26 @@ def get_requests_command(
     if request_id:
         show_request(request_id, output=output, title=f"request {request_id}")
         return
-    views = list_requests(sessions=ledger_sessions(), user=user, state=state)
+    views = list_requests(sessions=ledger_sessions(), viewer=cli_actor(), user=user,
+                          state=state)
     emit([asdict(v) for v in views], fmt=output, columns=REQUEST_COLUMNS, title="requests")
+
+
+@get_app.command("promotion-lists")
+def get_promotion_lists_command(request_id: str = RequestIdArgument,
+                                output: str = OutputOption) -> None:
+    """The access lists a request could be promoted into: those covering it exactly first;
+    the others grant more (listed) and need --allow-broader.
+
+    Example: grantledger get promotion-lists req-3f9a1c2b
+    """
+    from tasks.services.request_changes import promotion_lists
+
+    found = promotion_lists(sessions=ledger_sessions(), request_id=request_id,
+                            viewer=cli_actor())
+    emit([asdict(c) for c in found], fmt=output,
+         columns=("access_list", "exact", "broader", "owned"),
+         title=f"access lists covering {request_id}")
 
 
 @access_list_app.command("review")

@@ -7,7 +7,6 @@ The ledger is `workers.runtime.get_runtime().sessions` (embedded default: ./gran
 
 from __future__ import annotations
 
-import os
 import sys
 from dataclasses import asdict
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from models.resources import LoadedResource
+    from tasks.services.permissions import Actor
 
 FilesOption = typer.Option(
     ..., "--file", "-f", exists=False,
@@ -33,14 +33,25 @@ FilesOption = typer.Option(
          "for several; `-` reads standard input.",
 )
 ActorOption = typer.Option(
-    None, "--actor", help="Who is acting, for the audit trail (default: $USER, else 'cli').",
+    None, "--actor", help="Who is acting, for the audit trail (default: the OS user). The CLI "
+                          "acts with the database's authority; the audit records this name "
+                          "and the OS user: cli:NAME (os: USER).",
 )
 CHANGE_COLUMNS = ("kind", "name", "action", "changes")
 
 
 def actor_name(actor: str | None) -> str:
-    """The acting person: ``--actor``, else the login name, else ``cli``."""
-    return actor or os.environ.get("USER") or "cli"
+    """How the audit names a CLI action: ``cli:<--actor> (os: <OS user>)``."""
+    from tasks.services.permissions import cli_label
+
+    return cli_label(actor)
+
+
+def cli_actor(actor: str | None = None) -> Actor:
+    """The CLI's authority: the database's (an operator), labelled with ``--actor``."""
+    from tasks.services.permissions import cli_operator
+
+    return cli_operator(actor)
 
 
 def parse_time(text: str, *, option: str) -> datetime:
@@ -302,7 +313,7 @@ def add_member_command(
     member, kind = _member(user, nested)
     until = parse_time(expires, option="--expires") if expires else None
     change = add_member(sessions=ledger_sessions(), list_name=list_name, member=member,
-                        kind=kind, expires=until, actor=actor_name(actor))
+                        kind=kind, expires=until, actor=cli_actor(actor))
     emit(change.as_row(), fmt=output, title="membership")
 
 
@@ -322,7 +333,7 @@ def remove_member_command(
 
     member, kind = _member(user, nested)
     change = remove_member(sessions=ledger_sessions(), list_name=list_name, member=member,
-                           kind=kind, actor=actor_name(actor))
+                           kind=kind, actor=cli_actor(actor))
     emit(change.as_row(), fmt=output, title="membership")
 
 
@@ -340,10 +351,12 @@ def get_users_command(name: str | None = NameArgument, output: str = OutputOptio
     from tasks.services import queries
 
     if name:
-        emit(asdict(queries.get_user(sessions=ledger_sessions(), name=name)), fmt=output,
+        emit(asdict(queries.get_user(sessions=ledger_sessions(), viewer=cli_actor(),
+                                          name=name)), fmt=output,
              title=f"user {name}")
         return
-    emit([asdict(v) for v in queries.list_users(sessions=ledger_sessions())], fmt=output,
+    emit([asdict(v) for v in queries.list_users(sessions=ledger_sessions(),
+                                                               viewer=cli_actor())], fmt=output,
          columns=("name", "email", "roles", "lists", "origin", "suspended"), title="users")
 
 
@@ -356,12 +369,14 @@ def get_roles_command(name: str | None = NameArgument, output: str = OutputOptio
     from tasks.services import queries
 
     if name:
-        view = asdict(queries.get_role(sessions=ledger_sessions(), name=name))
+        view = asdict(queries.get_role(sessions=ledger_sessions(), viewer=cli_actor(),
+                                           name=name))
         if output == "table":  # a spec reads best as the YAML it was written in
             view["spec"] = yaml.safe_dump(view["spec"], sort_keys=False).rstrip()
         emit(view, fmt=output, title=f"role {name}")
         return
-    emit([asdict(v) for v in queries.list_roles(sessions=ledger_sessions())], fmt=output,
+    emit([asdict(v) for v in queries.list_roles(sessions=ledger_sessions(),
+                                                               viewer=cli_actor())], fmt=output,
          columns=("name", "origin", "holders", "granted_by"), title="roles")
 
 
@@ -376,12 +391,12 @@ def get_access_lists_command(name: str | None = NameArgument,
 
     sessions = ledger_sessions()
     if name:
-        view = asdict(queries.get_access_list(sessions=sessions, name=name))
+        view = asdict(queries.get_access_list(sessions=sessions, viewer=cli_actor(), name=name))
         if output == "table":
             view["members"] = [_member_cell(m) for m in view["members"]]
         emit(view, fmt=output, title=f"access list {name}")
         return
-    rows = [asdict(v) for v in queries.list_access_lists(sessions=sessions)]
+    rows = [asdict(v) for v in queries.list_access_lists(sessions=sessions, viewer=cli_actor())]
     emit(rows, fmt=output, columns=("name", "title", "owners", "member_count", "granted_roles",
                                     "group_id", "next_review_at", "review_overdue"),
          title="access lists")
