@@ -16,7 +16,7 @@ PERSONAL_EVENTS = frozenset({"grant.active", "grant.expiring", "grant.revoked"})
 # What a team channel wants by default: decisions and alarms, not one post per grant.
 DEFAULT_SLACK_EVENTS = frozenset({
     "request.created", "request.approved", "request.denied", "breakglass.used",
-    "grant.stuck", "user.revoked", "scim.stopped", "scim.resumed",
+    "grant.stuck", "user.revoked", "scim.stopped", "scim.resumed", "access_list.owner_joined",
 })
 
 
