@@ -27,11 +27,13 @@ from models.ledger.kv import read_state, write_state
 from tasks.notify.channels import ChannelAnswer, slack_blocks
 from tasks.notify.routing import PERSONAL_EVENTS
 from tasks.notify.slack_messages import personal_message, review_due_message, review_message
+from tasks.services.permissions import operator
 from tasks.services.queries import emails_of
 from tasks.services.requests import get_request, reviewers_of
 
 Sessions = sessionmaker[Session]
 CHANNEL = "slack-app"
+NOTIFIER = operator("system:notify")  # reads requests to render them; decides nothing
 DECISIONS = frozenset({"request.approved", "request.denied"})
 
 
@@ -94,7 +96,7 @@ def review_posts(*, sessions: Sessions, request_id: str,
                  route: SlackRoute) -> list[SlackDelivery]:
     """The review message to each reviewer who may act, and to the review channel."""
     try:
-        message = review_message(get_request(sessions=sessions, request_id=request_id))
+        message = review_message(get_request(sessions=sessions, viewer=NOTIFIER, request_id=request_id))
     except NotFound:
         return []  # deleted since: nothing to review
     posts = to_people(sessions, reviewers_of(sessions=sessions, request_id=request_id),
@@ -107,7 +109,7 @@ def review_posts(*, sessions: Sessions, request_id: str,
 
 def review_updates(*, sessions: Sessions, request_id: str) -> list[SlackDelivery]:
     """Every remembered copy of the request's review message, re-rendered as it is now."""
-    message = review_message(get_request(sessions=sessions, request_id=request_id))
+    message = review_message(get_request(sessions=sessions, viewer=NOTIFIER, request_id=request_id))
     return [SlackDelivery(f"update:{channel}:{ts}", message, channel=channel, ts=ts)
             for channel, ts in review_copies(sessions, request_id)]
 

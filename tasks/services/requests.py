@@ -77,7 +77,7 @@ def reviewers_of(*, sessions: Sessions, request_id: str) -> list[str]:
             raise NotFound("request", request_id)
         policy = load_policy(session)
         people = session.scalars(select(tables.User).where(
-            tables.User.suspended.is_(False), tables.User.name != request.user_name)
+            tables.User.suspended.is_(False), tables.User.id != request.user_id)
             .order_by(tables.User.name))
         return [person.name for person in people if may_review(
             reviewer_roles=policy.held_roles(person), request_roles=request.roles,

@@ -29,7 +29,8 @@ from tasks.notify.slack import SlackRoute, plan_slack
 from tasks.services import requests as rq
 from tests.e2e.conftest import Workers, worker_environment
 from tests.e2e.fake_slack import FakeSlack, button, signed, slash_command, view_submission
-from tests.e2e.test_api_server import free_port
+from tasks.services.permissions import operator, person_in
+from tests.stack_support import free_port
 from tests.integration.sync_support import ACCOUNTS, World
 from tests.waiting import eventually
 from workers.settings import Settings
@@ -43,6 +44,7 @@ PEOPLE = {"UALICE": "alice@example.com", "UBOB": "bob@example.com",
           "USTRANGER": "stranger@elsewhere.example"}
 REQUESTER = {"allow": {"request": {"account_assignments": [
     {"account": "*", "permission_set": "*"}], "max_duration": "4h"}}}
+OPERATOR = operator("test")
 REVIEWER = {"allow": {"review_requests": {"roles": ["*"]}}}
 
 
@@ -125,9 +127,9 @@ def deliver(e2e_app: Celery, condition: Any, *, what: str, timeout: float = 30) 
 
 
 def filed(world: World) -> str:
-    return rq.create_request(sessions=world.runtime.sessions, user="alice",
-                             resources=[STAGING_ADMIN], reason="deploy fix",
-                             actor="alice").id
+    alice = person_in(world.runtime.sessions, name="alice", via="test")
+    return rq.create_request(sessions=world.runtime.sessions, actor=alice,
+                             resources=[STAGING_ADMIN], reason="deploy fix").id
 
 
 def request_state(world: World, request_id: str) -> tuple[RequestState, int]:
@@ -223,7 +225,8 @@ def test_slash_command_modal_files_a_request_and_mine_lists_grants(
               "reason": {"value": {"value": "incident 42"}}}
     answer = post(api, view_submission(user="UALICE", values=values))
     assert answer.status_code == 200 and answer.json()["response_action"] == "update"
-    [request] = rq.list_requests(sessions=world.runtime.sessions, user="alice")
+    [request] = rq.list_requests(sessions=world.runtime.sessions, viewer=OPERATOR,
+                                 user="alice")
     assert (request.state, request.resources, request.reason, request.duration) == (
         "PENDING", [STAGING_ADMIN], "incident 42", "30m")
     assert request.id in answer.text
@@ -234,7 +237,7 @@ def test_slash_command_modal_files_a_request_and_mine_lists_grants(
     assert "duration" in too_long.json()["errors"]
     stranger = post(api, view_submission(user="USTRANGER", values=values))
     assert stranger.json()["response_action"] == "errors"
-    assert len(rq.list_requests(sessions=world.runtime.sessions)) == 1
+    assert len(rq.list_requests(sessions=world.runtime.sessions, viewer=OPERATOR)) == 1
 
     mine = post(api, slash_command(user="UALICE", text="mine"))
     assert "holds no access" in mine.text

@@ -21,6 +21,7 @@ from models.ledger.base import database_time
 from tasks.notify.slack import refresh_review_messages
 from tasks.notify.slack_messages import APPROVE_ACTION, DENY_ACTION
 from tasks.services import requests
+from tasks.services.permissions import Actor
 from tasks.sync_views import grant_rows
 from workers.runtime import Runtime
 from workers.slack.modal import CALLBACK_ID, error_block, filed_view, read_form, request_modal
@@ -61,7 +62,7 @@ def review_listener(runtime: Runtime, slack: SlackWeb) -> Callable[[str], Callab
             try:
                 person = person_for(clicker, slack=slack, sessions=runtime.sessions)
                 requests.review_request(sessions=runtime.sessions, request_id=request_id,
-                                        reviewer=person, decision=decision)
+                                        actor=person, decision=decision)
             except GrantledgerError as err:
                 slack.ephemeral(channel=channel, user=clicker, text=refusal(err))
                 return
@@ -86,7 +87,7 @@ def command_listener(runtime: Runtime, slack: SlackWeb) -> Callable[..., None]:
             if word == "mine":
                 ack(text=held_text(runtime, person))
                 return
-            offer = requests.requestable_for(sessions=runtime.sessions, user=person)
+            offer = requests.requestable_for(sessions=runtime.sessions, viewer=person)
         except GrantledgerError as err:
             ack(text=refusal(err))
             return
@@ -95,14 +96,14 @@ def command_listener(runtime: Runtime, slack: SlackWeb) -> Callable[..., None]:
     return listener
 
 
-def held_text(runtime: Runtime, person: str) -> str:
+def held_text(runtime: Runtime, person: Actor) -> str:
     """The person's active grants with the time left, one line each."""
     with runtime.sessions() as session:
         now = database_time(session)
-        rows = grant_rows(session, user=person, state="ACTIVE")
+        rows = grant_rows(session, user=person.name, state="ACTIVE")
     if not rows:
-        return f"{person} holds no access through grantledger right now."
-    lines = [f"*{person}* holds:"]
+        return f"{person.name} holds no access through grantledger right now."
+    lines = [f"*{person.name}* holds:"]
     for row in rows:
         left = (f"{_left(row['expires_at'] - now)} left" if row["expires_at"]
                 else "long-term")
@@ -124,13 +125,14 @@ def submission_listener(runtime: Runtime, slack: SlackWeb) -> Callable[..., None
             person = person_for(body["user"]["id"], slack=slack, sessions=runtime.sessions)
             form = read_form(values)
             created = requests.create_request(
-                sessions=runtime.sessions, user=person, roles=form.roles,
+                sessions=runtime.sessions, actor=person, roles=form.roles,
                 resources=form.resources, reason=form.reason, duration=form.duration,
-                actor=person, break_glass=form.break_glass)
+                break_glass=form.break_glass)
         except GrantledgerError as err:
             ack(response_action="errors", errors={error_block(values, err): refusal(err)[:150]})
             return
-        shown = requests.get_request(sessions=runtime.sessions, request_id=created.id)
+        shown = requests.get_request(sessions=runtime.sessions, viewer=person,
+                                     request_id=created.id)
         ack(response_action="update",
             view=filed_view(shown.id, state=shown.state, duration=shown.duration))
     return listener

@@ -2,8 +2,9 @@
 
 A Slack user is the grantledger user whose email is their Slack profile's email (looked up
 with ``users.info`` and cached by ``SlackWeb``). Nobody else is anybody: an unmapped user is
-refused with how to get enrolled. The result is what the API's ``PersonDep`` gives routes (a
-user name today), so a change of the person type happens here and there together.
+refused with how to get enrolled. The result is the same ``Actor`` the API's ``PersonDep``
+gives routes, resolved by immutable user id, so every rule of ``tasks/services/permissions``
+applies to a click as to an API call.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.errors import PolicyDenied
+from tasks.services.permissions import Actor, person_in
 from tasks.services.queries import user_named_by_email
 from workers.slack.web import SlackWeb
 
@@ -19,7 +21,7 @@ ENROL_HINT = ("ask a grantledger admin to enrol you: your Slack profile's email 
               "`grantledger apply -f users.yaml`)")
 
 
-def person_for(slack_user: str, *, slack: SlackWeb, sessions: sessionmaker[Session]) -> str:
+def person_for(slack_user: str, *, slack: SlackWeb, sessions: sessionmaker[Session]) -> Actor:
     """The grantledger user acting for ``slack_user``; ``PolicyDenied`` when there is none."""
     email = slack.email_of(slack_user)
     if not email:
@@ -28,4 +30,4 @@ def person_for(slack_user: str, *, slack: SlackWeb, sessions: sessionmaker[Sessi
     name = user_named_by_email(sessions=sessions, email=email)
     if name is None:
         raise PolicyDenied(f"no grantledger user has the email {email}", hint=ENROL_HINT)
-    return name
+    return person_in(sessions, name=name, via="slack")
