@@ -96,7 +96,8 @@ def review_posts(*, sessions: Sessions, request_id: str,
                  route: SlackRoute) -> list[SlackDelivery]:
     """The review message to each reviewer who may act, and to the review channel."""
     try:
-        message = review_message(get_request(sessions=sessions, viewer=NOTIFIER, request_id=request_id))
+        message = review_message(
+            get_request(sessions=sessions, viewer=NOTIFIER, request_id=request_id))
     except NotFound:
         return []  # deleted since: nothing to review
     posts = to_people(sessions, reviewers_of(sessions=sessions, request_id=request_id),

@@ -27,11 +27,11 @@ from models.ledger.enums import GrantState, SourceKind
 from tasks import events
 from tasks.notify.slack import SlackRoute, plan_slack
 from tasks.services import requests as rq
+from tasks.services.permissions import operator, person_in
 from tests.e2e.conftest import Workers, worker_environment
 from tests.e2e.fake_slack import FakeSlack, button, signed, slash_command, view_submission
-from tasks.services.permissions import operator, person_in
-from tests.stack_support import free_port
 from tests.integration.sync_support import ACCOUNTS, World
+from tests.stack_support import free_port
 from tests.waiting import eventually
 from workers.settings import Settings
 
