@@ -19,7 +19,7 @@ import typer
 from models.errors import AwsError, ConfigError, ScimError
 from workers.cli.app import app
 from workers.cli.commands_resources import ActorOption, actor_name
-from workers.cli.output import OutputOption, emit, stderr
+from workers.cli.output import OutputOption, emit, finish, stderr, with_exit_codes
 
 WAIT_POLL = 0.2
 REMOVED_COLUMNS = ("grant", "account", "permission_set", "source", "state", "reason")
@@ -39,6 +39,7 @@ def _runtime() -> Any:
 
 
 @app.command("revoke")
+@with_exit_codes
 def revoke_command(
     user: str = UserOption, reason: str = ReasonOption,
     wait: bool = typer.Option(False, "--wait", help="With Redis: follow until every delete "
@@ -160,18 +161,16 @@ def _report_revocation(runtime: Any, revocation: Any, key: str | None,
 
 def _exit_on_trouble(problems: list[str], failed: list[dict[str, Any]], finished: bool | None,
                      user: str) -> None:
-    for problem in problems:
-        stderr.print(f"[red]problem:[/] {problem}")
+    errors = list(problems)
     if failed:
-        stderr.print(f"{len(failed)} revocation(s) failed; they are retried with backoff: "
-                     f"`grantledger get grants --user {user} --state FAILED`")
-    if finished is False:
-        stderr.print("still pending at --timeout; follow it with `grantledger status`")
-    if problems or failed or finished is False:
-        raise typer.Exit(1)
+        errors.append(f"{len(failed)} revocation(s) failed; they are retried with backoff: "
+                      f"`grantledger get grants --user {user} --state FAILED`")
+    finish(errors=errors, unfinished="still pending at --timeout; follow it with "
+           "`grantledger status`" if finished is False else None)
 
 
 @app.command("restore")
+@with_exit_codes
 def restore_command(
     user: str = UserOption, reason: str = ReasonOption,
     wait: bool = typer.Option(False, "--wait", help="With Redis: follow until the user's "
@@ -243,6 +242,7 @@ def _take_report(runtime: Any, key: str | None) -> dict[str, Any] | None:
 
 
 @app.command("uninstall")
+@with_exit_codes
 def uninstall_command(
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be removed."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),

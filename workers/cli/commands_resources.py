@@ -20,7 +20,7 @@ import yaml
 
 from models.errors import GrantledgerError, InputError, ResourceErrors
 from workers.cli.app import access_list_app, app, get_app
-from workers.cli.output import OutputOption, emit, stderr
+from workers.cli.output import OutputOption, emit, stderr, with_exit_codes
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -128,6 +128,7 @@ def _reachable_ledger() -> tuple[sessionmaker[Session] | None, str]:
 
 
 @app.command("apply")
+@with_exit_codes
 def apply_command(
     files: list[Path] = FilesOption,
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; write "

@@ -18,7 +18,7 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from workers.cli.app import app, get_app
-from workers.cli.output import OutputOption, emit, stderr
+from workers.cli.output import OutputOption, emit, finish, stderr, with_exit_codes
 
 PLAN_COLUMNS = ("change", "principal", "account", "permission_set", "grants", "reason")
 GRANT_COLUMNS = ("id", "principal", "account", "permission_set", "source", "state",
@@ -74,6 +74,7 @@ def plan_command(users: list[str] = UserOption, lists: list[str] = ListOption,
 
 
 @app.command("sync")
+@with_exit_codes
 def sync_command(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; apply nothing."),
     wait: bool = typer.Option(False, "--wait", help="With Redis: wait until the sync ran "
@@ -87,7 +88,8 @@ def sync_command(
 ) -> None:
     """Make Identity Center match the ledger now (the periodic sync does it every 5 minutes).
 
-    Exit 1 when work is still pending at --timeout (see `grantledger get operations`).
+    Errors of the sync (a SCIM push refused, an object Identity Center rejected) are listed
+    on stderr; work still pending at --timeout: see `grantledger get operations`.
 
     Examples:
       grantledger sync --wait
@@ -106,10 +108,10 @@ def sync_command(
     else:
         summary, pending = _sync_enqueued(runtime, user, reprovision, wait, timeout, output)
     emit({**summary, "pending": pending}, fmt=output, title="sync")
-    if pending and any(pending.values()):
-        stderr.print(f"still pending after {timeout:g}s: {pending}; follow it with "
-                     "`grantledger get operations --state SUBMITTED` or `grantledger status`")
-        raise typer.Exit(1)
+    unfinished = pending and any(pending.values())
+    finish(errors=summary.get("errors") or [], unfinished=(
+        f"still pending after {timeout:g}s: {pending}; follow it with `grantledger get "
+        "operations --state SUBMITTED` or `grantledger status`") if unfinished else None)
 
 
 def _sync_embedded(runtime: Any, user: str | None, reprovision: bool, timeout: float,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
@@ -11,6 +12,7 @@ from typing import Any
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 FORMATS = ("table", "json", "yaml")
@@ -21,6 +23,33 @@ OutputOption = typer.Option(
 
 stdout = Console()
 stderr = Console(stderr=True)
+
+# Exit codes of every command that does work (the one place they are decided: `finish`).
+DONE_EXIT, FAILED_EXIT, BAD_INPUT_EXIT, PARTIAL_EXIT = 0, 1, 2, 3
+EXIT_CODES_HELP = (
+    "Exit codes: 0 everything done; 1 failed, or work still pending at --timeout; 2 bad "
+    "input or refused, nothing done; 3 partly applied: the rest was done, each error is "
+    "on stderr.")
+
+
+def with_exit_codes(command: Any) -> Any:
+    """Document `EXIT_CODES_HELP` in a command's --help (decorate below `app.command`)."""
+    command.__doc__ = f"{inspect.cleandoc(command.__doc__ or '')}\n\n{EXIT_CODES_HELP}"
+    return command
+
+
+def finish(*, errors: Sequence[str] = (), unfinished: str | None = None) -> None:
+    """End a command whose work may have partly failed, terraform-style: each error on
+    stderr, then exit 3 (partly applied), or 1 when work is still unfinished."""
+    for error in errors:
+        stderr.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+    if unfinished:
+        stderr.print(escape(unfinished), highlight=False, soft_wrap=True)
+        raise typer.Exit(FAILED_EXIT)
+    if errors:
+        stderr.print(f"partly applied: {len(errors)} error(s) above; the rest was done",
+                     highlight=False)
+        raise typer.Exit(PARTIAL_EXIT)
 
 
 def plain(value: Any) -> Any:
