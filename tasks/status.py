@@ -13,12 +13,13 @@ from sqlalchemy.orm import Session
 from models.ledger import tables
 from models.ledger.base import database_time
 from models.ledger.enums import GrantState, OperationState
-from models.ledger.kv import read_state
+from models.ledger.kv import read_state, state_updated_at
 from tasks.scim_health import outage
 from tasks.services.reviews import overdue_reviews
 
 NEXT_EXPIRIES_SHOWN = 10
 FAILED_SHOWN = 20
+LAST_FULL_SYNC = "last_full_sync"  # the kv key tasks.sync writes after each full sync
 
 
 @dataclass
@@ -72,10 +73,19 @@ def ledger_status(session: Session) -> Status:
             select(func.count()).select_from(tables.Grant).where(
                 tables.Grant.state == GrantState.ACTIVE, tables.Grant.expires_at <= now),
         ) or 0,
-        last_full_sync=read_state(session, "last_full_sync"),
+        last_full_sync=last_full_sync(session),
         overdue_reviews=sorted(review.list_name for review in overdue_reviews(session=session)),
         scim_outage=outage(session),
     )
+
+
+def last_full_sync(session: Session) -> dict[str, Any] | None:
+    """The last full sync's summary, with ``finished_at``: when it was stored (database
+    clock), which is when the sync ended."""
+    summary = read_state(session, LAST_FULL_SYNC)
+    if summary is None:
+        return None
+    return {**summary, "finished_at": state_updated_at(session, LAST_FULL_SYNC)}
 
 
 def full_status(runtime: Any) -> Status:

@@ -43,6 +43,7 @@ from tasks.planner import Change, ChangeKind, PrincipalRef, plan
 from tasks.reconcile import Reconciliation, apply_reconciliation, reconcile, resulting_grants
 from tasks.scim_health import note_push
 from tasks.scim_push import (
+    DirectoryChange,
     ScimPush,
     find_or_create_user,
     push_groups,
@@ -88,6 +89,7 @@ class SyncReport:
     errors: list[str] = field(default_factory=list)
     duration: float = 0.0
     names: dict[str, dict[Any, str]] = field(default_factory=dict)
+    directory_changes: list[DirectoryChange] = field(default_factory=list)  # SCIM's part
 
     def next_work(self) -> list[Next]:
         return [submit(operation_id) for operation_id in self.submit]
@@ -102,16 +104,18 @@ class SyncReport:
         return summary
 
     def plan_rows(self) -> list[dict[str, Any]]:
-        """The plan for people: one row per change, names instead of ids where known."""
+        """The plan for people: one row per change, names instead of ids where known; the
+        SCIM changes (users, groups, memberships) first, as a sync makes them."""
         accounts, sets = self.names.get("accounts", {}), self.names.get("permission_sets", {})
         principals = self.names.get("principals", {})
-        rows = []
+        rows = [change.as_row() for change in self.directory_changes]
         for change in self.changes:
             principal_type, principal_id, account_id, arn = change.key
             who = change.principal_name or principals.get((str(principal_type), principal_id))
             rows.append({
                 "change": change.kind.value,
                 "principal": f"{principal_type}:{who or principal_id}",
+                "group": None,
                 "account": f"{account_id} ({accounts[account_id]})" if account_id in accounts
                 else account_id,
                 "permission_set": sets.get(arn, arn), "grants": list(change.grant_ids),
@@ -246,7 +250,8 @@ def _push(runtime: Any, snapshot: Snapshot, desired: DesiredState, dry_run: bool
         group_ids={k: v for k, v in group_ids.items() if v}, fresh=fresh,
         members={name: desired.members[name] for name in lists}, user_ids=user_ids)
     push_memberships(sessions=runtime.sessions, directory=directory, diffs=diffs, report=push,
-                     dry_run=dry_run)
+                     dry_run=dry_run,
+                     user_names={pid: name for name, pid in user_ids.items() if pid})
     if not dry_run:  # an outage starting or ending is audited and notified once
         changed = note_push(sessions=runtime.sessions, directory=directory,
                             stopped=push.stopped, reason=push.stop_reason)
@@ -254,6 +259,7 @@ def _push(runtime: Any, snapshot: Snapshot, desired: DesiredState, dry_run: bool
             push.counts[f"scim_{changed}"] += 1
     report.counts.update(push.counts)
     report.errors.extend(push.errors)
+    report.directory_changes = list(push.planned)
     ids = snapshot.principal_ids()
     ids.update({(USER, name): pid for name, pid in user_ids.items() if pid})
     ids.update({(GROUP, name): gid for name, gid in group_ids.items() if gid})

@@ -76,7 +76,7 @@ def test_help_documents_the_exit_codes():
 
 def test_plan_lists_membership_user_and_group_changes(cli_world: World):
     run("sync")
-    cli_world.add_list("developers", roles=[])
+    cli_world.add_list("developers", roles=["prod-read"])
     cli_world.add_user("erin")
     shown = json.loads(run("plan", "-o", "json"))
     changes = {(c["change"], c["principal"]) for c in shown["changes"]}

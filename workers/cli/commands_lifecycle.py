@@ -57,8 +57,7 @@ def revoke_command(
     ended. Then the deletes go out as one burst, a targeted sync removes the user from every
     group, and direct assignments no grant explains are deleted too.
 
-    Exit 2 for an unknown user (nothing changed); exit 1 when something failed or is still
-    pending at --timeout (the suspension holds; failed deletes are retried with backoff).
+    The suspension holds whatever else fails; failed deletes are retried with backoff.
 
     Examples:
       grantledger revoke --user alice --reason "left the company (HR-1234)" --wait

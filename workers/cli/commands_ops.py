@@ -74,7 +74,7 @@ def print_status(report: Any) -> None:
         "queues": report.queues if any(v is not None for v in report.queues.values())
         else "in-process broker (no shared queues)",
         "outstanding creates": (report.limiter or {}).get("outstanding_creates"),
-        "last full sync": (report.last_full_sync or {}).get("finished_at", "never"),
+        "last full sync": last_sync_summary(report.last_full_sync),
         "SCIM token age (days)": report.scim_token_age_days,
         "overdue access reviews": report.overdue_reviews,
         "undelivered notifications": report.notifications.get("undelivered"),
@@ -101,6 +101,21 @@ def print_status(report: Any) -> None:
     if report.next_expiries:
         emit(report.next_expiries, fmt="table", title="next expiries",
              columns=["id", "principal", "account", "source", "expires_at"])
+
+
+def last_sync_summary(last: dict[str, Any] | None) -> str:
+    """When the last full sync ended, how long it took and what it changed."""
+    if not last or not last.get("finished_at"):
+        return "never"
+    counts = ", ".join(f"{k} {v}" for k, v in (last.get("counts") or {}).items() if v)
+    errors = len(last.get("errors") or [])
+    return (f"{when(last['finished_at'])} ({last.get('duration', 0):g}s"
+            f"{'; ' + counts if counts else ''}{f'; {errors} error(s)' if errors else ''})")
+
+
+def when(moment: Any) -> str:
+    """A timestamp for people: to the second, with its zone."""
+    return f"{moment:%Y-%m-%d %H:%M:%S %Z}".strip() if hasattr(moment, "strftime") else str(moment)
 
 
 def polling_summary(polling: dict[str, Any]) -> str:

@@ -20,7 +20,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from workers.cli.app import app, get_app
 from workers.cli.output import OutputOption, emit, finish, stderr, with_exit_codes
 
-PLAN_COLUMNS = ("change", "principal", "account", "permission_set", "grants", "reason")
+PLAN_COLUMNS = ("change", "principal", "group", "account", "permission_set", "grants",
+                "reason")
 GRANT_COLUMNS = ("id", "principal", "account", "permission_set", "source", "state",
                  "expires_at", "reason")
 STUCK_COLUMNS = ("id", "principal", "account", "permission_set", "state", "attempts", "reason")
@@ -63,8 +64,12 @@ def plan_command(users: list[str] = UserOption, lists: list[str] = ListOption,
                  output: str = OutputOption) -> None:
     """Show what a sync would change in Identity Center; change nothing.
 
-    Lists every assignment to create, delete, activate (already in AWS) or retire (another
-    grant still backs it, or AWS no longer has it), and the assignments no grant explains.
+    Lists every change a sync would make, in its order: SCIM users and groups to create
+    (scim_create_user, scim_create_group), group members to add or remove (member_add,
+    member_remove: the user and the access list's group), assignments to create, delete,
+    activate (already in AWS) or retire (another grant still backs it, or AWS no longer has
+    it), and the assignments no grant explains (foreign_report, foreign_quarantine or
+    foreign_remove, per the workers' drift mode).
 
     Examples:
       grantledger plan

@@ -22,6 +22,7 @@ OutputOption = typer.Option(
 )
 
 stdout = Console()
+UNBOUNDED_WIDTH = 100_000  # piped tables: wide enough that rich cuts no cell
 stderr = Console(stderr=True)
 
 # Exit codes of every command that does work (the one place they are decided: `finish`).
@@ -81,7 +82,15 @@ def emit(rows: Any, *, fmt: str, columns: Sequence[str] | None = None, title: st
     elif fmt == "yaml":
         typer.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
     else:
-        stdout.print(as_table(data, columns=columns, title=title))
+        table_console().print(as_table(data, columns=columns, title=title))
+
+
+def table_console() -> Console:
+    """Tables fit a terminal; piped (stdout not a terminal), nothing is cut: each row on one
+    line with its whole values, for grep and cut (``-o json`` stays the machine format)."""
+    if stdout.is_terminal:
+        return stdout
+    return Console(width=UNBOUNDED_WIDTH, highlight=False)
 
 
 def as_table(data: Any, *, columns: Sequence[str] | None, title: str) -> Table:
