@@ -5,6 +5,7 @@ prints both on stderr and exits with ``err.exit_code``.
 
     GrantledgerError                 exit 1
     ├── ConfigError                  settings missing, placeholder secret, bad value
+    │   └── NotSetUp                 no ledger here at all (nothing enrolled)
     ├── InputError                   exit 2: the caller asked for something malformed
     │   ├── ResourceError            a YAML document is wrong (file, line, field path)
     │   │   └── ResourceErrors       several ResourceError at once (all of a file set)
@@ -52,6 +53,10 @@ class GrantledgerError(Exception):
 
 class ConfigError(GrantledgerError):
     default_hint = "check the GRANTLEDGER_* environment variables (see README, Configuration)"
+
+
+class NotSetUp(ConfigError):
+    """No ledger here at all: a read command says so instead of creating one."""
 
 
 class InputError(GrantledgerError):

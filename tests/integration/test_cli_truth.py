@@ -5,13 +5,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import SecretStr
 from typer.testing import CliRunner
 
+from tasks.worker_state import record_beat_schedule, record_job_run, record_worker_settings
 from tests.integration.sync_support import World, sandbox_settings
-from workers.celery_app import celery_app
+from workers.celery_app import beat_schedule, celery_app
 from workers.cli.main import app, register_commands
 from workers.cli.output import PARTIAL_EXIT
 from workers.runtime import Runtime, set_runtime
@@ -106,3 +108,78 @@ def test_status_shows_when_the_last_full_sync_finished(cli_world: World):
 
 def _row(table: str, label: str) -> str:
     return next(line for line in table.splitlines() if label in line)
+
+
+def test_plan_uses_the_drift_mode_the_workers_recorded_and_status_shows_foreign(
+        cli_world: World):
+    run("sync")
+    stranger = ("USER", cli_world.sandbox.world.add_user(
+        user_name="mallory", given_name="M", family_name="X", email="m@example.com",
+        display_name="M X"), "222222222222", cli_world.arn("AdministratorAccess"))
+    cli_world.sandbox.center.seed_assignment(stranger)
+    shown = json.loads(run("plan", "-o", "json"))  # the embedded worker's mode: report
+    assert [c["change"] for c in shown["changes"]] == ["foreign_report"]
+    assert shown["drift_mode"] == {"mode": "report", "from": "the workers"}
+    with cli_world.reconfigured(drift_mode="quarantine") as workers:
+        record_worker_settings(sessions=workers.runtime.sessions, settings=workers.runtime.settings)
+        workers.sync()
+    shown = json.loads(run("plan", "-o", "json"))  # the CLI's own setting says "report"
+    assert [c["change"] for c in shown["changes"]] == ["foreign_quarantine"]
+    assert shown["drift_mode"] == {"mode": "quarantine", "from": "the workers"}
+    assert "drift mode quarantine (from the workers)" in run("sync", "--dry-run")
+    table = run("status")
+    assert "1 (1 quarantined); workers' drift mode quarantine" in _row(table, "│ foreign assignments")
+    assert stranger[1] in table and "222222222222" in table
+
+
+def test_status_shows_each_scheduled_job_last_and_next_run(cli_world: World):
+    jobs = {j["job"]: j for j in json.loads(run("status", "-o", "json"))["scheduled_jobs"]}
+    assert jobs["import-refresh"]["last_run"] is None and jobs["import-refresh"]["every"] == "15m"
+    record_beat_schedule(sessions=cli_world.runtime.sessions,
+                         schedule=beat_schedule(cli_world.runtime.settings.model_copy(
+                             update={"import_interval": 1800})))
+    record_job_run(sessions=cli_world.runtime.sessions, job="import-refresh", state="SUCCESS")
+    jobs = {j["job"]: j for j in json.loads(run("status", "-o", "json"))["scheduled_jobs"]}
+    last, following = (datetime.fromisoformat(jobs["import-refresh"][k])
+                       for k in ("last_run", "next_run"))
+    assert following - last == timedelta(minutes=30) and jobs["import-refresh"]["every"] == "30m"
+    assert jobs["full-sync"]["last_run"] is None
+    row = _row(run("status"), "import-refresh")
+    assert "30m" in row and "SUCCESS" in row and f"{last:%Y-%m-%d %H:%M:%S}" in row
+
+
+def test_a_beat_job_run_by_a_worker_is_recorded(cli_world: World):
+    from workers.celery_app import note_scheduled_run
+
+    note_scheduled_run(task=celery_app.tasks["grantledger.expiry.sweep"], state="SUCCESS")
+    jobs = {j["job"]: j for j in json.loads(run("status", "-o", "json"))["scheduled_jobs"]}
+    assert jobs["expiry-sweep"]["last_state"] == "SUCCESS"
+
+
+def test_status_rows_for_people(cli_world: World):
+    created = (datetime.now(UTC) - timedelta(days=10.84)).date().isoformat()
+    with cli_world.reconfigured(scim_token_created_at=created) as world:
+        previous = set_runtime(world.runtime)
+        try:
+            table = run("status")
+        finally:
+            set_runtime(previous)
+    assert _row(table, "SCIM token age").split("│")[2].strip() in ("10 days", "11 days")
+    assert "none" in _row(table, "overdue access reviews")
+    assert "NO: nothing enrolled yet" in _row(table, "enrolled")
+
+
+def test_status_with_nothing_set_up_says_what_to_run_and_creates_nothing(
+        cli_world: World, tmp_path):
+    absent = tmp_path / "nowhere" / "grantledger.db"
+    runtime = Runtime(cli_world.runtime.settings.model_copy(
+        update={"database_url": f"sqlite:///{absent}"}))
+    previous = set_runtime(runtime)
+    try:
+        result = invoke("status", code=1)
+    finally:
+        set_runtime(previous)
+    message = result.exception.render()  # what `grantledger` prints on stderr
+    assert "nothing is set up here" in message and "grantledger demo" in message
+    assert "grantledger import --preview" in message
+    assert not absent.exists() and not absent.parent.exists()

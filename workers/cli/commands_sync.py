@@ -41,22 +41,22 @@ def _runtime() -> Any:
 
 
 def _dry_run(users: list[str], lists: list[str]) -> Any:
-    from tasks.sync import full_sync, sync_principals
+    from tasks.sync import plan_sync
 
-    if users or lists:
-        return sync_principals(runtime=_runtime(), users=users, lists=lists, dry_run=True)
-    return full_sync(runtime=_runtime(), dry_run=True)
+    return plan_sync(runtime=_runtime(), users=users, lists=lists)
 
 
 def _emit_plan(report: Any, output: str) -> None:
+    drift = {"mode": report.drift_mode, "from": report.drift_from}
     counts = {k: v for k, v in sorted(report.counts.items()) if v}
     if output == "table":
         summary = ", ".join(f"{k} {v}" for k, v in counts.items()) or "nothing to do"
         emit(report.plan_rows(), fmt=output, columns=PLAN_COLUMNS,
-             title=f"plan ({summary}); nothing applied")
+             title=f"plan ({summary}); nothing applied; drift mode {drift['mode']} "
+                   f"(from {drift['from']})")
         return
-    emit({"counts": counts, "changes": report.plan_rows(), "errors": report.errors},
-         fmt=output)
+    emit({"counts": counts, "changes": report.plan_rows(), "errors": report.errors,
+          "drift_mode": drift}, fmt=output)
 
 
 @app.command("plan")
