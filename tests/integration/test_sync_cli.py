@@ -43,6 +43,7 @@ def test_plan_shows_the_changes_and_applies_nothing(cli_world: World):
     shown = json.loads(run("plan", "-o", "json"))
     assert [(c["change"], c["principal"], c["account"], c["permission_set"])
             for c in shown["changes"]] == [
+        ("scim_create_user", "USER:alice", None, None),
         ("create", "USER:alice", "111111111111 (Production)", "ReadOnlyAccess")]
     assert shown["counts"]["users_to_push"] == 1
     assert "nothing applied" in run("sync", "--dry-run")
