@@ -79,13 +79,16 @@ class ResourceError(InputError):
 class ResourceErrors(InputError):
     """All the mistakes found in one set of files; nothing was applied."""
 
-    def __init__(self, errors: list[ResourceError]) -> None:
+    def __init__(self, errors: list[ResourceError], *, outcome: str = "nothing applied",
+                 hint: str = "fix the lines above and run the command again") -> None:
         self.errors = errors
         lines = "\n".join(str(e) for e in errors)
-        super().__init__(
-            f"{len(errors)} error(s), nothing applied:\n{lines}",
-            hint="fix the lines above and run the command again",
-        )
+        super().__init__(f"{len(errors)} error(s), {outcome}:\n{lines}", hint=hint)
+
+    def validated(self) -> ResourceErrors:
+        """The same mistakes as `validate` reports them (it applies nothing anyway)."""
+        return ResourceErrors(self.errors, outcome="the files are not valid",
+                              hint="fix the lines above, validate again, then apply")
 
 
 class NotFound(InputError):

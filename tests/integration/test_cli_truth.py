@@ -128,7 +128,8 @@ def test_plan_uses_the_drift_mode_the_workers_recorded_and_status_shows_foreign(
     assert shown["drift_mode"] == {"mode": "quarantine", "from": "the workers"}
     assert "drift mode quarantine (from the workers)" in run("sync", "--dry-run")
     table = run("status")
-    assert "1 (1 quarantined); workers' drift mode quarantine" in _row(table, "│ foreign assignments")
+    assert "1 (1 quarantined); workers' drift mode quarantine" in _row(
+        table, "│ foreign assignments")
     assert stranger[1] in table and "222222222222" in table
 
 
@@ -183,3 +184,43 @@ def test_status_with_nothing_set_up_says_what_to_run_and_creates_nothing(
     assert "nothing is set up here" in message and "grantledger demo" in message
     assert "grantledger import --preview" in message
     assert not absent.exists() and not absent.parent.exists()
+
+
+def test_restore_table_says_what_happened_in_words(cli_world: World):
+    run("sync")
+    run("revoke", "--user", "alice", "--reason", "incident")
+    table = run("restore", "--user", "alice", "--reason", "cleared")
+    assert "lifted" in _row(table, "suspension")
+    assert "left as it was" in _row(table, "sign-in") and "False" not in table
+    assert "none" in _row(table, "problems")
+
+
+def test_validate_errors_do_not_claim_nothing_was_applied():
+    result = invoke("validate", "--offline", "-f", "ops/examples/broken/unknown-field.yaml",
+                    code=1)  # the runner sees the error `grantledger` turns into exit 2
+    message = result.exception.render()
+    assert "not valid" in message and "nothing applied" not in message
+    assert "unknown-field.yaml" in message
+
+
+def test_help_keeps_bracketed_text():
+    shown = " ".join(run("aws-config", "--help").split())
+    assert "[profile <account-name>-<permission-set-name>]" in shown
+    assert "[sso-session grantledger]" in shown
+
+
+def test_piped_tables_print_whole_values():
+    from workers.cli.output import emit
+
+    name = "ListAccountAssignmentCreationStatus-" + "x" * 90
+    result = CliRunner().invoke(typer_app_emitting(lambda: emit(
+        [{"name": name, "at": "2026-12-04T21:00:00+00:00"}], fmt="table")), [])
+    assert name in result.output and "2026-12-04T21:00:00+00:00" in result.output
+
+
+def typer_app_emitting(body):
+    import typer
+
+    one = typer.Typer()
+    one.command()(body)
+    return one

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from models.errors import AwsError, ConfigError, ScimError
 from workers.cli.app import app
@@ -213,8 +214,24 @@ def restore_command(
                "sign_in_enabled": restoration.reactivate is not None,
                "synced": {k: v for k, v in (report.get("counts") or {}).items() if v},
                **result, "problems": result["problems"] + list(report.get("errors") or [])}
-    emit(summary, fmt=output, title=f"restored {user}")
+    emit(summary if output != "table" else restore_rows(summary), fmt=output,
+         title=f"restored {user}")
     _exit_on_trouble(summary["problems"], [], result["finished"], user)
+
+
+def restore_rows(summary: dict[str, Any]) -> dict[str, str]:
+    """A restore's outcome in words (`-o json` keeps the machine fields)."""
+    synced = ", ".join(f"{k} {v}" for k, v in summary["synced"].items())
+    finished = {True: "yes", False: "no: still pending at --timeout",
+                None: "not waited for (add --wait)"}[summary["finished"]]
+    return {
+        "user": summary["user"],
+        "suspension": "lifted" if summary["unsuspended"] else "none was in force",
+        "sign-in": "re-enabled (the revoke had disabled it)" if summary["sign_in_enabled"]
+        else "left as it was (the revoke had not disabled it)",
+        "access synced": synced or "nothing to change",
+        "finished": finished,
+        "problems": "; ".join(summary["problems"]) or "none"}
 
 
 def _sync_done(runtime: Any, key: str) -> bool:
@@ -324,5 +341,5 @@ def aws_config_command(
     skipped = aws_config.write_config(path, sections)
     typer.echo(f"# wrote {len(sections) - 1 - len(skipped)} profile(s) to {path}")
     for name in skipped:
-        stderr.print(f"[yellow]left out:[/] [{name}] already exists in {path} outside "
+        stderr.print(f"[yellow]left out:[/] {escape(f'[{name}]')} already exists in {path} outside "
                      "grantledger's block")

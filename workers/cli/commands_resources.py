@@ -90,17 +90,20 @@ def validate_command(
     """
     from models.resources import check_references
 
-    loaded = load_inputs(files)
-    sessions, ledger = (None, "skipped (--offline)") if offline else _reachable_ledger()
-    if sessions is None:
-        errors = check_references(loaded)
-        if errors:
-            stderr.print(f"note: the ledger was not consulted: {ledger}", highlight=False)
-            raise ResourceErrors(errors)
-    else:
-        from tasks.services.resources import check_resources
+    try:
+        loaded = load_inputs(files)
+        sessions, ledger = (None, "skipped (--offline)") if offline else _reachable_ledger()
+        if sessions is None:
+            errors = check_references(loaded)
+            if errors:
+                stderr.print(f"note: the ledger was not consulted: {ledger}", highlight=False)
+                raise ResourceErrors(errors)
+        else:
+            from tasks.services.resources import check_resources
 
-        check_resources(sessions=sessions, loaded=loaded)
+            check_resources(sessions=sessions, loaded=loaded)
+    except ResourceErrors as err:
+        raise err.validated() from None
     counts: dict[str, int] = {}
     for item in loaded:
         counts[item.kind] = counts.get(item.kind, 0) + 1
