@@ -239,7 +239,8 @@ def _approval_count(session: Session, request_id: str) -> int:
 def extend_request(*, sessions: Sessions, request_id: str, duration: timedelta,
                    reviewer: str) -> tables.AccessRequest:
     """Move an APPROVED request's expiry, and its live grants' with it, in one transaction:
-    the same grant rows keep the assignment, so access never lapses."""
+    the same grant rows keep the assignment, so access never lapses. Its duration becomes
+    the new total (approval to expiry); the audit keeps the one asked for."""
     if duration <= timedelta(0):
         raise InputError(f"duration {duration} must be longer than zero")
     with transaction(sessions) as session:
@@ -254,6 +255,8 @@ def extend_request(*, sessions: Sessions, request_id: str, duration: timedelta,
         request.expires_at = extended_expiry(
             decided_at=request.decided_at, expires_at=before, duration=duration,
             cap=_current_cap(session, policy, request))
+        # the duration is what the access lasts in all: asked, plus every extension
+        request.duration_seconds = int((request.expires_at - request.decided_at).total_seconds())
         _move_grants(session, request)
         _audit(session, request, actor=reviewer, action="request.extended",
                before={"expires_at": before.isoformat()},

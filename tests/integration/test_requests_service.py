@@ -240,3 +240,14 @@ def test_requestable_terms_are_per_item_not_per_account(world: World) -> None:
     items = {i["name"]: i for i in view.as_document()["items"]}
     assert items[f"Production ({PROD})/AdministratorAccess"]["break_glass_max_duration"] == "1h"
     assert items[f"Production ({PROD})/ReadOnlyAccess"]["break_glass_max_duration"] is None
+
+
+def test_after_an_extension_the_duration_is_the_new_total(world: World) -> None:
+    request = create(world, resources=[STAGING_ADMIN], duration=timedelta(hours=1))
+    rq.review_request(sessions=world.sessions, request_id=request.id, reviewer="bob",
+                      decision="approve")
+    rq.extend_request(sessions=world.sessions, request_id=request.id,
+                      duration=timedelta(minutes=30), reviewer="bob")
+    shown = rq.get_request(sessions=world.sessions, request_id=request.id)
+    assert shown.duration == "1h30m"
+    assert shown.expires_at - shown.decided_at == timedelta(minutes=90)
