@@ -12,29 +12,14 @@ from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from tasks.worker_state import record_beat_schedule, record_job_run, record_worker_settings
-from tests.integration.sync_support import World, sandbox_settings
+from tests.integration.sync_support import World
 from workers.celery_app import beat_schedule, celery_app
 from workers.cli.main import app, register_commands
 from workers.cli.output import PARTIAL_EXIT
 from workers.runtime import Runtime, set_runtime
-from workers.sandbox import Sandbox
 
 pytest_plugins = ["tests.integration.sync_fixtures"]
 register_commands()
-
-
-@pytest.fixture
-def cli_world(sync_sandbox: Sandbox, tmp_path) -> Iterator[World]:
-    celery_app.control.purge()
-    runtime = Runtime(sandbox_settings(sync_sandbox, f"sqlite:///{tmp_path / 'ledger.db'}"))
-    world = World(runtime, sync_sandbox)
-    world.reset()
-    world.add_role("prod-read", allow=[("Production", "ReadOnlyAccess")])
-    world.add_user("alice", roles=["prod-read"])
-    previous = set_runtime(runtime)
-    yield world
-    set_runtime(previous)
-    runtime.close()
 
 
 def invoke(*args: str, code: int = 0):
