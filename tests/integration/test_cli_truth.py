@@ -209,3 +209,10 @@ def typer_app_emitting(body):
     one = typer.Typer()
     one.command()(body)
     return one
+
+
+def test_sync_whose_aws_operation_failed_exits_partly_applied(cli_world: World):
+    cli_world.add_user("bob", roles=["prod-read"])
+    cli_world.sandbox.faults.fail_next(1, reason="simulated AWS failure")
+    result = invoke("sync", "-o", "json", "--timeout", "30", code=PARTIAL_EXIT)
+    assert "FAILED: " in result.stderr and "simulated AWS failure" in result.stderr

@@ -93,8 +93,9 @@ def sync_command(
 ) -> None:
     """Make Identity Center match the ledger now (the periodic sync does it every 5 minutes).
 
-    Errors of the sync (a SCIM push refused, an object Identity Center rejected) are listed
-    on stderr; work still pending at --timeout: see `grantledger get operations`.
+    Errors of the sync (a SCIM push refused, an object Identity Center rejected, an AWS
+    operation that ended FAILED while waiting) are listed on stderr; work still pending at
+    --timeout: see `grantledger get operations`.
 
     Examples:
       grantledger sync --wait
@@ -107,6 +108,7 @@ def sync_command(
         _emit_plan(_dry_run([user] if user else [], []), output)
         return
     runtime = _runtime()
+    started = _database_time(runtime)
     pending: dict[str, int] | None
     if runtime.settings.broker_url.startswith("memory"):
         summary, pending = _sync_embedded(runtime, user, reprovision, timeout, output)
@@ -114,9 +116,24 @@ def sync_command(
         summary, pending = _sync_enqueued(runtime, user, reprovision, wait, timeout, output)
     emit({**summary, "pending": pending}, fmt=output, title="sync")
     unfinished = pending and any(pending.values())
-    finish(errors=summary.get("errors") or [], unfinished=(
+    failed = _failed_since(runtime, started) if pending is not None else []
+    finish(errors=[*(summary.get("errors") or []), *failed], unfinished=(
         f"still pending after {timeout:g}s: {pending}; follow it with `grantledger get "
         "operations --state SUBMITTED` or `grantledger status`") if unfinished else None)
+
+
+def _database_time(runtime: Any) -> Any:
+    from models.ledger.base import database_time
+
+    with runtime.sessions() as session:
+        return database_time(session)
+
+
+def _failed_since(runtime: Any, started: Any) -> list[str]:
+    from tasks.sync_views import failed_operations_since
+
+    with runtime.sessions() as session:
+        return failed_operations_since(session, started)
 
 
 def _sync_embedded(runtime: Any, user: str | None, reprovision: bool, timeout: float,
