@@ -5,6 +5,7 @@ prints both on stderr and exits with ``err.exit_code``.
 
     GrantledgerError                 exit 1
     ├── ConfigError                  settings missing, placeholder secret, bad value
+    │   └── NotSetUp                 no ledger here at all (nothing enrolled)
     ├── InputError                   exit 2: the caller asked for something malformed
     │   ├── ResourceError            a YAML document is wrong (file, line, field path)
     │   │   ├── UnknownReference     it names a user / role / list that does not exist
@@ -56,6 +57,10 @@ class ConfigError(GrantledgerError):
     default_hint = "check the GRANTLEDGER_* environment variables (see README, Configuration)"
 
 
+class NotSetUp(ConfigError):
+    """No ledger here at all: a read command says so instead of creating one."""
+
+
 class InputError(GrantledgerError):
     exit_code = 2
 
@@ -85,13 +90,16 @@ class UnknownReference(ResourceError):
 class ResourceErrors(InputError):
     """All the mistakes found in one set of files; nothing was applied."""
 
-    def __init__(self, errors: list[ResourceError]) -> None:
+    def __init__(self, errors: list[ResourceError], *, outcome: str = "nothing applied",
+                 hint: str = "fix the lines above and run the command again") -> None:
         self.errors = errors
         lines = "\n".join(str(e) for e in errors)
-        super().__init__(
-            f"{len(errors)} error(s), nothing applied:\n{lines}",
-            hint="fix the lines above and run the command again",
-        )
+        super().__init__(f"{len(errors)} error(s), {outcome}:\n{lines}", hint=hint)
+
+    def validated(self) -> ResourceErrors:
+        """The same mistakes as `validate` reports them (it applies nothing anyway)."""
+        return ResourceErrors(self.errors, outcome="the files are not valid",
+                              hint="fix the lines above, validate again, then apply")
 
 
 class NotFound(InputError):

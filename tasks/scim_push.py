@@ -39,6 +39,20 @@ ACTOR = "system:scim"
 FATAL = (ScimAuthError, ScimCircuitOpen)
 
 
+@dataclass(frozen=True)
+class DirectoryChange:
+    """One SCIM change a push makes (or would make): shown by `plan` beside assignments."""
+
+    kind: str  # scim_create_user | scim_create_group | member_add | member_remove
+    principal: str  # USER:alice, GROUP:developers
+    group: str | None = None  # the access list whose group gains or loses a member
+    reason: str = ""
+
+    def as_row(self) -> dict[str, Any]:
+        return {"change": self.kind, "principal": self.principal, "group": self.group,
+                "account": None, "permission_set": None, "grants": [], "reason": self.reason}
+
+
 @dataclass
 class ScimPush:
     """What a push did (or, in a dry run, would do)."""
@@ -47,6 +61,7 @@ class ScimPush:
     errors: list[str] = field(default_factory=list)
     stopped: bool = False  # the directory refused our token: nothing more was pushed
     stop_reason: str | None = None  # what the directory answered when it stopped the push
+    planned: list[DirectoryChange] = field(default_factory=list)  # for `plan`, in order
 
     def failed(self, what: str, err: Exception) -> None:
         self.errors.append(f"{what}: {err}")
@@ -62,6 +77,9 @@ def push_users(*, sessions: sessionmaker[Session], directory: ScimDirectory,
     for user in sorted(users, key=lambda u: u.name):
         if user.suspended or user.principal_id or report.stopped:
             continue
+        report.planned.append(DirectoryChange("scim_create_user", f"{USER}:{user.name}",
+                                              reason="not in Identity Center yet (adopted "
+                                                     "by userName if there)"))
         if dry_run:
             report.counts["users_to_push"] += 1
             continue
@@ -118,6 +136,9 @@ def push_groups(*, sessions: sessionmaker[Session], directory: ScimDirectory,
     for name in sorted(lists):
         if group_ids.get(name) or report.stopped:
             continue
+        report.planned.append(DirectoryChange("scim_create_group", f"{GROUP}:{name}",
+                                              reason="the access list has no group yet "
+                                                     "(adopted by displayName if there)"))
         if dry_run:
             report.counts["groups_to_push"] += 1
             continue
@@ -171,12 +192,14 @@ def membership_diffs(*, identity_center: IdentityCenter, group_ids: Mapping[str,
 
 
 def push_memberships(*, sessions: sessionmaker[Session], directory: ScimDirectory,
-                     diffs: Iterable[MembershipDiff], report: ScimPush,
-                     dry_run: bool = False) -> None:
-    """Apply membership diffs through SCIM (adds before removes), audited per group."""
+                     diffs: Iterable[MembershipDiff], report: ScimPush, dry_run: bool = False,
+                     user_names: Mapping[str, str] | None = None) -> None:
+    """Apply membership diffs through SCIM (adds before removes), audited per group.
+    ``user_names``: user id -> name, to name the members in ``report.planned``."""
     for diff in diffs:
         report.counts["members_added"] += len(diff.add)
         report.counts["members_removed"] += len(diff.remove)
+        report.planned.extend(_member_changes(diff, user_names or {}))
         if dry_run or report.stopped:
             continue
         try:
@@ -189,6 +212,14 @@ def push_memberships(*, sessions: sessionmaker[Session], directory: ScimDirector
             continue
         with transaction(sessions) as session:
             record_many(session, [_membership_event(diff)])
+
+
+def _member_changes(diff: MembershipDiff, names: Mapping[str, str]) -> list[DirectoryChange]:
+    added = [DirectoryChange("member_add", f"{USER}:{names.get(i, i)}", diff.list_name,
+                             "member of the access list, not of its group") for i in diff.add]
+    return added + [DirectoryChange("member_remove", f"{USER}:{names.get(i, i)}",
+                                    diff.list_name, "in the group, no longer a member of "
+                                    "the access list") for i in diff.remove]
 
 
 def _membership_event(diff: MembershipDiff) -> dict[str, Any]:

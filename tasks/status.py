@@ -5,20 +5,27 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from models.ledger import tables
 from models.ledger.base import database_time
 from models.ledger.enums import GrantState, OperationState
-from models.ledger.kv import read_state
+from models.ledger.kv import read_state, state_updated_at
+from tasks.applier import FOREIGN_KEY
+from tasks.importing.load import is_enrolled
 from tasks.scim_health import outage
 from tasks.services.reviews import overdue_reviews
+from tasks.worker_state import intervals, job_runs, workers_drift_mode
 
 NEXT_EXPIRIES_SHOWN = 10
 FAILED_SHOWN = 20
+FOREIGN_SHOWN = 5
+LAST_FULL_SYNC = "last_full_sync"  # the kv key tasks.sync writes after each full sync
 
 
 @dataclass
@@ -41,6 +48,11 @@ class Status:
     broker_error: str | None = None
     status_polling: dict[str, Any] = field(default_factory=dict)  # tasks.status_listing
     scim_outage: dict[str, Any] | None = None  # tasks.scim_health: pushes stopped, and why
+    enrolled: bool = True  # an import with default owners ran (tasks.importing.load)
+    foreign: dict[str, Any] = field(default_factory=dict)  # assignments no grant explains
+    drift_mode: dict[str, Any] = field(default_factory=dict)  # the workers' and this process's
+    scheduled_jobs: list[dict[str, Any]] = field(default_factory=list)  # tasks.worker_state
+    scim_configured: bool = True
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,10 +84,38 @@ def ledger_status(session: Session) -> Status:
             select(func.count()).select_from(tables.Grant).where(
                 tables.Grant.state == GrantState.ACTIVE, tables.Grant.expires_at <= now),
         ) or 0,
-        last_full_sync=read_state(session, "last_full_sync"),
+        last_full_sync=last_full_sync(session),
         overdue_reviews=sorted(review.list_name for review in overdue_reviews(session=session)),
         scim_outage=outage(session),
+        enrolled=is_enrolled(session),
+        foreign=foreign_assignments(session),
     )
+
+
+def foreign_assignments(session: Session) -> dict[str, Any]:
+    """The assignments in AWS no grant explains (recorded by the last syncs): how many, how
+    many quarantined, and the first few."""
+    found = read_state(session, FOREIGN_KEY, {}).get("assignments", [])
+    return {"count": len(found), "quarantined": sum(1 for f in found if f.get("quarantined")),
+            "shown": found[:FOREIGN_SHOWN]}
+
+
+def missing_ledger(database_url: str) -> str | None:
+    """The path of a SQLite ledger that does not exist (nothing was set up here), else None.
+    Reading status must not create it."""
+    url = make_url(database_url)
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return None if Path(url.database).exists() else url.database
+
+
+def last_full_sync(session: Session) -> dict[str, Any] | None:
+    """The last full sync's summary, with ``finished_at``: when it was stored (database
+    clock), which is when the sync ended."""
+    summary = read_state(session, LAST_FULL_SYNC)
+    if summary is None:
+        return None
+    return {**summary, "finished_at": state_updated_at(session, LAST_FULL_SYNC)}
 
 
 def full_status(runtime: Any) -> Status:
@@ -89,7 +129,7 @@ def full_status(runtime: Any) -> Status:
 
     from tasks.notify.delivery import outbox_backlog
     from tasks.status_listing import listing_status
-    from workers.celery_app import QUEUES
+    from workers.celery_app import QUEUES, beat_schedule
     from workers.scim.token import token_age_days, token_warning
 
     with runtime.sessions() as session:
@@ -102,6 +142,12 @@ def full_status(runtime: Any) -> Status:
     except RedisError as err:
         report.queues = dict.fromkeys(QUEUES)
         report.broker_error = f"broker unreachable: {err}"
+    with runtime.sessions() as session:
+        report.scheduled_jobs = job_runs(session, now=report.database_time, fallback=intervals(
+            beat_schedule(runtime.settings)))
+        report.drift_mode = {"workers": workers_drift_mode(session),
+                             "this_process": runtime.settings.drift_mode}
+    report.scim_configured = bool(runtime.settings.scim_url)
     report.scim_token_age_days = token_age_days(runtime.settings)
     report.scim_token_warning = token_warning(runtime.settings)
     return report

@@ -43,6 +43,7 @@ from tasks.planner import Change, ChangeKind, PrincipalRef, plan
 from tasks.reconcile import Reconciliation, apply_reconciliation, reconcile, resulting_grants
 from tasks.scim_health import note_push
 from tasks.scim_push import (
+    DirectoryChange,
     ScimPush,
     find_or_create_user,
     push_groups,
@@ -62,6 +63,7 @@ from tasks.snapshot import (
     load_plan_inputs,
     load_snapshot,
 )
+from tasks.worker_state import workers_drift_mode
 from workers.aws.adapter import IdentityCenter
 
 ACTOR = "system:sync"
@@ -88,6 +90,9 @@ class SyncReport:
     errors: list[str] = field(default_factory=list)
     duration: float = 0.0
     names: dict[str, dict[Any, str]] = field(default_factory=dict)
+    directory_changes: list[DirectoryChange] = field(default_factory=list)  # SCIM's part
+    drift_mode: str = "report"  # what foreign assignments were planned with
+    drift_from: str = "settings"  # whose drift mode that is (plan_sync)
 
     def next_work(self) -> list[Next]:
         return [submit(operation_id) for operation_id in self.submit]
@@ -102,16 +107,18 @@ class SyncReport:
         return summary
 
     def plan_rows(self) -> list[dict[str, Any]]:
-        """The plan for people: one row per change, names instead of ids where known."""
+        """The plan for people: one row per change, names instead of ids where known; the
+        SCIM changes (users, groups, memberships) first, as a sync makes them."""
         accounts, sets = self.names.get("accounts", {}), self.names.get("permission_sets", {})
         principals = self.names.get("principals", {})
-        rows = []
+        rows = [change.as_row() for change in self.directory_changes]
         for change in self.changes:
             principal_type, principal_id, account_id, arn = change.key
             who = change.principal_name or principals.get((str(principal_type), principal_id))
             rows.append({
                 "change": change.kind.value,
                 "principal": f"{principal_type}:{who or principal_id}",
+                "group": None,
                 "account": f"{account_id} ({accounts[account_id]})" if account_id in accounts
                 else account_id,
                 "permission_set": sets.get(arn, arn), "grants": list(change.grant_ids),
@@ -122,11 +129,13 @@ class SyncReport:
 # --- entry points ------------------------------------------------------------------------------
 
 
-def full_sync(*, runtime: Any, dry_run: bool = False) -> SyncReport:
+def full_sync(*, runtime: Any, dry_run: bool = False,
+              drift_mode: str | None = None) -> SyncReport:
     """Sync everything; skipped (report.skipped) while another full sync runs. A dry run
-    writes nothing, so it never waits for (or blocks) a real one."""
+    writes nothing, so it never waits for (or blocks) a real one. ``drift_mode``: plan
+    with this mode instead of the settings' (a dry run with the workers' mode)."""
     if dry_run:
-        return run_sync(runtime=runtime, scope=FULL, dry_run=True)
+        return run_sync(runtime=runtime, scope=FULL, dry_run=True, drift_mode=drift_mode)
     with single_flight(runtime, FULL_SYNC_LOCK) as acquired:
         if not acquired:
             return SyncReport(scope="full", dry_run=dry_run, skipped=True)
@@ -134,10 +143,29 @@ def full_sync(*, runtime: Any, dry_run: bool = False) -> SyncReport:
 
 
 def sync_principals(*, runtime: Any, users: Iterable[str] = (), lists: Iterable[str] = (),
-                    dry_run: bool = False, reason: str = "") -> SyncReport:
+                    dry_run: bool = False, reason: str = "",
+                    drift_mode: str | None = None) -> SyncReport:
     """Sync only these users and access lists (the event-driven path)."""
     scope = Scope.of(users=users, lists=lists)
-    return run_sync(runtime=runtime, scope=scope, dry_run=dry_run, reason=reason)
+    return run_sync(runtime=runtime, scope=scope, dry_run=dry_run, reason=reason,
+                    drift_mode=drift_mode)
+
+
+def plan_sync(*, runtime: Any, users: Iterable[str] = (),
+              lists: Iterable[str] = ()) -> SyncReport:
+    """What a sync would do now (a dry run: `plan`, `sync --dry-run`, the API's /plan),
+    planned with the drift mode the workers started with (``tasks.worker_state``), else
+    this process's; ``report.drift_from`` says which."""
+    with runtime.sessions() as session:
+        workers = workers_drift_mode(session)
+    mode = workers or runtime.settings.drift_mode
+    users, lists = list(users), list(lists)
+    report = sync_principals(runtime=runtime, users=users, lists=lists, dry_run=True,
+                             drift_mode=mode) if users or lists \
+        else full_sync(runtime=runtime, dry_run=True, drift_mode=mode)
+    report.drift_from = "the workers" if workers else \
+        "this process's GRANTLEDGER_DRIFT_MODE (no worker recorded its settings yet)"
+    return report
 
 
 def restore_directory_user(*, runtime: Any, user: str) -> str:
@@ -178,12 +206,14 @@ def save_report(*, runtime: Any, key: str, report: SyncReport) -> None:
         write_state(session, key, report.summary())
 
 
-def run_sync(*, runtime: Any, scope: Scope, dry_run: bool, reason: str = "") -> SyncReport:
+def run_sync(*, runtime: Any, scope: Scope, dry_run: bool, reason: str = "",
+             drift_mode: str | None = None) -> SyncReport:
     """The pipeline of the module docstring, for one scope."""
     started = time.monotonic()
     report = SyncReport(scope="full" if scope.full else "principals", dry_run=dry_run,
                         reason=reason, principals={"users": sorted(scope.users or ()),
-                                                   "lists": sorted(scope.lists or ())})
+                                                   "lists": sorted(scope.lists or ())},
+                        drift_mode=drift_mode or runtime.settings.drift_mode)
     snapshot, desired, result = _reconcile(runtime, scope, dry_run, report)
     principal_ids = _push(runtime, snapshot, desired, dry_run, report)
     inputs = _plan_inputs(runtime, scope, snapshot, result, principal_ids, dry_run)
@@ -193,7 +223,7 @@ def run_sync(*, runtime: Any, scope: Scope, dry_run: bool, reason: str = "") -> 
         grants=[g for g in inputs.grants if g.account_id not in vanished
                 and g.permission_set_arn not in vanished],
         actual=actual, principal_ids=inputs.principal_ids, in_flight=inputs.in_flight,
-        drift_mode=runtime.settings.drift_mode, history=inputs.history, now=inputs.now)
+        drift_mode=report.drift_mode, history=inputs.history, now=inputs.now)
     report.names = _names(snapshot, inputs.principal_ids)
     if dry_run:
         report.counts.update(change_counts(report.changes))
@@ -246,7 +276,8 @@ def _push(runtime: Any, snapshot: Snapshot, desired: DesiredState, dry_run: bool
         group_ids={k: v for k, v in group_ids.items() if v}, fresh=fresh,
         members={name: desired.members[name] for name in lists}, user_ids=user_ids)
     push_memberships(sessions=runtime.sessions, directory=directory, diffs=diffs, report=push,
-                     dry_run=dry_run)
+                     dry_run=dry_run,
+                     user_names={pid: name for name, pid in user_ids.items() if pid})
     if not dry_run:  # an outage starting or ending is audited and notified once
         changed = note_push(sessions=runtime.sessions, directory=directory,
                             stopped=push.stopped, reason=push.stop_reason)
@@ -254,6 +285,7 @@ def _push(runtime: Any, snapshot: Snapshot, desired: DesiredState, dry_run: bool
             push.counts[f"scim_{changed}"] += 1
     report.counts.update(push.counts)
     report.errors.extend(push.errors)
+    report.directory_changes = list(push.planned)
     ids = snapshot.principal_ids()
     ids.update({(USER, name): pid for name, pid in user_ids.items() if pid})
     ids.update({(GROUP, name): gid for name, gid in group_ids.items() if gid})

@@ -4,6 +4,7 @@ still unsettled (`sync --wait`, the embedded worker's ``run_until_idle``). Read-
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import and_, func, or_, select
@@ -27,6 +28,18 @@ def unsettled(session: Session) -> dict[str, int]:
     grants = session.scalar(select(func.count()).select_from(tables.Grant).where(
         tables.Grant.state.in_(UNSETTLED_GRANTS)))
     return {"operations": operations or 0, "grants": grants or 0}
+
+
+def failed_operations_since(session: Session, since: datetime) -> list[str]:
+    """Operations recorded at or after ``since`` that ended FAILED, one line each with AWS's
+    reason (what a `sync --wait` reports as its errors besides the sync's own)."""
+    found = session.scalars(select(tables.Operation).where(
+        tables.Operation.created_at >= since,
+        tables.Operation.state == OperationState.FAILED).order_by(tables.Operation.id))
+    return [f"operation {o.id} ({o.kind} {o.principal_type}:"
+            f"{(o.payload or {}).get('principal_name') or o.principal_id} {o.account_id} "
+            f"{o.permission_set_arn}) FAILED: {o.failure_reason}; the next sync retries it"
+            for o in found]
 
 
 def grant_rows(session: Session, *, user: str | None = None, state: str | None = None,

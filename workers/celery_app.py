@@ -12,6 +12,7 @@ from typing import Any
 
 from celery import Celery
 from celery.signals import (
+    beat_init,
     setup_logging,
     task_postrun,
     task_prerun,
@@ -147,6 +148,7 @@ def make_celery(settings: Settings) -> Celery:
 
 
 celery_app = make_celery(get_settings())
+SCHEDULED_JOBS = {entry["task"]: job for job, entry in beat_schedule(get_settings()).items()}
 app = celery_app  # `celery -A workers.celery_app` finds `app`
 
 
@@ -167,8 +169,24 @@ def warm_up(**_: Any) -> None:
             session.execute(text("SELECT 1"))
         runtime.identity_center.discover()
         runtime.limiter.outstanding_creates()
+        from tasks.worker_state import record_worker_settings
+
+        record_worker_settings(sessions=runtime.sessions, settings=runtime.settings)
     except Exception as err:  # noqa: BLE001 - logged; the tasks report it properly
         logging.getLogger(__name__).warning("worker warm-up incomplete: %s", err)
+
+
+@beat_init.connect
+def record_schedule(**_: Any) -> None:
+    """Keep the beat's jobs and intervals in the ledger, for `status` (next run of each)."""
+    from tasks.worker_state import record_beat_schedule
+    from workers.runtime import get_runtime
+
+    try:
+        record_beat_schedule(sessions=get_runtime().sessions,
+                             schedule=beat_schedule(get_settings()))
+    except Exception as err:  # noqa: BLE001 - status then shows this process's intervals
+        log.warning("could not record the beat schedule in the ledger: %s", err)
 
 
 @worker_init.connect
@@ -199,3 +217,18 @@ def untag_task_lines(**_: Any) -> None:
     from workers.logs import unbind_task
 
     unbind_task()
+
+
+@task_postrun.connect
+def note_scheduled_run(task: Any = None, state: str | None = None, **_: Any) -> None:
+    """A beat job ran: its last run, for `status` (``tasks.worker_state``)."""
+    job = SCHEDULED_JOBS.get(getattr(task, "name", ""))
+    if job is None:
+        return
+    from tasks.worker_state import record_job_run
+    from workers.runtime import get_runtime
+
+    try:
+        record_job_run(sessions=get_runtime().sessions, job=job, state=state or "?")
+    except Exception as err:  # noqa: BLE001 - only status's "last run" misses this one
+        log.warning("could not record the run of %s: %s", job, err)

@@ -165,8 +165,8 @@ def apply_policy(stage: Stage, policy_dir: Path) -> str:
                                    ("kind", "name", "action"), title=f"apply -f {policy_dir}"))
     stage.follow("the sync after apply", since_operation=since)
     offer = requestable(sessions=stage.sessions, viewer=demo_person(stage, "carol"))
-    stage.console.print(rows_table(offer.rows(), ("kind", "name", "permission_sets",
-                                                  "max_duration"), title="carol may request"))
+    stage.console.print(rows_table(offer.rows(), ("kind", "name", "max_duration", "approvals",
+                                                  "break_glass"), title="carol may request"))
     expect({c.action for c in result.changes} == {"created"}, "the demo policy was not new")
     expect(PRODUCTION_ADMIN_ROLE in offer.roles, "carol may not request production admin")
     return f"{len(result.changes)} resources created; developers may request admin access"

@@ -148,6 +148,21 @@ class Membership(Base):
     __table_args__ = (UniqueConstraint("list_name", "member_name", "member_kind"),)
 
 
+class MembershipHistory(Base):
+    """Every join and leave of every access list, written by triggers on ``memberships``
+    (migration 0004): who was in which list at any moment."""
+
+    __tablename__ = "membership_history"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    list_name: Mapped[str] = mapped_column(index=True)
+    member_name: Mapped[str] = mapped_column(index=True)
+    member_kind: Mapped[str] = mapped_column(String(24))  # a MemberKind value
+    added_at: Mapped[datetime]
+    removed_at: Mapped[datetime | None]
+    expires_at: Mapped[datetime | None]
+
+
 class AccessRequest(Base):
     __tablename__ = "access_requests"
 

@@ -116,6 +116,8 @@ def _apply_extension(session: Session, policy: Policy, request: tables.AccessReq
     before, asked = request.expires_at, timedelta(seconds=request.extension_seconds or 0)
     request.expires_at = extended_expiry(decided_at=request.decided_at, expires_at=before,
                                          duration=asked, cap=cap)
+    # the duration is what the access lasts in all: asked, plus every extension
+    request.duration_seconds = int((request.expires_at - request.decided_at).total_seconds())
     approvers = list(request.extension_approvers)
     request.extension_seconds, request.extension_approvers = None, []
     _move_grants(session, request)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -63,9 +64,10 @@ def requestable_for(*, sessions: Sessions, viewer: Actor,
     with sessions() as session:
         person = active_user(session, name=own_scope(viewer, user) or viewer.name)
         policy = load_policy(session)
-        offer = requestable(roles=policy.held_roles(person), catalog=policy.catalog,
-                            all_roles=policy.roles)
-        return requestable_view(person.name, offer, policy.catalog)
+        held = policy.held_roles(person)
+        offer = requestable(roles=held, catalog=policy.catalog, all_roles=policy.roles)
+        return requestable_view(person.name, offer, policy.catalog, terms=partial(
+            request_terms, held=held, catalog=policy.catalog, all_roles=policy.roles))
 
 
 def reviewers_of(*, sessions: Sessions, request_id: str) -> list[str]:

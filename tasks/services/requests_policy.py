@@ -9,8 +9,8 @@ ops/decisions/requests.md.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -227,6 +227,27 @@ class RequestableAccount:
 
 
 @dataclass(frozen=True)
+class RequestableItem:
+    """One role or assignment a user may request, on the terms a request for it alone gets."""
+
+    kind: str  # role | assignment
+    name: str  # the role, or "<account-name> (<id>)/<permission-set-name>"
+    terms: RequestTerms
+
+    def as_row(self) -> dict[str, Any]:
+        glass = self.terms.break_glass_max_duration
+        return {"kind": self.kind, "name": self.name,
+                "max_duration": format_duration(self.terms.max_duration),
+                "approvals": self.terms.approvals,
+                "break_glass": f"up to {format_duration(glass)}" if glass else "no"}
+
+    def as_document(self) -> dict[str, Any]:
+        glass = self.terms.break_glass_max_duration
+        return {**self.as_row(), "break_glass": bool(glass),
+                "break_glass_max_duration": format_duration(glass) if glass else None}
+
+
+@dataclass(frozen=True)
 class RequestableView:
     user: str
     roles: dict[str, timedelta]  # role name -> longest duration
@@ -235,16 +256,11 @@ class RequestableView:
     approvals: int
     break_glass: bool
     break_glass_max_duration: timedelta | None
+    items: list[RequestableItem] = field(default_factory=list)  # per item terms
 
     def rows(self) -> list[dict[str, Any]]:
-        """One row per requestable role and per account, for a table."""
-        roles = [{"kind": "role", "name": name, "permission_sets": [],
-                  "max_duration": format_duration(cap)} for name, cap in self.roles.items()]
-        accounts = [{"kind": "account", "name": f"{a.account_name} ({a.account_id})",
-                     "permission_sets": list(a.permission_sets),
-                     "max_duration": format_duration(max(a.permission_sets.values()))}
-                    for a in self.accounts]
-        return roles + accounts
+        """One row per requestable role and assignment, each with its own terms."""
+        return [item.as_row() for item in self.items]
 
     def as_document(self) -> dict[str, Any]:
         """JSON-ready, durations written as people write them (``4h``)."""
@@ -258,12 +274,20 @@ class RequestableView:
                           "permission_sets": {name: format_duration(cap)
                                               for name, cap in a.permission_sets.items()}}
                          for a in self.accounts],
+            "items": [item.as_document() for item in self.items],
         }
 
 
-def requestable_view(user: str, offer: Requestable, catalog: CatalogIndex) -> RequestableView:
-    """Group an offer by account, like the seed's apps with permission sets inside."""
+TermsOf = Callable[..., RequestTerms]  # request_terms with held/catalog/all_roles bound
+
+
+def requestable_view(user: str, offer: Requestable, catalog: CatalogIndex,
+                     terms: TermsOf | None = None) -> RequestableView:
+    """Group an offer by account, like the seed's apps with permission sets inside; with
+    ``terms``, each item's own cap, approvals and break-glass limit."""
     accounts: dict[str, RequestableAccount] = {}
+    items = [RequestableItem("role", name, terms(roles=[name], assignments=[]))
+             for name in sorted(offer.role_caps)] if terms else []
     for assignment in sorted(catalog, key=lambda a: (a.account.name, a.permission_set.name)):
         if assignment.id not in offer.assignments:
             continue
@@ -271,11 +295,16 @@ def requestable_view(user: str, offer: Requestable, catalog: CatalogIndex) -> Re
         entry = accounts.setdefault(account.id, RequestableAccount(account.id, account.name, {}))
         entry.permission_sets[assignment.permission_set.name] = \
             offer.assignment_caps[assignment.id]
+        if terms:
+            items.append(RequestableItem(
+                "assignment", f"{account.name} ({account.id})/{assignment.permission_set.name}",
+                terms(roles=[], assignments=[assignment.id])))
     return RequestableView(
         user=user, roles=dict(sorted(offer.role_caps.items())), accounts=list(accounts.values()),
         max_duration=offer.max_duration, approvals=offer.approvals,
         break_glass=offer.break_glass,
-        break_glass_max_duration=offer.break_glass_max_duration if offer.break_glass else None)
+        break_glass_max_duration=offer.break_glass_max_duration if offer.break_glass else None,
+        items=items)
 
 
 # --- promotion -----------------------------------------------------------------------------

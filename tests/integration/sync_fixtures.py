@@ -11,7 +11,8 @@ from collections.abc import Iterator
 import pytest
 
 from tests.integration.sync_support import World, create_database, sandbox_settings
-from workers.runtime import Runtime
+from workers.celery_app import celery_app
+from workers.runtime import Runtime, set_runtime
 from workers.sandbox import Sandbox
 
 
@@ -38,3 +39,19 @@ def sync_world(sync_runtime: Runtime, sync_sandbox: Sandbox) -> World:
     world = World(sync_runtime, sync_sandbox)
     world.reset()
     return world
+
+
+@pytest.fixture
+def cli_world(sync_sandbox: Sandbox, tmp_path) -> Iterator[World]:
+    """The embedded mode as the CLI runs it: a SQLite ledger of the test's own, the
+    in-process broker, the module's sandbox; alice may hold Production/ReadOnlyAccess."""
+    celery_app.control.purge()
+    runtime = Runtime(sandbox_settings(sync_sandbox, f"sqlite:///{tmp_path / 'ledger.db'}"))
+    world = World(runtime, sync_sandbox)
+    world.reset()
+    world.add_role("prod-read", allow=[("Production", "ReadOnlyAccess")])
+    world.add_user("alice", roles=["prod-read"])
+    previous = set_runtime(runtime)
+    yield world
+    set_runtime(previous)
+    runtime.close()

@@ -156,7 +156,9 @@ def test_audit_trail_and_holders_at(client: TestClient, runtime: Runtime, world)
     holders = client.get("/v1/audit", params={"at": at, "account": "222222222222"},
                          headers=ADMIN)
     assert holders.status_code == 200 and holders.json()["items"] == []
-    assert client.get("/v1/audit", params={"at": at, "user": "frank"},
+    theirs = client.get("/v1/audit", params={"at": at, "user": "frank"}, headers=ADMIN)
+    assert theirs.status_code == 200 and theirs.json()["items"] == []
+    assert client.get("/v1/audit", params={"at": at, "since": at},
                       headers=ADMIN).status_code == 422
 
 

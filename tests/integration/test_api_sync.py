@@ -38,10 +38,12 @@ def test_plan_shows_the_changes_and_applies_nothing(api, sync_world: World) -> N
 
     assert answer.status_code == 200, answer.text
     assert [(c["change"], c["principal"], c["permission_set"])
-            for c in answer.json()["changes"]] == [("create", "USER:alice", "ReadOnlyAccess")]
+            for c in answer.json()["changes"]] == [("scim_create_user", "USER:alice", None),
+                                                   ("create", "USER:alice", "ReadOnlyAccess")]
+    assert answer.json()["drift_mode"]["mode"] == "report"
     assert sync_world.grants() == [] and sync_world.aws_assignments() == set()
     targeted = client.get("/v1/plan", params={"user": "nobody-else"}, headers=admin).json()
-    assert targeted["changes"] == []
+    assert [c for c in targeted["changes"] if c["account"]] == []  # no assignment of alice
     assert client.get("/v1/plan", headers=token_for(sync_world.runtime, "alice")
                       ).status_code == 403
 

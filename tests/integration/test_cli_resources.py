@@ -217,7 +217,7 @@ def test_audit_trail_as_json_lines_and_holders_at(cli: Cli) -> None:
         transition(session, grant_id=grant.id, expected=GrantState.PROVISIONING,
                    to=GrantState.ACTIVE)
     (held,) = cli.json("audit", "--at", "now", "--account", assignment.account.id)
-    assert (held["principal"], held["source"]) == ("alice", "request:req-1")
+    assert (held["user"], held["source"]) == ("alice", "request:req-1")
     assert cli.json("audit", "--at", before) == []
     bad = cli("audit", "--since", "yesterday-ish")
     assert bad.returncode == 2 and "neither a time" in bad.stderr

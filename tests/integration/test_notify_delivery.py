@@ -252,7 +252,7 @@ def test_notify_test_command_reports_each_receiver(receiver: Receiver) -> None:
     assert request.signature_ok and request.document["event"] == "grant.expiring"
     receiver.answer_next(500)
     failed = run_cli(GRANTLEDGER_NOTIFY_WEBHOOK_URL=receiver.url)
-    assert failed.returncode == 1 and "1 channel(s) failed" in failed.stderr
+    assert failed.returncode == 1 and "channel webhook failed" in failed.stderr
 
 
 def test_notify_test_command_without_channels_fails_with_the_settings_to_set() -> None:

@@ -55,7 +55,7 @@ def test_requestable_groups_permission_sets_by_account(world: World) -> None:
     assert system_role_name(STAGING, "PowerUserAccess") in view.roles
     assert system_role_name(PROD, "PowerUserAccess") not in view.roles
     assert view.max_duration == timedelta(hours=4)
-    assert {row["kind"] for row in view.rows()} == {"role", "account"}
+    assert {row["kind"] for row in view.rows()} == {"role", "assignment"}
 
 
 def test_deny_of_any_held_role_wins_over_another_roles_allow(world: World) -> None:
@@ -232,3 +232,30 @@ def test_break_glass_needs_a_break_glass_rule_for_every_item(world: World) -> No
     with pytest.raises(PolicyDenied, match="break-glass is not allowed"):
         create(world, "dave", roles=[PROD_ADMIN_ROLE], resources=[STAGING_ADMIN],
                break_glass=True)
+
+
+def test_requestable_terms_are_per_item_not_per_account(world: World) -> None:
+    view = rq.requestable_for(sessions=world.sessions, user="dave")
+
+    rows = {row["name"]: row for row in view.rows()}
+    admin = rows[f"Production ({PROD})/AdministratorAccess"]
+    read = rows[f"Production ({PROD})/ReadOnlyAccess"]
+    assert (admin["max_duration"], admin["approvals"], admin["break_glass"]) == (
+        "2h", 2, "up to 1h")
+    assert (read["max_duration"], read["approvals"], read["break_glass"]) == ("4h", 1, "no")
+    role = rows[PROD_ADMIN_ROLE]
+    assert (role["kind"], role["max_duration"], role["approvals"]) == ("role", "2h", 2)
+    items = {i["name"]: i for i in view.as_document()["items"]}
+    assert items[f"Production ({PROD})/AdministratorAccess"]["break_glass_max_duration"] == "1h"
+    assert items[f"Production ({PROD})/ReadOnlyAccess"]["break_glass_max_duration"] is None
+
+
+def test_after_an_extension_the_duration_is_the_new_total(world: World) -> None:
+    request = create(world, resources=[STAGING_ADMIN], duration=timedelta(hours=1))
+    rq.review_request(sessions=world.sessions, request_id=request.id, reviewer="bob",
+                      decision="approve")
+    rq.extend_request(sessions=world.sessions, request_id=request.id,
+                      duration=timedelta(minutes=30), reviewer="bob")
+    shown = rq.get_request(sessions=world.sessions, request_id=request.id)
+    assert shown.duration == "1h30m"
+    assert shown.expires_at - shown.decided_at == timedelta(minutes=90)

@@ -110,6 +110,9 @@ def test_dry_run_plans_without_writing_anything(sync_world: World):
     report = full_sync(runtime=sync_world.runtime, dry_run=True)
     rows = report.plan_rows()
     assert {(r["change"], r["principal"], r["permission_set"]) for r in rows} == {
+        ("scim_create_user", "USER:alice", None), ("scim_create_user", "USER:bob", None),
+        ("scim_create_user", "USER:carol", None), ("scim_create_group", "GROUP:admins", None),
+        ("member_add", "USER:bob", None), ("member_add", "USER:carol", None),
         ("create", "USER:alice", "ReadOnlyAccess"),
         ("create", "GROUP:admins", "AdministratorAccess"),
         ("create", "GROUP:admins", "PowerUserAccess")}

@@ -4,33 +4,14 @@ ledger, in-process broker and worker) against an in-process Sandbox."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 
-import pytest
 from typer.testing import CliRunner
 
-from tests.integration.sync_support import World, sandbox_settings
-from workers.celery_app import celery_app
+from tests.integration.sync_support import World
 from workers.cli.main import app, register_commands
-from workers.runtime import Runtime, set_runtime
-from workers.sandbox import Sandbox
 
 pytest_plugins = ["tests.integration.sync_fixtures"]
 register_commands()
-
-
-@pytest.fixture
-def cli_world(sync_sandbox: Sandbox, tmp_path) -> Iterator[World]:
-    celery_app.control.purge()
-    runtime = Runtime(sandbox_settings(sync_sandbox, f"sqlite:///{tmp_path / 'ledger.db'}"))
-    world = World(runtime, sync_sandbox)
-    world.reset()
-    world.add_role("prod-read", allow=[("Production", "ReadOnlyAccess")])
-    world.add_user("alice", roles=["prod-read"])
-    previous = set_runtime(runtime)
-    yield world
-    set_runtime(previous)
-    runtime.close()
 
 
 def run(*args: str, code: int = 0) -> str:
@@ -43,6 +24,7 @@ def test_plan_shows_the_changes_and_applies_nothing(cli_world: World):
     shown = json.loads(run("plan", "-o", "json"))
     assert [(c["change"], c["principal"], c["account"], c["permission_set"])
             for c in shown["changes"]] == [
+        ("scim_create_user", "USER:alice", None, None),
         ("create", "USER:alice", "111111111111 (Production)", "ReadOnlyAccess")]
     assert shown["counts"]["users_to_push"] == 1
     assert "nothing applied" in run("sync", "--dry-run")

@@ -14,6 +14,7 @@ from pydantic import AwareDatetime
 
 from models.errors import InputError
 from tasks.services import queries
+from tasks.services.access_at import access_at
 from tasks.services.permissions import Actor
 from workers.api.auth import AdminDep, CallerDep, RuntimeDep
 from workers.api.pagination import Page, PageDep, PageParams, page_of
@@ -41,8 +42,9 @@ def audit(
     at: Annotated[AwareDatetime | None, Query(description="who held access at this time "
                                                           "(instead of events)")] = None,
 ) -> dict[str, Any]:
-    """The audit trail (newest page first, each page oldest first), or with ``at``, who held
-    which assignment at that moment (admin and auditors)."""
+    """The audit trail (newest page first, each page oldest first), or with ``at``, who had
+    which assignment at that moment, person by person, access lists expanded to their
+    members then; ``user`` and ``account`` narrow it (admin and auditors)."""
     if at is not None:
         return _holders(runtime, caller, at=at, account=account, user=user, since=since,
                         page=page)
@@ -56,8 +58,9 @@ def audit(
 
 def _holders(runtime: Runtime, viewer: Actor, *, at: datetime, account: str | None,
              user: str | None, since: datetime | None, page: PageParams) -> dict[str, Any]:
-    if user is not None or since is not None:
-        raise InputError("?at answers who held each assignment; it takes only ?account",
-                         hint="drop ?user and ?since, or drop ?at to read events")
-    return page_of(queries.holders_at(sessions=runtime.sessions, viewer=viewer, at=at,
-                                      account_id=account), page)
+    if since is not None:
+        raise InputError("?at answers who had which assignment at that moment; it takes "
+                         "?user and ?account, not ?since",
+                         hint="drop ?since, or drop ?at to read events")
+    return page_of(access_at(sessions=runtime.sessions, viewer=viewer, at=at, user=user,
+                             account_id=account), page)

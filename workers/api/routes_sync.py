@@ -32,6 +32,7 @@ class Plan(BaseModel):
     counts: dict[str, int]
     changes: list[dict[str, Any]]
     errors: list[str]
+    drift_mode: dict[str, str]  # the mode foreign assignments were planned with, and whose
 
 
 @router.get("/grants", response_model=Page[dict[str, Any]])
@@ -74,17 +75,15 @@ def plan(
                                              description="only these access lists")] = [],  # noqa: B006
 ) -> Plan:
     """What a sync would change now, in the ledger and in AWS; nothing is applied (admin)."""
-    from tasks.sync import full_sync, sync_principals
+    from tasks.sync import plan_sync
 
-    if user or access_list:
-        report = sync_principals(runtime=runtime, users=user, lists=access_list, dry_run=True)
-    else:
-        report = full_sync(runtime=runtime, dry_run=True)
+    report = plan_sync(runtime=runtime, users=user, lists=access_list)
     if report.skipped:
         raise ApiError(409, "a full sync is running; its plan would be stale",
                        hint="ask again when it has finished (see /v1/status)")
     return Plan(counts={k: v for k, v in sorted(report.counts.items()) if v},
-                changes=report.plan_rows(), errors=list(report.errors))
+                changes=report.plan_rows(), errors=list(report.errors),
+                drift_mode={"mode": report.drift_mode, "from": report.drift_from})
 
 
 @router.post("/sync", response_model=Enqueued, status_code=202)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 import typer
+from rich.markup import escape
 
 from workers.cli.output import OutputOption, emit
 
@@ -69,7 +70,8 @@ def reflow_help(typer_app: typer.Typer) -> None:
     """Reflow the help of every command below ``typer_app`` (see `reflow`)."""
     for command in typer_app.registered_commands:
         if command.help is None and command.callback is not None:
-            command.help = reflow(command.callback.__doc__)
+            # rich reads help as markup: a bracketed "[profile x]" would vanish
+            command.help = escape(reflow(command.callback.__doc__) or "")
     for group in typer_app.registered_groups:
         if group.typer_instance is not None:
             reflow_help(group.typer_instance)

@@ -52,8 +52,7 @@ def db_current_command(output: str = OutputOption) -> None:
 
 TRAIL_COLUMNS = ("at", "actor", "action", "target_kind", "target", "principal_name",
                  "account_id", "reason")
-HOLDER_COLUMNS = ("account_id", "permission_set", "principal_type", "principal", "source",
-                  "since", "until")
+HOLDER_COLUMNS = ("account_id", "permission_set", "user", "via", "since", "until")
 
 
 @app.command("audit")
@@ -65,12 +64,15 @@ def audit_command(
     since: str | None = typer.Option(None, "--since", help="From this time (2027-01-31, "
                                      "2027-01-31T09:00:00Z) or this long ago (2h, 7d)."),
     until: str | None = typer.Option(None, "--until", help="Before this time (same forms)."),
-    at: str | None = typer.Option(None, "--at", help="Instead of the trail: who held which "
-                                  "account assignment at this time."),
+    at: str | None = typer.Option(None, "--at", help="Instead of the trail: who had which "
+                                  "account assignment at this time, person by person (grants "
+                                  "of access lists expanded to their members then); with "
+                                  "--user and/or --account, only theirs."),
     limit: int | None = typer.Option(None, "--limit", min=1, help="Only the newest N events."),
     output: str = OutputOption,
 ) -> None:
-    """The audit trail, oldest first; or, with --at, who held which assignment at a moment.
+    """The audit trail, oldest first; or, with --at, who had which assignment at a moment:
+    "did dave have access to Production at T?" is `audit --at T --user dave --account ID`.
 
     `-o json` on the trail prints JSON lines (one event per line) for a SIEM.
 
@@ -81,9 +83,14 @@ def audit_command(
     from tasks.services import queries
 
     if at is not None:
-        rows = queries.holders_at(sessions=ledger_sessions(), viewer=cli_actor(),
-                                  at=parse_time(at, option="--at"), account_id=account)
-        emit(rows, fmt=output, columns=HOLDER_COLUMNS, title=f"held at {at}")
+        from tasks.services.access_at import access_at
+
+        rows = access_at(sessions=ledger_sessions(), viewer=cli_actor(),
+                         at=parse_time(at, option="--at"),
+                         user=user, account_id=account)
+        emit(rows, fmt=output, columns=HOLDER_COLUMNS,
+             title=f"access at {at}{f' of {user}' if user else ''}"
+                   f"{f' to {account}' if account else ''} ({len(rows)})")
         return
     events = queries.audit_trail(
         sessions=ledger_sessions(), viewer=cli_actor(), user=user, account_id=account,

@@ -17,13 +17,14 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from workers.cli.app import app, get_app
 from workers.cli.commands_resources import ActorOption, actor_name, ledger_sessions
-from workers.cli.output import OutputOption, emit, stderr, stdout
+from workers.cli.output import OutputOption, emit, finish, stderr, stdout, with_exit_codes
 
 NameArgument = typer.Argument(None, help="Show this one only.")
 SHOWN_NAMES = 8  # names listed per line of the summary table; the rest are counted
 
 
 @app.command("import")
+@with_exit_codes
 def import_command(
     preview: bool = typer.Option(False, "--preview", help="Show what Identity Center holds "
                                  "and what an import would make of it; write nothing."),
@@ -64,6 +65,9 @@ def import_command(
         emit(summary.as_dict(), fmt=output)
     else:
         print_summary(summary.as_dict())
+    if not preview:
+        finish(errors=[f"not imported: {line}" for line in summary.skipped],
+               unfinished=f"import not run: {summary.not_run}" if summary.not_run else None)
 
 
 class FetchProgress:

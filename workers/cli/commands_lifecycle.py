@@ -15,11 +15,12 @@ from collections.abc import Callable
 from typing import Any
 
 import typer
+from rich.markup import escape
 
 from models.errors import AwsError, ConfigError, ScimError
 from workers.cli.app import app
 from workers.cli.commands_resources import ActorOption, actor_name
-from workers.cli.output import OutputOption, emit, stderr
+from workers.cli.output import OutputOption, emit, finish, stderr, with_exit_codes
 
 WAIT_POLL = 0.2
 REMOVED_COLUMNS = ("grant", "account", "permission_set", "source", "state", "reason")
@@ -39,6 +40,7 @@ def _runtime() -> Any:
 
 
 @app.command("revoke")
+@with_exit_codes
 def revoke_command(
     user: str = UserOption, reason: str = ReasonOption,
     wait: bool = typer.Option(False, "--wait", help="With Redis: follow until every delete "
@@ -56,8 +58,7 @@ def revoke_command(
     ended. Then the deletes go out as one burst, a targeted sync removes the user from every
     group, and direct assignments no grant explains are deleted too.
 
-    Exit 2 for an unknown user (nothing changed); exit 1 when something failed or is still
-    pending at --timeout (the suspension holds; failed deletes are retried with backoff).
+    The suspension holds whatever else fails; failed deletes are retried with backoff.
 
     Examples:
       grantledger revoke --user alice --reason "left the company (HR-1234)" --wait
@@ -160,18 +161,16 @@ def _report_revocation(runtime: Any, revocation: Any, key: str | None,
 
 def _exit_on_trouble(problems: list[str], failed: list[dict[str, Any]], finished: bool | None,
                      user: str) -> None:
-    for problem in problems:
-        stderr.print(f"[red]problem:[/] {problem}")
+    errors = list(problems)
     if failed:
-        stderr.print(f"{len(failed)} revocation(s) failed; they are retried with backoff: "
-                     f"`grantledger get grants --user {user} --state FAILED`")
-    if finished is False:
-        stderr.print("still pending at --timeout; follow it with `grantledger status`")
-    if problems or failed or finished is False:
-        raise typer.Exit(1)
+        errors.append(f"{len(failed)} revocation(s) failed; they are retried with backoff: "
+                      f"`grantledger get grants --user {user} --state FAILED`")
+    finish(errors=errors, unfinished="still pending at --timeout; follow it with "
+           "`grantledger status`" if finished is False else None)
 
 
 @app.command("restore")
+@with_exit_codes
 def restore_command(
     user: str = UserOption, reason: str = ReasonOption,
     wait: bool = typer.Option(False, "--wait", help="With Redis: follow until the user's "
@@ -215,8 +214,24 @@ def restore_command(
                "sign_in_enabled": restoration.reactivate is not None,
                "synced": {k: v for k, v in (report.get("counts") or {}).items() if v},
                **result, "problems": result["problems"] + list(report.get("errors") or [])}
-    emit(summary, fmt=output, title=f"restored {user}")
+    emit(summary if output != "table" else restore_rows(summary), fmt=output,
+         title=f"restored {user}")
     _exit_on_trouble(summary["problems"], [], result["finished"], user)
+
+
+def restore_rows(summary: dict[str, Any]) -> dict[str, str]:
+    """A restore's outcome in words (`-o json` keeps the machine fields)."""
+    synced = ", ".join(f"{k} {v}" for k, v in summary["synced"].items())
+    finished = {True: "yes", False: "no: still pending at --timeout",
+                None: "not waited for (add --wait)"}[summary["finished"]]
+    return {
+        "user": summary["user"],
+        "suspension": "lifted" if summary["unsuspended"] else "none was in force",
+        "sign-in": "re-enabled (the revoke had disabled it)" if summary["sign_in_enabled"]
+        else "left as it was (the revoke had not disabled it)",
+        "access synced": synced or "nothing to change",
+        "finished": finished,
+        "problems": "; ".join(summary["problems"]) or "none"}
 
 
 def _sync_done(runtime: Any, key: str) -> bool:
@@ -243,6 +258,7 @@ def _take_report(runtime: Any, key: str | None) -> dict[str, Any] | None:
 
 
 @app.command("uninstall")
+@with_exit_codes
 def uninstall_command(
     dry_run: bool = typer.Option(False, "--dry-run", help="List what would be removed."),
     yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
@@ -334,5 +350,5 @@ def aws_config_command(
     skipped = aws_config.write_config(path, sections)
     typer.echo(f"# wrote {len(sections) - 1 - len(skipped)} profile(s) to {path}")
     for name in skipped:
-        stderr.print(f"[yellow]left out:[/] [{name}] already exists in {path} outside "
+        stderr.print(f"[yellow]left out:[/] {escape(f'[{name}]')} already exists in {path} outside "
                      "grantledger's block")

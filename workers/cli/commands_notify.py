@@ -5,7 +5,7 @@ from __future__ import annotations
 import typer
 
 from workers.cli.app import app
-from workers.cli.output import OutputOption, emit, stderr
+from workers.cli.output import OutputOption, emit, finish
 
 notify_app = typer.Typer(help="Webhook and Slack notifications of requests, grants and "
                               "revocations (GRANTLEDGER_NOTIFY_*).", no_args_is_help=True)
@@ -20,7 +20,7 @@ def notify_test(
 ) -> None:
     """Send one test notice now to every configured channel and show each answer.
 
-    Exit 0 only when every channel answered 2xx; non-zero when one failed or none is
+    Exit 0 only when every channel answered 2xx; 3 when some did, 1 when none did or none is
     configured (set GRANTLEDGER_NOTIFY_WEBHOOK_URL and/or GRANTLEDGER_NOTIFY_SLACK_URL).
 
     Example: grantledger notify test --event grant.expiring
@@ -33,10 +33,9 @@ def notify_test(
              "ms": round(a.seconds * 1000, 1), "answer": a.detail} for a in answers]
     emit(rows, fmt=output, title=f"notify test ({event})",
          columns=["channel", "ok", "status", "ms", "answer"])
-    failed = [a.channel for a in answers if not a.ok]
-    if failed:
-        stderr.print(f"[red]{len(failed)} channel(s) failed:[/] {', '.join(failed)}")
-        raise typer.Exit(1)
+    failed = [f"channel {a.channel} failed: {a.detail}" for a in answers if not a.ok]
+    finish(errors=failed, unfinished="no channel accepted the notice"
+           if failed and len(failed) == len(answers) else None)
 
 
 @notify_app.command("pending")

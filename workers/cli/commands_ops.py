@@ -8,6 +8,7 @@ from typing import Any
 import typer
 from rich.markup import escape
 
+from models.errors import NotSetUp
 from workers.cli.app import app
 from workers.cli.output import OutputOption, emit, stderr
 
@@ -57,14 +58,26 @@ def status_command(output: str = OutputOption) -> None:
     stuck revocations, the next expiries, the last full sync and its counts, limiter usage,
     the SCIM token's age, and status polling: its mode and, in "list" mode, the last poll
     round and whether AWS refuses its listing (then each operation is polled with Describe).
-    Exit 0 even when something is failed: this command reports.
+    Also the foreign assignments (no grant explains them) and the drift mode the workers
+    handle them with, and each scheduled job's last and next run.
+    Exit 0 even when something is failed: this command reports. Exit 1 when there is no
+    ledger at all (nothing set up; none is created).
 
     Example: grantledger status -o json
     """
-    from tasks.status import full_status
+    from tasks.status import full_status, missing_ledger
     from workers.runtime import get_runtime
 
-    report = full_status(get_runtime())
+    runtime = get_runtime()
+    absent = missing_ledger(runtime.settings.database_url)
+    if absent is not None:
+        raise NotSetUp(
+            f"nothing is set up here: there is no ledger at {absent} "
+            "(GRANTLEDGER_DATABASE_URL), so nothing is enrolled and no work is known",
+            hint="try it with `grantledger demo`; to enrol an Identity Center, see README "
+                 "(Real AWS): `grantledger import --preview`, then `grantledger import "
+                 "--default-owner USER`; or point GRANTLEDGER_DATABASE_URL at your ledger")
+    report = full_status(runtime)
     if output != "table":
         emit(report.as_dict(), fmt=output)
         return
@@ -75,6 +88,8 @@ def print_status(report: Any) -> None:
     """The status as a few small rich tables."""
     summary = {
         "database time": report.database_time,
+        "enrolled": "yes" if report.enrolled else "NO: nothing enrolled yet; run `grantledger "
+        "import --preview`, then `grantledger import --default-owner USER`",
         "grants": report.grants_by_state,
         "operations": report.operations_by_state,
         "outstanding operations": report.outstanding_operations,
@@ -83,13 +98,13 @@ def print_status(report: Any) -> None:
         "queues": report.queues if any(v is not None for v in report.queues.values())
         else "in-process broker (no shared queues)",
         "outstanding creates": (report.limiter or {}).get("outstanding_creates"),
-        "last full sync": (report.last_full_sync or {}).get("finished_at", "never"),
-        "SCIM token age (days)": report.scim_token_age_days,
-        "overdue access reviews": report.overdue_reviews,
+        "last full sync": last_sync_summary(report.last_full_sync),
+        "SCIM token age": token_age(report.scim_token_age_days),
+        "overdue access reviews": report.overdue_reviews or "none",
         "undelivered notifications": report.notifications.get("undelivered"),
         "status polling": polling_summary(report.status_polling),
-        "SCIM pushes": "ok" if report.scim_outage is None else
-        f"STOPPED since {report.scim_outage['since']}",
+        "SCIM pushes": scim_summary(report),
+        "foreign assignments": foreign_summary(report.foreign, report.drift_mode),
     }
     emit(summary, fmt="table", title="grantledger status")
     if report.broker_error:
@@ -110,6 +125,55 @@ def print_status(report: Any) -> None:
     if report.next_expiries:
         emit(report.next_expiries, fmt="table", title="next expiries",
              columns=["id", "principal", "account", "source", "expires_at"])
+    if report.foreign.get("shown"):
+        emit(report.foreign["shown"], fmt="table", title=f"foreign assignments (first "
+             f"{len(report.foreign['shown'])} of {report.foreign['count']})",
+             columns=["principal_type", "principal_name", "principal_id", "account_id",
+                      "permission_set_arn", "quarantined", "first_seen"])
+    if report.scheduled_jobs:
+        emit([{**job, "last_run": when(job["last_run"]) if job["last_run"] else "never",
+               "next_run": when(job["next_run"]) if job["next_run"] else "at beat's next tick"}
+              for job in report.scheduled_jobs], fmt="table", title="scheduled jobs",
+             columns=["job", "every", "last_run", "last_state", "next_run", "schedule_from"])
+
+
+def token_age(days: float | None) -> str:
+    """The SCIM token's age for people (AWS's tokens last a year)."""
+    if days is None:
+        return "unknown (set GRANTLEDGER_SCIM_TOKEN_CREATED_AT)"
+    whole = int(days)
+    return f"{whole} day{'s' if whole != 1 else ''}"
+
+
+def scim_summary(report: Any) -> str:
+    if not report.scim_configured:
+        return "not configured (GRANTLEDGER_SCIM_URL unset): nothing is pushed"
+    if report.scim_outage is not None:
+        return f"STOPPED since {report.scim_outage['since']}"
+    return "ok"
+
+
+def foreign_summary(foreign: dict[str, Any], drift_mode: dict[str, Any]) -> str:
+    """How many foreign assignments the syncs found, and what the workers do with them."""
+    workers = drift_mode.get("workers")
+    mode = f"workers' drift mode {workers}" if workers else \
+        f"drift mode {drift_mode.get('this_process')} (this process's; no worker recorded its own)"
+    return f"{foreign.get('count', 0)} ({foreign.get('quarantined', 0)} quarantined); {mode}"
+
+
+def last_sync_summary(last: dict[str, Any] | None) -> str:
+    """When the last full sync ended, how long it took and what it changed."""
+    if not last or not last.get("finished_at"):
+        return "never"
+    counts = ", ".join(f"{k} {v}" for k, v in (last.get("counts") or {}).items() if v)
+    errors = len(last.get("errors") or [])
+    return (f"{when(last['finished_at'])} ({last.get('duration', 0):g}s"
+            f"{'; ' + counts if counts else ''}{f'; {errors} error(s)' if errors else ''})")
+
+
+def when(moment: Any) -> str:
+    """A timestamp for people: to the second, with its zone."""
+    return f"{moment:%Y-%m-%d %H:%M:%S %Z}".strip() if hasattr(moment, "strftime") else str(moment)
 
 
 def polling_summary(polling: dict[str, Any]) -> str:

@@ -173,7 +173,8 @@ def get_requestable_command(
     user: str = typer.Option(..., "--user", help="Whose requestable access to show."),
     output: str = OutputOption,
 ) -> None:
-    """What a user may request: roles, and permission sets grouped by account.
+    """What a user may request: roles and account assignments, each with its own maximum
+    duration, approvals needed and break-glass limit (what a request for it alone gets).
 
     Example: grantledger get requestable --user alice -o yaml
     """
@@ -181,10 +182,9 @@ def get_requestable_command(
 
     view = requestable_for(sessions=ledger_sessions(), viewer=cli_actor(), user=user)
     if output == "table":
-        emit(view.rows(), fmt=output, columns=("kind", "name", "permission_sets",
-                                               "max_duration"),
-             title=f"{user} may request (approvals: {view.approvals}"
-                   f"{', break-glass' if view.break_glass else ''})")
+        emit(view.rows(), fmt=output, columns=("kind", "name", "max_duration", "approvals",
+                                               "break_glass"),
+             title=f"{user} may request (each row on its own terms)")
     else:
         emit(view.as_document(), fmt=output)
 

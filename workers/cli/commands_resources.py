@@ -19,7 +19,7 @@ import yaml
 
 from models.errors import GrantledgerError, InputError, ResourceErrors
 from workers.cli.app import access_list_app, app, get_app
-from workers.cli.output import OutputOption, emit, stderr
+from workers.cli.output import OutputOption, emit, stderr, with_exit_codes
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -125,7 +125,7 @@ def validate_command(
                      "(`grantledger import` creates them; validate again after it):\n  "
                      + "\n  ".join(unchecked), highlight=False, soft_wrap=True)
     if errors:
-        raise ResourceErrors(errors)
+        raise ResourceErrors(errors).validated()
     counts: dict[str, int] = {}
     for item in loaded:
         counts[item.kind] = counts.get(item.kind, 0) + 1
@@ -188,6 +188,7 @@ def _empty(sessions: sessionmaker[Session]) -> bool:
 
 
 @app.command("apply")
+@with_exit_codes
 def apply_command(
     files: list[Path] = FilesOption,
     dry_run: bool = typer.Option(False, "--dry-run", help="Show what would change; write "

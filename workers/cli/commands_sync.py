@@ -18,9 +18,10 @@ import typer
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from workers.cli.app import app, get_app
-from workers.cli.output import OutputOption, emit, stderr
+from workers.cli.output import OutputOption, emit, finish, stderr, with_exit_codes
 
-PLAN_COLUMNS = ("change", "principal", "account", "permission_set", "grants", "reason")
+PLAN_COLUMNS = ("change", "principal", "group", "account", "permission_set", "grants",
+                "reason")
 GRANT_COLUMNS = ("id", "principal", "account", "permission_set", "source", "state",
                  "expires_at", "reason")
 STUCK_COLUMNS = ("id", "principal", "account", "permission_set", "state", "attempts", "reason")
@@ -40,22 +41,22 @@ def _runtime() -> Any:
 
 
 def _dry_run(users: list[str], lists: list[str]) -> Any:
-    from tasks.sync import full_sync, sync_principals
+    from tasks.sync import plan_sync
 
-    if users or lists:
-        return sync_principals(runtime=_runtime(), users=users, lists=lists, dry_run=True)
-    return full_sync(runtime=_runtime(), dry_run=True)
+    return plan_sync(runtime=_runtime(), users=users, lists=lists)
 
 
 def _emit_plan(report: Any, output: str) -> None:
+    drift = {"mode": report.drift_mode, "from": report.drift_from}
     counts = {k: v for k, v in sorted(report.counts.items()) if v}
     if output == "table":
         summary = ", ".join(f"{k} {v}" for k, v in counts.items()) or "nothing to do"
         emit(report.plan_rows(), fmt=output, columns=PLAN_COLUMNS,
-             title=f"plan ({summary}); nothing applied")
+             title=f"plan ({summary}); nothing applied; drift mode {drift['mode']} "
+                   f"(from {drift['from']})")
         return
-    emit({"counts": counts, "changes": report.plan_rows(), "errors": report.errors},
-         fmt=output)
+    emit({"counts": counts, "changes": report.plan_rows(), "errors": report.errors,
+          "drift_mode": drift}, fmt=output)
 
 
 @app.command("plan")
@@ -63,8 +64,12 @@ def plan_command(users: list[str] = UserOption, lists: list[str] = ListOption,
                  output: str = OutputOption) -> None:
     """Show what a sync would change in Identity Center; change nothing.
 
-    Lists every assignment to create, delete, activate (already in AWS) or retire (another
-    grant still backs it, or AWS no longer has it), and the assignments no grant explains.
+    Lists every change a sync would make, in its order: SCIM users and groups to create
+    (scim_create_user, scim_create_group), group members to add or remove (member_add,
+    member_remove: the user and the access list's group), assignments to create, delete,
+    activate (already in AWS) or retire (another grant still backs it, or AWS no longer has
+    it), and the assignments no grant explains (foreign_report, foreign_quarantine or
+    foreign_remove, per the workers' drift mode).
 
     Examples:
       grantledger plan
@@ -74,6 +79,7 @@ def plan_command(users: list[str] = UserOption, lists: list[str] = ListOption,
 
 
 @app.command("sync")
+@with_exit_codes
 def sync_command(
     dry_run: bool = typer.Option(False, "--dry-run", help="Show the plan; apply nothing."),
     wait: bool = typer.Option(False, "--wait", help="With Redis: wait until the sync ran "
@@ -87,7 +93,9 @@ def sync_command(
 ) -> None:
     """Make Identity Center match the ledger now (the periodic sync does it every 5 minutes).
 
-    Exit 1 when work is still pending at --timeout (see `grantledger get operations`).
+    Errors of the sync (a SCIM push refused, an object Identity Center rejected, an AWS
+    operation that ended FAILED while waiting) are listed on stderr; work still pending at
+    --timeout: see `grantledger get operations`.
 
     Examples:
       grantledger sync --wait
@@ -100,16 +108,32 @@ def sync_command(
         _emit_plan(_dry_run([user] if user else [], []), output)
         return
     runtime = _runtime()
+    started = _database_time(runtime)
     pending: dict[str, int] | None
     if runtime.settings.broker_url.startswith("memory"):
         summary, pending = _sync_embedded(runtime, user, reprovision, timeout, output)
     else:
         summary, pending = _sync_enqueued(runtime, user, reprovision, wait, timeout, output)
     emit({**summary, "pending": pending}, fmt=output, title="sync")
-    if pending and any(pending.values()):
-        stderr.print(f"still pending after {timeout:g}s: {pending}; follow it with "
-                     "`grantledger get operations --state SUBMITTED` or `grantledger status`")
-        raise typer.Exit(1)
+    unfinished = pending and any(pending.values())
+    failed = _failed_since(runtime, started) if pending is not None else []
+    finish(errors=[*(summary.get("errors") or []), *failed], unfinished=(
+        f"still pending after {timeout:g}s: {pending}; follow it with `grantledger get "
+        "operations --state SUBMITTED` or `grantledger status`") if unfinished else None)
+
+
+def _database_time(runtime: Any) -> Any:
+    from models.ledger.base import database_time
+
+    with runtime.sessions() as session:
+        return database_time(session)
+
+
+def _failed_since(runtime: Any, started: Any) -> list[str]:
+    from tasks.sync_views import failed_operations_since
+
+    with runtime.sessions() as session:
+        return failed_operations_since(session, started)
 
 
 def _sync_embedded(runtime: Any, user: str | None, reprovision: bool, timeout: float,

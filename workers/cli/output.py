@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Mapping, Sequence
 from datetime import date, datetime, timedelta
@@ -11,6 +12,7 @@ from typing import Any
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 FORMATS = ("table", "json", "yaml")
@@ -20,7 +22,35 @@ OutputOption = typer.Option(
 )
 
 stdout = Console()
+UNBOUNDED_WIDTH = 100_000  # piped tables: wide enough that rich cuts no cell
 stderr = Console(stderr=True)
+
+# Exit codes of every command that does work (the one place they are decided: `finish`).
+DONE_EXIT, FAILED_EXIT, BAD_INPUT_EXIT, PARTIAL_EXIT = 0, 1, 2, 3
+EXIT_CODES_HELP = (
+    "Exit codes: 0 everything done; 1 failed, or work still pending at --timeout; 2 bad "
+    "input or refused, nothing done; 3 partly applied: the rest was done, each error is "
+    "on stderr.")
+
+
+def with_exit_codes(command: Any) -> Any:
+    """Document `EXIT_CODES_HELP` in a command's --help (decorate below `app.command`)."""
+    command.__doc__ = f"{inspect.cleandoc(command.__doc__ or '')}\n\n{EXIT_CODES_HELP}"
+    return command
+
+
+def finish(*, errors: Sequence[str] = (), unfinished: str | None = None) -> None:
+    """End a command whose work may have partly failed, terraform-style: each error on
+    stderr, then exit 3 (partly applied), or 1 when work is still unfinished."""
+    for error in errors:
+        stderr.print(f"[red]error:[/] {escape(str(error))}", highlight=False, soft_wrap=True)
+    if unfinished:
+        stderr.print(escape(unfinished), highlight=False, soft_wrap=True)
+        raise typer.Exit(FAILED_EXIT)
+    if errors:
+        stderr.print(f"partly applied: {len(errors)} error(s) above; the rest was done",
+                     highlight=False)
+        raise typer.Exit(PARTIAL_EXIT)
 
 
 def plain(value: Any) -> Any:
@@ -52,7 +82,15 @@ def emit(rows: Any, *, fmt: str, columns: Sequence[str] | None = None, title: st
     elif fmt == "yaml":
         typer.echo(yaml.safe_dump(data, sort_keys=False).rstrip())
     else:
-        stdout.print(as_table(data, columns=columns, title=title))
+        table_console().print(as_table(data, columns=columns, title=title))
+
+
+def table_console() -> Console:
+    """Tables fit a terminal; piped (stdout not a terminal), nothing is cut: each row on one
+    line with its whole values, for grep and cut (``-o json`` stays the machine format)."""
+    if stdout.is_terminal:
+        return stdout
+    return Console(width=UNBOUNDED_WIDTH, highlight=False)
 
 
 def as_table(data: Any, *, columns: Sequence[str] | None, title: str) -> Table:

@@ -1,6 +1,6 @@
 """Immutable user ids: tokens, requests and reviews refer to the person, not the name.
 
-Revision ID: 0003_user_ids
+Revision ID: 0003
 Revises: 0002
 Create Date: 2026-12-04
 
@@ -22,7 +22,7 @@ import sqlalchemy as sa
 from alembic import op
 from sqlalchemy.dialects import postgresql
 
-revision: str = "0003_user_ids"
+revision: str = "0003"
 down_revision: str | Sequence[str] | None = "0002"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
