@@ -11,6 +11,7 @@ from models.ledger import tables
 from models.ledger.base import database_time
 from models.ledger.enums import GrantState
 from tasks.services.access_at import access_at
+from tasks.services.permissions import operator
 from tests.integration.sync_support import World
 from workers.cli.main import app, register_commands
 from workers.runtime import set_runtime
@@ -24,10 +25,13 @@ def now(world: World):
     with world.runtime.sessions() as session:
         return database_time(session)
 
+AUDITOR = operator("test")
+
 
 def who(world: World, at, **narrow) -> set[tuple[str, str, str, str]]:
     return {(r["user"], r["account_id"], r["permission_set"], r["via"])
-            for r in access_at(sessions=world.runtime.sessions, at=at, **narrow)}
+            for r in access_at(sessions=world.runtime.sessions, viewer=AUDITOR, at=at,
+                                 **narrow)}
 
 
 def test_access_at_expands_lists_through_joins_leaves_requests_and_expiry(sync_world: World):

@@ -14,6 +14,7 @@ from models.errors import InputError, NotFound, PolicyDenied
 from models.ledger import tables
 from models.ledger.base import database_time
 from tasks.services import requests as rq
+from tasks.services.request_changes import extend_request
 from tests.integration.requests_support import (
     OPERATOR,
     PROD,
@@ -235,7 +236,7 @@ def test_break_glass_needs_a_break_glass_rule_for_every_item(world: World) -> No
 
 
 def test_requestable_terms_are_per_item_not_per_account(world: World) -> None:
-    view = rq.requestable_for(sessions=world.sessions, user="dave")
+    view = rq.requestable_for(sessions=world.sessions, viewer=OPERATOR, user="dave")
 
     rows = {row["name"]: row for row in view.rows()}
     admin = rows[f"Production ({PROD})/AdministratorAccess"]
@@ -252,10 +253,10 @@ def test_requestable_terms_are_per_item_not_per_account(world: World) -> None:
 
 def test_after_an_extension_the_duration_is_the_new_total(world: World) -> None:
     request = create(world, resources=[STAGING_ADMIN], duration=timedelta(hours=1))
-    rq.review_request(sessions=world.sessions, request_id=request.id, reviewer="bob",
-                      decision="approve")
-    rq.extend_request(sessions=world.sessions, request_id=request.id,
-                      duration=timedelta(minutes=30), reviewer="bob")
-    shown = rq.get_request(sessions=world.sessions, request_id=request.id)
+    rq.review_request(sessions=world.sessions, request_id=request.id,
+                      actor=world.person("bob"), decision="approve")
+    extend_request(sessions=world.sessions, request_id=request.id,
+                   duration=timedelta(minutes=30), actor=world.person("bob"))
+    shown = rq.get_request(sessions=world.sessions, viewer=OPERATOR, request_id=request.id)
     assert shown.duration == "1h30m"
     assert shown.expires_at - shown.decided_at == timedelta(minutes=90)
