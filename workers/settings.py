@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     # /metrics answers without a token by default (scrapers inside the cluster); set this to
     # make it ask for the admin token like /v1.
     metrics_require_token: bool = False
+    # Request bodies over these sizes are refused with 413 before they are read
+    # (workers/api/gate.py); /v1/apply takes whole resource sets, hence its larger limit.
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    max_apply_body_bytes: int = Field(5 * 1024 * 1024, ge=1024)
     # A worker's own Prometheus endpoint (its pool processes' AWS calls, throttles, settles;
     # workers/worker_metrics.py); unset or 0: none. No token: keep it on an internal network.
     worker_metrics_port: int | None = Field(None, ge=0, le=65535)

@@ -24,6 +24,7 @@ from workers.api import (
 )
 from workers.api.auth import authenticate
 from workers.api.errors import error_body, install_error_handlers
+from workers.api.gate import Gate
 from workers.metrics import ledger_registry
 from workers.runtime import Runtime, get_runtime
 
@@ -58,6 +59,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.state.metrics_registry = ledger_registry(runtime)
     app.state.celery = make_celery(runtime.settings)
     install_error_handlers(app)
+    app.add_middleware(Gate)
     app.include_router(routes_health.router)
     app.include_router(v1_router())
     return app
