@@ -4,10 +4,12 @@ probes at once and refuses anonymous /v1 calls."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -25,12 +27,18 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@pytest.fixture
-def served(tmp_path: Path) -> Iterator[str]:
+ADMIN_TOKEN = "a-long-enough-admin-token-" + "x" * 20
+MiB = 1024 * 1024
+
+
+@contextmanager
+def api_process(tmp_path: Path, **settings: str) -> Iterator[tuple[str, int]]:
+    """`grantledger api` on a free port over an embedded ledger: its URL and process id."""
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("GRANTLEDGER_")}
     env |= {"GRANTLEDGER_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.db'}",
             "PYTHONPATH": str(REPO)}
+    env |= {f"GRANTLEDGER_{name.upper()}": value for name, value in settings.items()}
     log = tmp_path / "api.log"
     process = subprocess.Popen(
         [sys.executable, "-m", "workers.cli.main", "api", "--port", str(port)],
@@ -47,7 +55,7 @@ def served(tmp_path: Path) -> Iterator[str]:
 
         eventually(answers, what="grantledger api started", timeout=START_TIMEOUT,
                    tail=log.read_text)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         try:
@@ -57,6 +65,37 @@ def served(tmp_path: Path) -> Iterator[str]:
             process.wait()
 
 
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[str]:
+    with api_process(tmp_path) as (url, _):
+        yield url
+
+
+@pytest.fixture
+def served_with_admin(tmp_path: Path) -> Iterator[tuple[str, int]]:
+    with api_process(tmp_path, api_token=ADMIN_TOKEN, max_body_bytes=str(MiB)) as server:
+        yield server
+
+
+def peak_rss_mib(pid: int) -> float:
+    """The process's peak resident memory so far (VmHWM), in MiB."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) / 1024
+
+
+def chunks(total: int, *, size: int = MiB) -> Iterator[bytes]:
+    """``total`` bytes of a JSON-looking body, streamed (the client never holds it all)."""
+    block = b" " * size
+    for _ in range(total // size):
+        yield block
+
+
+def post_stream(url: str, total: int, *, headers: dict[str, str] | None = None) -> int:
+    """The status of a POST of ``total`` streamed bytes (chunked unless a length is given)."""
+    with httpx.Client(timeout=60) as client:
+        return client.post(url, content=chunks(total), headers=headers or {}).status_code
+
+
 def test_embedded_api_serves_probes_and_refuses_anonymous_calls(served: str) -> None:
     assert httpx.get(f"{served}/healthz").json() == {"status": "ok"}
     assert httpx.get(f"{served}/readyz").status_code == 200  # SQLite migrated at start
@@ -64,3 +103,30 @@ def test_embedded_api_serves_probes_and_refuses_anonymous_calls(served: str) -> 
     assert refused.status_code == 401
     assert "GRANTLEDGER_API_TOKEN" in refused.json()["hint"]
     assert "grantledger_ledger_up 1.0" in httpx.get(f"{served}/metrics").text
+
+
+def test_an_anonymous_huge_upload_is_refused_before_it_is_read(
+        served_with_admin: tuple[str, int]) -> None:
+    url, pid = served_with_admin
+    before = peak_rss_mib(pid)
+    chunked = post_stream(f"{url}/v1/requests", 200 * MiB)
+    declared = post_stream(f"{url}/v1/requests", 200 * MiB,
+                           headers={"Content-Length": str(200 * MiB)})
+    assert peak_rss_mib(pid) - before < 20, (before, peak_rss_mib(pid))
+    assert (chunked, declared) == (401, 413)
+
+
+def test_bodies_over_the_limit_are_413_for_the_admin_too(
+        served_with_admin: tuple[str, int]) -> None:
+    url, pid = served_with_admin
+    admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+    before = peak_rss_mib(pid)
+    assert post_stream(f"{url}/v1/tokens", 50 * MiB, headers=admin) == 413  # chunked
+    assert post_stream(f"{url}/v1/tokens", 2 * MiB,
+                       headers=admin | {"Content-Length": str(2 * MiB)}) == 413
+    yaml_body = admin | {"Content-Type": "application/yaml"}
+    assert post_stream(f"{url}/v1/apply", 4 * MiB, headers=yaml_body) == 200  # under 5 MiB
+    assert post_stream(f"{url}/v1/apply", 6 * MiB, headers=yaml_body) == 413
+    assert peak_rss_mib(pid) - before < 40, (before, peak_rss_mib(pid))
+    refused = httpx.post(f"{url}/v1/tokens", content=b" " * (MiB + 1), headers=admin)
+    assert refused.status_code == 413 and "1 MiB" in refused.json()["error"]
