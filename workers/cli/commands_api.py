@@ -28,8 +28,8 @@ def api_command(
     """Serve the HTTP API until Ctrl-C: /v1 (bearer token), /healthz, /readyz, /metrics.
 
     OpenAPI at /openapi.json, interactive docs at /docs. Outside the embedded mode
-    GRANTLEDGER_API_TOKEN must be set (the admin token); users call with their own tokens
-    from `grantledger token create`.
+    GRANTLEDGER_API_TOKEN must be set (the admin token, at least 32 characters); users call
+    with their own tokens from `grantledger token create`.
 
     Example: GRANTLEDGER_API_TOKEN=... grantledger api --host 0.0.0.0 --port 8080
     """
@@ -40,6 +40,7 @@ def api_command(
     from workers.runtime import get_runtime
 
     runtime = get_runtime()
+    runtime.settings.check_serving()
     configure(runtime.settings)
     if runtime.settings.embedded:
         runtime.sessions  # noqa: B018 - migrates the embedded SQLite ledger before serving
