@@ -22,9 +22,9 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from urllib.parse import urlsplit
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 import structlog
 from pydantic import SecretStr

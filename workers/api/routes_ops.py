@@ -9,13 +9,12 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from models.errors import InputError
 from tasks.services import queries
 from workers.api.auth import AdminDep, CallerDep, RuntimeDep
 from workers.api.pagination import Page, PageDep, PageParams, page_of
-from workers.api.schemas import Name
+from workers.api.schemas import ApiDatetime, Name
 from workers.runtime import Runtime
 
 router = APIRouter(tags=["operations"])
@@ -34,8 +33,8 @@ def audit(
     runtime: RuntimeDep, caller: AdminDep, page: PageDep,
     user: Annotated[Name | None, Query(description="what the user did or was given")] = None,
     account: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
-    since: Annotated[AwareDatetime | None, Query()] = None,
-    at: Annotated[AwareDatetime | None, Query(description="who held access at this time "
+    since: Annotated[ApiDatetime | None, Query()] = None,
+    at: Annotated[ApiDatetime | None, Query(description="who held access at this time "
                                                           "(instead of events)")] = None,
 ) -> dict[str, Any]:
     """The audit trail (newest page first, each page oldest first), or with ``at``, who held

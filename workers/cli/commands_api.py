@@ -9,7 +9,12 @@ from __future__ import annotations
 import typer
 
 from workers.cli.app import app
-from workers.cli.commands_resources import ActorOption, actor_name, ledger_sessions
+from workers.cli.commands_resources import (
+    ActorOption,
+    actor_name,
+    checked_text,
+    ledger_sessions,
+)
 from workers.cli.output import OutputOption, emit
 
 token_app = typer.Typer(help="Per-user API tokens (stored hashed, revocable).",
@@ -52,7 +57,8 @@ def api_command(
 @token_app.command("create")
 def token_create_command(
     user: str = typer.Option(..., "--user", help="The user the token acts as."),
-    label: str = typer.Option("", "--label", help="What the token is for (shown by list)."),
+    label: str = typer.Option("", "--label", help="What the token is for (shown by list).",
+                              callback=checked_text),
     actor: str | None = ActorOption,
     output: str = OutputOption,
 ) -> None:
