@@ -225,7 +225,7 @@ def test_terminal_controls_never_reach_the_ledger_or_the_audit(cli: Cli) -> None
 
 def test_a_time_beyond_utc_years_is_a_clear_error(cli: Cli) -> None:
     cli.ok("apply", "-f", str(EXAMPLES))
-    beyond = cli("access-list", "add-member", "developers", "--user", "erin",
+    beyond = cli("access-list", "add-member", "sre", "--user", "alice",
                  "--expires", "9999-12-31T23:59:59-14:00")
     assert beyond.returncode == 2 and "--expires" in beyond.stderr
     assert "outside the years 1-9999" in beyond.stderr and "Traceback" not in beyond.stderr
