@@ -130,3 +130,29 @@ def test_bodies_over_the_limit_are_413_for_the_admin_too(
     assert peak_rss_mib(pid) - before < 40, (before, peak_rss_mib(pid))
     refused = httpx.post(f"{url}/v1/tokens", content=b" " * (MiB + 1), headers=admin)
     assert refused.status_code == 413 and "1 MiB" in refused.json()["error"]
+
+
+def test_docs_need_no_internet(served: str) -> None:
+    page = httpx.get(f"{served}/docs")
+    assets = re.findall(r'(?:src|href)="([^"]+)"', page.text)
+    assert page.status_code == 200 and len(assets) == 3
+    assert "cdn" not in page.text and "https://" not in page.text
+    for asset in assets:
+        assert asset.startswith("/docs/assets/"), asset
+        assert httpx.get(f"{served}{asset}").status_code == 200, asset
+
+
+def test_yaml_bombs_and_deep_nesting_are_located_422s(
+        served_with_admin: tuple[str, int]) -> None:
+    from tests.unit.test_resources import alias_bomb
+
+    url, pid = served_with_admin
+    yaml_body = {"Authorization": f"Bearer {ADMIN_TOKEN}", "Content-Type": "application/yaml"}
+    before = peak_rss_mib(pid)
+    deep = "kind: user\nspec: " + "{a: " * 5000 + "1" + "}" * 5000 + "\n"
+    for body, line, text in ((alias_bomb(), 10, "aliases expand"), (deep, 2, "nested deeper")):
+        answer = httpx.post(f"{url}/v1/apply", content=body, headers=yaml_body, timeout=10)
+        assert answer.status_code == 422, answer.text
+        [problem] = answer.json()["errors"]
+        assert problem["line"] == line and text in problem["message"]
+    assert peak_rss_mib(pid) - before < 20

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from workers.api import (
     routes_access_lists,
@@ -29,6 +30,7 @@ from workers.metrics import ledger_registry
 from workers.runtime import Runtime, get_runtime
 
 API_VERSION_PREFIX = "/v1"
+DOCS_ASSETS = "/docs/assets"
 ERROR_SCHEMA = {"type": "object", "properties": {
     "error": {"type": "string"}, "hint": {"type": "string"},
     "errors": {"type": "array", "items": {"type": "object"}}}}
@@ -49,8 +51,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     from workers.celery_app import make_celery
 
     runtime = runtime or get_runtime()
-    app = FastAPI(
-        title="grantledger",
+    app = FastAPIOffline(  # /docs with Swagger UI's files served from the wheel, no CDN
+        title="grantledger", redoc_url=None, static_url=DOCS_ASSETS,
         summary="Access broker for AWS IAM Identity Center: access lists, access requests, "
                 "and a ledger that revokes every grant on time.",
         version="1",
