@@ -38,9 +38,11 @@ V1_ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"description": description,
              "content": {"application/json": {"schema": ERROR_SCHEMA,
                                               "example": error_body(description)}}}
-    for status, description in ((401, "missing or bad bearer token"),
+    for status, description in ((400, "a body that cannot be parsed"),
+                                (401, "missing or bad bearer token"),
                                 (403, "not allowed for this token"),
                                 (404, "no such thing"), (409, "already exists"),
+                                (413, "the body is over its limit (GRANTLEDGER_MAX_BODY_BYTES)"),
                                 (422, "invalid input, with located errors"),
                                 (503, "the ledger or the broker is unavailable"))
 }

@@ -60,7 +60,8 @@ async def apply_sources(request: Request) -> list[tuple[str, str]]:
     return sources_from(request.headers.get("content-type", ""), body)
 
 
-@router.post("/apply", response_model=ApplyResult, openapi_extra=APPLY_BODY)
+@router.post("/apply", response_model=ApplyResult, openapi_extra=APPLY_BODY,
+             responses={415: {"description": "neither YAML nor JSON"}})
 def apply(
     runtime: RuntimeDep, caller: AdminDep,
     sources: Annotated[list[tuple[str, str]], Depends(apply_sources)],
