@@ -28,6 +28,7 @@ from pydantic import (
 )
 
 from models.durations import Duration, format_duration, parse_duration
+from models.text import FreeText, in_utc
 
 __all__ = [
     "AccessListResource", "AccessListSpec", "AccessRequest", "AccessRequestSpec", "Account",
@@ -155,16 +156,16 @@ Name = Annotated[str, Field(min_length=1, max_length=128,
 
 class Metadata(_Frozen):
     name: Name
-    labels: dict[str, str] = {}
-    description: str = ""
+    labels: dict[FreeText, FreeText] = {}
+    description: FreeText = ""
 
 
 class UserSpec(_Frozen):
     email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$")
-    given_name: str = Field(min_length=1)
-    family_name: str = Field(min_length=1)
+    given_name: FreeText = Field(min_length=1)
+    family_name: FreeText = Field(min_length=1)
     roles: list[Name] = []
-    traits: dict[str, list[str]] = {}
+    traits: dict[FreeText, list[FreeText]] = {}
 
 
 class UserResource(_Frozen):
@@ -252,7 +253,8 @@ def _utc(value: Any) -> Any:
     return value
 
 
-UtcDatetime = Annotated[datetime, BeforeValidator(_utc), AfterValidator(_utc)]
+UtcDatetime = Annotated[datetime, BeforeValidator(_utc), AfterValidator(_utc),
+                        AfterValidator(in_utc)]
 
 
 class ListOwner(_Frozen):
@@ -274,8 +276,8 @@ class Grants(_Frozen):
 
 
 class AccessListSpec(_Frozen):
-    title: str = Field(min_length=1)
-    description: str = ""
+    title: FreeText = Field(min_length=1)
+    description: FreeText = ""
     owners: list[ListOwner] = []
     members: list[ListMember] = []
     grants: Grants = Grants()

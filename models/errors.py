@@ -62,7 +62,15 @@ class NotSetUp(ConfigError):
 
 
 class InputError(GrantledgerError):
+    """Bad input. ``fields`` names the inputs to fix; each surface words them its own way
+    (the CLI as flags, ``--reason``; the API as fields, ``body.reason``)."""
+
     exit_code = 2
+
+    def __init__(self, message: str, *, hint: str | None = None,
+                 fields: tuple[str, ...] = ()) -> None:
+        super().__init__(message, hint=hint)
+        self.fields = fields
 
 
 class ResourceError(InputError):

@@ -109,11 +109,67 @@ class _Document:
                              line=_line_of(self.lines, path, default=self.line))
 
 
+MAX_YAML_DEPTH = 64  # resources nest about 6 levels; the composer recurses per level
+MAX_ALIASED_NODES = 10_000  # nodes brought in through aliases, per file (alias bombs)
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """The pure-Python SafeLoader, refusing deep nesting and alias fan-out as it composes.
+
+    Both are refused before anything is expanded or constructed (a 582-byte alias bomb
+    expands to hundreds of millions of nodes), with the line where the limit was passed.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.depth = 0
+        self.aliased = 0
+        self.weights: dict[int, int] = {}  # id(node) -> its node count, aliases expanded
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node:
+        if self.check_event(yaml.AliasEvent):
+            self._count_alias(self.peek_event())
+        if self.depth >= MAX_YAML_DEPTH:
+            raise yaml.composer.ComposerError(
+                None, None, f"nested deeper than {MAX_YAML_DEPTH} levels",
+                self.peek_event().start_mark)
+        self.depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self.depth -= 1
+        self.weights[id(node)] = 1 + sum(self.weights.get(id(child), 1)
+                                         for child in _children(node))
+        return node
+
+    def _count_alias(self, event: yaml.AliasEvent) -> None:
+        target = self.anchors.get(event.anchor)
+        if target is None:
+            return  # the composer names the unknown anchor itself
+        if id(target) not in self.weights:  # still being composed: the alias is inside it
+            raise yaml.composer.ComposerError(
+                None, None, f"alias *{event.anchor} refers to a node that contains it",
+                event.start_mark)
+        self.aliased += self.weights[id(target)]
+        if self.aliased > MAX_ALIASED_NODES:
+            raise yaml.composer.ComposerError(
+                None, None, f"aliases expand to more than {MAX_ALIASED_NODES} nodes "
+                            f"(*{event.anchor} and the aliases before it)", event.start_mark)
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.SequenceNode):
+        return node.value
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
 def _parse(text: str, *, file: str) -> tuple[list[_Document], list[ResourceError]]:
     documents: list[_Document] = []
     errors: list[ResourceError] = []
     try:
-        loader = yaml.SafeLoader(text)  # pure-Python loader: the same error marks everywhere
+        loader = _BoundedLoader(text)  # pure-Python loader: the same error marks everywhere
     except yaml.reader.ReaderError as err:  # a control character anywhere in the text
         line = text.count("\n", 0, err.position) + 1
         return [], [ResourceError(f"invalid YAML: {err.reason} (character #x{err.character:04x})",
@@ -136,7 +192,7 @@ def _parse(text: str, *, file: str) -> tuple[list[_Document], list[ResourceError
     return [d for d in documents if d.data is not None], errors
 
 
-def _bad_scalar(loader: yaml.SafeLoader, node: yaml.Node, path: FieldPath, *,
+def _bad_scalar(loader: _BoundedLoader, node: yaml.Node, path: FieldPath, *,
                 file: str) -> ResourceError:
     """Find the scalar that failed to construct, depth first, and locate it."""
     loader.constructed_objects, loader.recursive_objects = {}, {}  # left over by the failure
@@ -171,15 +227,13 @@ def _syntax_error(err: yaml.MarkedYAMLError, *, file: str) -> ResourceError:
 
 
 def _map_lines(node: yaml.Node, path: FieldPath, lines: dict[FieldPath, int], *,
-               file: str, depth: int = 0) -> list[ResourceError]:
+               file: str) -> list[ResourceError]:
     """Record the line of every field under ``node``; report duplicate keys."""
-    if depth > 50:  # a recursive alias (&a [*a]) would never end
-        return []
     errors: list[ResourceError] = []
     if isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
             lines[path + (index,)] = item.start_mark.line + 1
-            errors += _map_lines(item, path + (index,), lines, file=file, depth=depth + 1)
+            errors += _map_lines(item, path + (index,), lines, file=file)
     elif isinstance(node, yaml.MappingNode):
         seen: set[FieldPath] = set()
         for key_node, value_node in node.value:
@@ -191,7 +245,7 @@ def _map_lines(node: yaml.Node, path: FieldPath, lines: dict[FieldPath, int], *,
                     file=file, line=line, path=format_path(key_path)))
             seen.add(key_path)
             lines[key_path] = line
-            errors += _map_lines(value_node, key_path, lines, file=file, depth=depth + 1)
+            errors += _map_lines(value_node, key_path, lines, file=file)
     return errors
 
 

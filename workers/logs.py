@@ -7,9 +7,10 @@ fields as a readable line. Both go through structlog's ``ProcessorFormatter`` on
 root logger, so Celery's, uvicorn's, botocore's and our own records come out alike.
 
 Secrets never land in logs: every rendered line passes ``Scrubbed``, which masks the
-configured secrets (admin API token, SCIM token, webhook secret) wherever they appear, and
-anything following ``Bearer``, whoever logged it (an exception text that quotes a header, a
-library's debug line, a traceback).
+configured secrets (every ``SecretStr`` setting, the webhook URLs, a password inside a URL)
+wherever they appear, and anything following ``Bearer``, whoever logged it (an exception
+text that quotes a header, a library's debug line, a traceback). httpx and httpcore log
+every request URL at INFO, so they are held at WARNING.
 
 Routine lines that repeat every second or so (beat sending a sweep, a worker receiving
 and finishing a task) and Celery's root warning are logged at DEBUG (``DEMOTED``): quiet
@@ -27,8 +28,10 @@ import re
 import sys
 from collections.abc import Iterable, MutableMapping
 from typing import Any, TextIO
+from urllib.parse import urlsplit
 
 import structlog
+from pydantic import SecretStr
 from structlog.contextvars import bind_contextvars, clear_contextvars, merge_contextvars
 
 MASK = "***"
@@ -43,6 +46,12 @@ DEMOTED = (
     ("py.warnings", ""),  # only Celery's SecurityWarning below
 )
 ROOT_WARNING = "running the worker with superuser privileges"
+# URLs that are credentials themselves (a Slack incoming webhook, a receiver's secret path)
+SECRET_URL_SETTINGS = ("notify_webhook_url", "notify_slack_url")
+# URLs that may carry a password (user:password@host) or a token in their query
+URL_SETTINGS = ("database_url", "broker_url", "result_backend", "scim_url",
+                "aws_endpoint_url")
+QUIET_LIBRARIES = ("httpx", "httpcore")  # every request URL at INFO
 
 
 class Scrubbed:
@@ -84,12 +93,35 @@ def _routine(record: logging.LogRecord) -> bool:
 
 
 def configured_secrets(settings: Any) -> list[str]:
-    """The secret values the settings hold (empty ones left out)."""
-    found = (getattr(settings, name, None)
-             for name in ("api_token", "scim_token", "notify_webhook_secret",
-                          "slack_bot_token", "slack_signing_secret"))
-    return [secret.get_secret_value() for secret in found
-            if secret is not None and secret.get_secret_value()]
+    """The secret values the settings hold: every SecretStr, the secret URLs, URL passwords."""
+    values = [value.get_secret_value() for value in dict(settings).values()
+              if isinstance(value, SecretStr)]
+    for name in SECRET_URL_SETTINGS:
+        values += url_and_path(getattr(settings, name, None))
+    for name in URL_SETTINGS:
+        values += url_credentials(getattr(settings, name, None))
+    return [value for value in values if value]
+
+
+def url_and_path(url: str | None) -> list[str]:
+    """A secret URL, and its path and query alone (errors often quote just those)."""
+    if not url:
+        return []
+    parts = urlsplit(url)
+    tail = parts.path + (f"?{parts.query}" if parts.query else "")
+    return [url, tail] if len(tail) > 1 else [url]
+
+
+def url_credentials(url: str | None) -> list[str]:
+    """The password and the query string a URL carries (a token is often passed there)."""
+    if not url:
+        return []
+    try:
+        parts = urlsplit(url)
+        password = parts.password
+    except ValueError:  # not a URL the scrubber can split: nothing to find in it
+        return []
+    return [value for value in (password, parts.query) if value]
 
 
 def _process(_logger: Any, _method: str,
@@ -139,7 +171,8 @@ def configure(settings: Any, *, level: int | str | None = None,
         logging.getLogger(name).propagate = True
     logging.captureWarnings(True)  # warnings.warn (Celery's, boto's) as lines of ours too
     # alembic announces each of its plugins at INFO whenever it is imported
-    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
+    for name in ("alembic.runtime.plugins", *QUIET_LIBRARIES):
+        logging.getLogger(name).setLevel(logging.WARNING)
     for warning in settings.warnings() if hasattr(settings, "warnings") else ():
         logging.getLogger("grantledger.settings").warning(warning)
 

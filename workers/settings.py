@@ -1,7 +1,8 @@
 """The one settings object: every knob, read once from ``GRANTLEDGER_*`` variables.
 
-Defaults give the embedded mode (SQLite ledger, in-process broker, sandbox AWS). Outside it,
-secrets have no usable default: ``Settings.check()`` refuses placeholders.
+Defaults give the embedded mode (SQLite ledger, in-process broker, sandbox AWS).
+``Settings.check()`` refuses what no process may run with; ``Settings.check_serving()``,
+called only by the processes that serve HTTP (`api`, `run`), also refuses a weak admin token.
 """
 
 from __future__ import annotations
@@ -14,7 +15,12 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.errors import ConfigError
 
-PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "placeholder"}
+MIN_API_TOKEN_LENGTH = 32
+WEAK_SECRETS = frozenset({"admin", "administrator", "password", "passw0rd", "changeme",
+                          "change-me", "change_me", "secret", "placeholder", "token",
+                          "letmein", "default", "test", "root", "qwerty", "123456"})
+TOKEN_ADVICE = ("set GRANTLEDGER_API_TOKEN to a long random value "
+                "(python -c 'import secrets; print(secrets.token_urlsafe(32))')")
 
 
 class Settings(BaseSettings):
@@ -53,6 +59,10 @@ class Settings(BaseSettings):
     # /metrics answers without a token by default (scrapers inside the cluster); set this to
     # make it ask for the admin token like /v1.
     metrics_require_token: bool = False
+    # Request bodies over these sizes are refused with 413 before they are read
+    # (workers/api/gate.py); /v1/apply takes whole resource sets, hence its larger limit.
+    max_body_bytes: int = Field(1024 * 1024, ge=1024)
+    max_apply_body_bytes: int = Field(5 * 1024 * 1024, ge=1024)
     # A worker's own Prometheus endpoint (its pool processes' AWS calls, throttles, settles;
     # workers/worker_metrics.py); unset or 0: none. No token: keep it on an internal network.
     worker_metrics_port: int | None = Field(None, ge=0, le=65535)
@@ -126,20 +136,28 @@ class Settings(BaseSettings):
         return self.broker_url.startswith(("redis://", "rediss://"))
 
     def check(self) -> Settings:
-        """Refuse settings a production install must not run with."""
-        if self.embedded:
-            return self
-        token = self.api_token.get_secret_value() if self.api_token else ""
-        if token.lower() in PLACEHOLDER_SECRETS:
-            raise ConfigError(
-                "GRANTLEDGER_API_TOKEN is unset or a placeholder outside the embedded mode",
-                hint="set GRANTLEDGER_API_TOKEN to a long random value "
-                     "(python -c 'import secrets; print(secrets.token_urlsafe(32))')",
-            )
-        if self.aws_mode == "aws" and not self.scim_url:
+        """Refuse settings no process of a production install may run with."""
+        if not self.embedded and self.aws_mode == "aws" and not self.scim_url:
             raise ConfigError("GRANTLEDGER_SCIM_URL is required with GRANTLEDGER_AWS_MODE=aws")
         if self.slack_enabled:
             self.slack_signing_key()
+        return self
+
+    def check_serving(self) -> Settings:
+        """``check()``, and the admin token an HTTP server may accept.
+
+        Only `api` and `run` need the token: outside the embedded mode it must be set, and
+        whenever it is set it must not be weak (ops/decisions/api.md).
+        """
+        self.check()
+        token = self.api_token.get_secret_value() if self.api_token else ""
+        if not token and not self.embedded:
+            raise ConfigError("GRANTLEDGER_API_TOKEN is unset; serving the API outside the "
+                              "embedded mode needs the admin token", hint=TOKEN_ADVICE)
+        if token and weak_token(token):
+            raise ConfigError(f"GRANTLEDGER_API_TOKEN is too weak: it must be at least "
+                              f"{MIN_API_TOKEN_LENGTH} characters and not a known default",
+                              hint=TOKEN_ADVICE)
         return self
 
     def slack_signing_key(self) -> str:
@@ -165,6 +183,13 @@ class Settings(BaseSettings):
                          "so a receiver cannot tell them from forgeries; set a long random "
                          "secret and verify X-Grantledger-Signature (README, Notifications)")
         return found
+
+
+def weak_token(token: str) -> bool:
+    """Short, a well-known default, one repeated, or a single repeated character."""
+    lowered = token.lower()
+    repeated = any(lowered == weak * (len(lowered) // len(weak)) for weak in WEAK_SECRETS)
+    return len(token) < MIN_API_TOKEN_LENGTH or repeated or len(set(token)) == 1
 
 
 def _secret(value: SecretStr | None) -> str:

@@ -162,7 +162,7 @@ def announce(*, users: Sequence[str] = (), lists: Sequence[str] = (), reason: st
 
 def _required(reason: str | None, what: str) -> str:
     if reason is None or not reason.strip():
-        raise InputError(f"a {what} needs a reason", hint="pass --reason TEXT")
+        raise InputError(f"a {what} needs a reason", hint="give a reason", fields=("reason",))
     return reason.strip()
 
 
@@ -187,7 +187,7 @@ def create_request(*, sessions: Sessions, actor: Actor, user: str | None = None,
         items = sorted({resolve_resource(text, policy.catalog) or text for text in resources})
         if not roles and not items:
             raise InputError("a request needs at least one role or resource",
-                             hint="pass --role ROLE or --resource ACCOUNT/PERMISSION-SET")
+                             hint="name a role or a resource", fields=("roles", "resources"))
         terms = request_terms(held=policy.held_roles(person), catalog=policy.catalog,
                               all_roles=policy.roles, roles=roles, assignments=items)
         granted = granted_duration(terms, duration, break_glass=break_glass)

@@ -246,8 +246,8 @@ def _delete_user(session: Session, name: str, *, actor: str, force: bool) -> Del
         select(tables.AccessList.name, tables.AccessList.owners)) if name in owners)
     if owned and not force:
         raise InputError(f"user {name!r} owns access list(s) {', '.join(owned)}",
-                         hint=f"give them other owners first, or add --force to remove "
-                              f"{name} from their owners")
+                         hint=f"give them other owners first, or force the delete to remove "
+                              f"{name} from their owners", fields=("force",))
     changes = [_drop_value(session, "access_list", n, "owners", name, actor=actor)
                for n in owned]
     graph = ledger_nesting(session)
@@ -274,7 +274,8 @@ def _delete_role(session: Session, name: str, *, actor: str, force: bool) -> Del
     if (users or lists) and not force:
         raise InputError(f"role {name!r} is still held by user(s) [{', '.join(users)}] and "
                          f"granted by access list(s) [{', '.join(lists)}]",
-                         hint="remove it from them first, or add --force to remove it too")
+                         hint="remove it from them first, or force the delete to remove it "
+                              "too", fields=("force",))
     changes = [_drop_value(session, "user", n, "roles", name, actor=actor) for n in users]
     changes += [_drop_value(session, "access_list", n, "granted_roles", name, actor=actor)
                 for n in lists]
@@ -289,8 +290,8 @@ def _delete_access_list(session: Session, name: str, *, actor: str, force: bool)
     if parents and not force:
         raise InputError(f"access list {name!r} is nested in access list(s) "
                          f"{', '.join(parents)}",
-                         hint=f"remove it first (grantledger access-list remove-member "
-                              f"{parents[0]} --list {name}), or add --force")
+                         hint=f"remove it from {parents[0]} first, or force the delete",
+                         fields=("force",))
     remove_memberships_of(session, name, MemberKind.ACCESS_LIST, actor=actor,
                           reason=f"access list {name} deleted")
     _delete_row(session, "access_list", row, actor=actor)

@@ -23,6 +23,14 @@ def running_api(tmp_path: Path, *, env: dict[str, str] | None = None,
                 ready: str = "/healthz") -> Iterator[str]:
     """The base URL of a `grantledger api` serving ``tmp_path/ledger.db`` once ``ready``
     answers 200; the process is stopped afterwards."""
+    with running_api_process(tmp_path, env=env, ready=ready) as (url, _):
+        yield url
+
+
+@contextmanager
+def running_api_process(tmp_path: Path, *, env: dict[str, str] | None = None,
+                        ready: str = "/healthz") -> Iterator[tuple[str, int]]:
+    """``running_api``, with the process id (to measure it)."""
     port = free_port()
     values = {k: v for k, v in os.environ.items() if not k.startswith("GRANTLEDGER_")}
     values |= {"GRANTLEDGER_DATABASE_URL": f"sqlite:///{tmp_path / 'ledger.db'}",
@@ -42,7 +50,7 @@ def running_api(tmp_path: Path, *, env: dict[str, str] | None = None,
 
         eventually(answers, what="grantledger api started", timeout=START_TIMEOUT,
                    tail=log.read_text)
-        yield url
+        yield url, process.pid
     finally:
         process.terminate()
         try:

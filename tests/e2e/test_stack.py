@@ -300,9 +300,11 @@ def test_flower_wants_its_password(stack: Stack) -> None:
         assert anonymous.get("/").status_code == 401
         assert anonymous.get("/api/tasks").status_code == 401
         assert anonymous.post("/api/task/async-apply/grantledger.sync.full").status_code == 401
+        assert anonymous.get("/metrics").status_code == 401  # Flower 2.2 alone answers 200
     with stack.flower(auth=False) as anonymous, stack.flower() as signed_in:
         assert anonymous.get("/healthcheck").text == "OK"  # the compose health check
         assert signed_in.get("/api/workers").status_code == 200
+        assert "flower_events_total" in signed_in.get("/metrics").text
 
 
 def test_flower_starts_a_manual_resync_and_lists_the_runs_sync_tasks(stack: Stack) -> None:

@@ -233,3 +233,46 @@ def test_apply_and_get_on_postgresql(services_postgresql_url: str, tmp_path: Pat
         assert sre["member_count"] == 2 and sre["next_review_at"]
     finally:
         wipe(cli.sessions())
+
+
+ESCAPED_TITLE = ("kind: access_list\nmetadata: {name: sre}\n"
+                 "spec:\n  title: \"SRE \\e[31mred\\e[0m\"\n")
+
+
+def test_terminal_controls_never_reach_the_ledger_or_the_audit(cli: Cli) -> None:
+    cli.ok("apply", "-f", str(EXAMPLES))
+    titled = cli("apply", "-f", "-", stdin=ESCAPED_TITLE)
+    assert titled.returncode == 2 and ":4 spec.title: control character" in titled.stderr
+    coloured = cli("request", "create", "--user", "alice", "--role", "developer",
+                   "--reason", "deploy \x1b[31mnow\x1b[0m")
+    assert coloured.returncode == 2 and "--reason" in coloured.stderr
+    assert "control character" in coloured.stderr
+    blank = cli("request", "create", "--user", "alice", "--role", "developer",
+                "--reason", "   ")
+    assert blank.returncode == 2 and "(--reason TEXT)" in blank.stderr
+    trail = cli.ok("audit")
+    assert "\x1b" not in trail and "\x9b" not in trail
+
+
+def test_a_time_beyond_utc_years_is_a_clear_error(cli: Cli) -> None:
+    cli.ok("apply", "-f", str(EXAMPLES))
+    beyond = cli("access-list", "add-member", "sre", "--user", "alice",
+                 "--expires", "9999-12-31T23:59:59-14:00")
+    assert beyond.returncode == 2 and "--expires" in beyond.stderr
+    assert "outside the years 1-9999" in beyond.stderr and "Traceback" not in beyond.stderr
+    before = cli("audit", "--since", "0001-01-01T00:00:00+14:00")
+    assert before.returncode == 2 and "--since" in before.stderr
+
+
+def test_alias_bombs_and_deep_nesting_are_located_errors(cli: Cli, tmp_path: Path) -> None:
+    from tests.unit.test_resources import alias_bomb
+
+    (tmp_path / "bomb.yaml").write_text(alias_bomb())
+    (tmp_path / "deep.yaml").write_text("kind: user\nspec: " + "{a: " * 5000 + "1"
+                                        + "}" * 5000 + "\n")
+    for name, expected in (("bomb.yaml", ":10: invalid YAML: aliases expand"),
+                           ("deep.yaml", ":2: invalid YAML: nested deeper")):
+        for command in ("validate", "apply"):
+            result = cli(command, "-f", str(tmp_path / name))
+            assert result.returncode == 2 and expected in result.stderr, result.stderr
+            assert "Traceback" not in result.stderr

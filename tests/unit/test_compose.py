@@ -12,12 +12,14 @@ import typer.main
 from typer.testing import CliRunner
 
 from tests.stack_support import (
+    REPO,
     MissingVariable,
     cli_path,
     interpolate,
     load_compose,
     options_of,
     service_command,
+    service_environment,
     start_order,
     with_address,
 )
@@ -102,7 +104,8 @@ def test_celery_commands_name_our_app_and_flowers_real_options(compose) -> None:
 
     flower = commands(compose)["flower"]
     assert flower[:4] == ["celery", "-A", "workers.celery_app", "flower"]
-    assert "--basic_auth=admin:secret" in flower
+    assert "--conf=workers/flowerconfig.py" in flower
+    assert (REPO / "workers" / "flowerconfig.py").is_file()
     for option in options_of(flower):
         assert option.removeprefix("--") in flower_options, option
     ping = compose["services"]["worker"]["healthcheck"]["test"][1:]
@@ -113,7 +116,15 @@ def test_secrets_have_no_usable_default(compose) -> None:
     with pytest.raises(MissingVariable, match="GRANTLEDGER_API_TOKEN"):
         interpolate(compose["services"]["api"]["environment"]["GRANTLEDGER_API_TOKEN"], {})
     with pytest.raises(MissingVariable, match="FLOWER_BASIC_AUTH"):
-        service_command(compose, "flower", {})
+        service_environment(compose, "flower", {"GRANTLEDGER_API_TOKEN": "t" * 40})
+
+
+def test_flowers_password_is_in_its_environment_not_on_its_command_line(compose) -> None:
+    """A command line is readable by every user of the host (ps, /proc/PID/cmdline)."""
+    command = " ".join(compose["services"]["flower"]["command"])
+    assert "basic_auth" not in command and "FLOWER_BASIC_AUTH" not in command
+    assert service_environment(compose, "flower", SECRETS)["FLOWER_BASIC_AUTH"] == \
+        "admin:secret"
 
 
 def test_interpolation_follows_compose() -> None:

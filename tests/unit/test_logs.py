@@ -6,8 +6,11 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, HTTPServer
 
+import httpx
 import pytest
 from pydantic import SecretStr
 
@@ -57,7 +60,7 @@ def test_json_lines_carry_level_logger_process_time_and_the_task():
 @pytest.mark.parametrize("log_format", ["json", "text"])
 def test_secrets_are_masked_wherever_they_appear(log_format: str):
     stream = configured(log_format)
-    log = logging.getLogger("httpx")
+    log = logging.getLogger("workers.scim.client")
     log.info("headers {'Authorization': 'Bearer %s'} to %s", "eyJhbGciOiJIUzI1NiJ9.x.y", SCIM)
     try:
         raise RuntimeError(f"refused token {ADMIN}")
@@ -119,3 +122,44 @@ def test_routine_lines_are_debug_lines(level: str, shown: int):
     assert {line["level"] for line in logged[:shown]} <= {"debug"}
     assert [line["event"] for line in logged[shown:]] == [
         "beat: Starting...", "Task grantledger.sync.full[t-2] raised unexpected: boom"]
+WEBHOOK = "http://127.0.0.1:{port}/services/T0123/B0456/webhook-secret-path"
+
+
+@pytest.fixture
+def receiver() -> Iterator[int]:
+    """A local HTTP receiver that answers every POST with 200."""
+
+    class Ok(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+            self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Ok)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    thread.join()
+
+
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_a_configured_webhook_url_never_reaches_the_log(log_format: str, receiver: int):
+    url = WEBHOOK.format(port=receiver)
+    stream = io.StringIO()
+    settings = Settings(log_format=log_format, notify_slack_url=url,
+                        notify_webhook_url=url.replace("webhook-secret", "other-secret"),
+                        database_url="postgresql+psycopg://gl:db-password-42@db/gl")
+    logs.configure(settings, level="DEBUG", stream=stream)
+    httpx.post(url, json={"text": "hi"}, timeout=5).raise_for_status()
+    logging.getLogger("tasks.notify").warning("delivery to %s failed, retrying", url)
+    logging.getLogger("tasks.notify").warning("receiver refused %s",
+                                              settings.notify_webhook_url.split(":", 2)[2])
+    logging.getLogger("sqlalchemy").warning("connect to %s", settings.database_url)
+    written = stream.getvalue()
+    assert "failed, retrying" in written and "receiver refused" in written
+    for secret in ("webhook-secret-path", "other-secret-path", "db-password-42"):
+        assert secret not in written

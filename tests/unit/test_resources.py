@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -276,3 +277,41 @@ def test_dump_leaves_defaults_out_and_round_trips() -> None:
     assert sre["spec"]["recurrence"] == "90d"
     assert sre["spec"]["members"][0] == {"name": "dave"}
     assert sre["spec"]["members"][1]["expires"] == "2027-06-30T00:00:00Z"
+
+
+def alias_bomb(levels: int = 9) -> str:
+    """The "billion laughs": each level repeats the one before nine times (9**9 scalars)."""
+    rows = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for level, name in enumerate("bcdefghijklm"[:levels - 1]):
+        previous = "abcdefghijklm"[level]
+        rows.append(f"{name}: &{name} [" + ",".join([f"*{previous}"] * 9) + "]")
+    return ("kind: user\nversion: v1\nmetadata: {name: bomb}\nspec:\n  labels:\n"
+            + "".join(f"    {row}\n" for row in rows))
+
+
+def test_an_alias_bomb_is_refused_at_its_line_in_milliseconds() -> None:
+    started = time.perf_counter()
+    [error] = errors_of(("bomb.yaml", alias_bomb()))
+    assert time.perf_counter() - started < 0.5
+    assert error.file == "bomb.yaml" and error.line == 10  # the level that passed the cap
+    assert "aliases expand to more than" in error.detail
+
+
+def test_aliases_that_stay_small_are_read() -> None:
+    text = ("kind: user\nmetadata: {name: alice}\nspec:\n  email: a@example.com\n"
+            "  given_name: &name Alice\n  family_name: *name\n"
+            "  traits: {teams: &teams [sre, dba], oncall: *teams}\n")
+    [alice] = load_sources([("u.yaml", text)])
+    assert alice.resource.spec.family_name == "Alice"
+    assert alice.resource.spec.traits == {"teams": ["sre", "dba"], "oncall": ["sre", "dba"]}
+
+
+def test_an_alias_inside_the_node_it_names_is_refused() -> None:
+    [error] = errors_of(("r.yaml", "kind: user\nmetadata: {name: r}\nspec: &s\n  x: *s\n"))
+    assert error.line == 4 and "refers to a node that contains it" in error.detail
+
+
+def test_deep_nesting_is_a_located_error_not_a_recursion_error() -> None:
+    [error] = errors_of(("deep.yaml", "kind: user\nspec:\n  " + "{a: " * 5000 + "1"
+                         + "}" * 5000 + "\n"))
+    assert error.line == 3 and "nested deeper than" in error.detail

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends, FastAPI
+from fastapi_offline import FastAPIOffline
 
 from workers.api import (
     routes_access_lists,
@@ -24,10 +25,12 @@ from workers.api import (
 )
 from workers.api.auth import authenticate
 from workers.api.errors import error_body, install_error_handlers
+from workers.api.gate import Gate
 from workers.metrics import ledger_registry
 from workers.runtime import Runtime, get_runtime
 
 API_VERSION_PREFIX = "/v1"
+DOCS_ASSETS = "/docs/assets"
 ERROR_SCHEMA = {"type": "object", "properties": {
     "error": {"type": "string"}, "hint": {"type": "string"},
     "errors": {"type": "array", "items": {"type": "object"}}}}
@@ -35,9 +38,11 @@ V1_ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"description": description,
              "content": {"application/json": {"schema": ERROR_SCHEMA,
                                               "example": error_body(description)}}}
-    for status, description in ((401, "missing or bad bearer token"),
+    for status, description in ((400, "a body that cannot be parsed"),
+                                (401, "missing or bad bearer token"),
                                 (403, "not allowed for this token"),
                                 (404, "no such thing"), (409, "already exists"),
+                                (413, "the body is over its limit (GRANTLEDGER_MAX_BODY_BYTES)"),
                                 (422, "invalid input, with located errors"),
                                 (503, "the ledger or the broker is unavailable"))
 }
@@ -48,8 +53,8 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     from workers.celery_app import make_celery
 
     runtime = runtime or get_runtime()
-    app = FastAPI(
-        title="grantledger",
+    app = FastAPIOffline(  # /docs with Swagger UI's files served from the wheel, no CDN
+        title="grantledger", redoc_url=None, static_url=DOCS_ASSETS,
         summary="Access broker for AWS IAM Identity Center: access lists, access requests, "
                 "and a ledger that revokes every grant on time.",
         version="1",
@@ -58,6 +63,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
     app.state.metrics_registry = ledger_registry(runtime)
     app.state.celery = make_celery(runtime.settings)
     install_error_handlers(app)
+    app.add_middleware(Gate)
     app.include_router(routes_health.router)
     app.include_router(v1_router())
     if runtime.settings.slack_enabled:

@@ -16,6 +16,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import SecretStr
 
 from models.errors import NotFound, PolicyDenied
@@ -48,19 +49,19 @@ def is_admin_token(presented: str, configured: SecretStr | None) -> bool:
     return hmac.compare_digest(presented.encode(), configured.get_secret_value().encode())
 
 
-def authenticate(
-    runtime: RuntimeDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> Actor:
-    """The caller behind the bearer token; 401 (with a hint) for none or a bad one."""
+def identify(runtime: Runtime, authorization: str | None) -> Actor:
+    """The caller behind an ``Authorization`` header; 401 (with a hint) for none or a bad one.
+
+    Called by the gate (workers/api/gate.py) before any body is read.
+    """
     from tasks.services.permissions import person_in
     from tasks.services.tokens import verify_token
 
     configured = runtime.settings.api_token
     hint = TOKEN_HINT if configured and configured.get_secret_value() else NO_ADMIN_HINT
-    if credentials is None or not credentials.credentials:
+    scheme, token = get_authorization_scheme_param(authorization)
+    if scheme.lower() != "bearer" or not token:
         raise ApiError(401, "missing bearer token", hint=hint, headers=CHALLENGE)
-    token = credentials.credentials
     if is_admin_token(token, configured):
         return API_ADMIN
     user_id = verify_token(sessions=runtime.sessions, token=token)
@@ -71,6 +72,17 @@ def authenticate(
             pass
     raise ApiError(401, "invalid, revoked or suspended user's token", hint=hint,
                    headers=CHALLENGE)
+
+
+def authenticate(
+    request: Request, runtime: RuntimeDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> Actor:
+    """The caller the gate identified (``credentials`` declares the scheme in OpenAPI)."""
+    caller = getattr(request.state, "caller", None)
+    if caller is not None:
+        return caller
+    return identify(runtime, request.headers.get("authorization"))
 
 
 CallerDep = Annotated[Actor, Depends(authenticate)]

@@ -34,6 +34,8 @@ STATUS_BY_ERROR: tuple[tuple[type[errors.GrantledgerError], int], ...] = (
     (errors.ScimError, 502),
 )
 
+QUERY_FIELDS = frozenset({"force"})  # inputs the API takes as query parameters
+
 log = logging.getLogger(__name__)
 DATABASE_DOWN_HINT = "check GRANTLEDGER_DATABASE_URL and that the database server is running"
 
@@ -59,6 +61,11 @@ def located(err: errors.GrantledgerError) -> list[dict[str, Any]]:
             for e in found if isinstance(e, errors.ResourceError)]
 
 
+def api_field(name: str) -> str:
+    """How the API spells an input a service error names: a query parameter or a body field."""
+    return f"query.{name}" if name in QUERY_FIELDS else f"body.{name}"
+
+
 def error_body(message: str, *, hint: str = "",
                problems: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """The one JSON shape of every error answer."""
@@ -78,7 +85,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(errors.GrantledgerError)
     async def _grantledger(_: Request, err: errors.GrantledgerError) -> JSONResponse:
-        return JSONResponse(error_body(err.message, hint=err.hint, problems=located(err)),
+        fields = [api_field(name) for name in getattr(err, "fields", ())]
+        hint = f"{err.hint} ({' or '.join(fields)})" if fields else err.hint
+        problems = located(err) + [{"file": None, "line": None, "path": field,
+                                    "message": err.message} for field in fields]
+        return JSONResponse(error_body(err.message, hint=hint, problems=problems),
                             status_code=status_for(err))
 
     @app.exception_handler(ApiError)

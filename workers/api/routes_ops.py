@@ -10,7 +10,6 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import AwareDatetime
 
 from models.errors import InputError
 from tasks.services import queries
@@ -18,7 +17,7 @@ from tasks.services.access_at import access_at
 from tasks.services.permissions import Actor
 from workers.api.auth import AdminDep, CallerDep, RuntimeDep
 from workers.api.pagination import Page, PageDep, PageParams, page_of
-from workers.api.schemas import Name
+from workers.api.schemas import ApiDatetime, Name
 from workers.runtime import Runtime
 
 router = APIRouter(tags=["operations"])
@@ -38,8 +37,8 @@ def audit(
     runtime: RuntimeDep, caller: CallerDep, page: PageDep,
     user: Annotated[Name | None, Query(description="what the user did or was given")] = None,
     account: Annotated[str | None, Query(pattern=r"^\d{12}$")] = None,
-    since: Annotated[AwareDatetime | None, Query()] = None,
-    at: Annotated[AwareDatetime | None, Query(description="who held access at this time "
+    since: Annotated[ApiDatetime | None, Query()] = None,
+    at: Annotated[ApiDatetime | None, Query(description="who held access at this time "
                                                           "(instead of events)")] = None,
 ) -> dict[str, Any]:
     """The audit trail (newest page first, each page oldest first), or with ``at``, who had

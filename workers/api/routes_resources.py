@@ -24,7 +24,6 @@ from workers.api.schemas import ApplyDocuments, PathName
 
 router = APIRouter(tags=["resources"])
 
-MAX_APPLY_BYTES = 5 * 1024 * 1024
 YAML_TYPES = ("application/yaml", "application/x-yaml", "text/yaml", "text/plain")
 YAML_FILE = "request-body"
 APPLY_BODY = {"requestBody": {"required": True, "content": {
@@ -56,15 +55,13 @@ def sources_from(content_type: str, body: bytes) -> list[tuple[str, str]]:
 
 
 async def apply_sources(request: Request) -> list[tuple[str, str]]:
-    """Read the apply body (bounded) and split it into named YAML sources."""
+    """Read the apply body (bounded by the gate) and split it into named YAML sources."""
     body = await request.body()
-    if len(body) > MAX_APPLY_BYTES:
-        raise ApiError(413, f"the body is over {MAX_APPLY_BYTES // (1024 * 1024)} MiB",
-                       hint="apply the resources in several smaller batches")
     return sources_from(request.headers.get("content-type", ""), body)
 
 
-@router.post("/apply", response_model=ApplyResult, openapi_extra=APPLY_BODY)
+@router.post("/apply", response_model=ApplyResult, openapi_extra=APPLY_BODY,
+             responses={415: {"description": "neither YAML nor JSON"}})
 def apply(
     runtime: RuntimeDep, caller: AdminDep,
     sources: Annotated[list[tuple[str, str]], Depends(apply_sources)],

@@ -12,24 +12,29 @@ from typing import Annotated, Any, Literal
 
 from fastapi import Path
 from pydantic import (
+    AfterValidator,
     AwareDatetime,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     PlainSerializer,
+    StrictBool,
     WithJsonSchema,
 )
 
 from models.durations import format_duration, parse_duration
+from models.text import MAX_FREE_TEXT, FreeText, in_utc
 
 MAX_DURATION = timedelta(days=3650)  # far beyond any policy cap; keeps datetime math finite
 
-# Nothing the ledger stores may hold a control character (PostgreSQL refuses NUL in text).
+# Names hold no control character at all; free text no control character but tab and
+# newline (models/text.py: an ANSI escape in a reason would reach the audit reader's terminal).
 NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
-NO_NUL = r"^[^\x00]*$"
-Text = Annotated[str, Field(max_length=4096, pattern=NO_NUL)]
+Text = Annotated[FreeText, Field(max_length=MAX_FREE_TEXT)]
 Name = Annotated[str, Field(min_length=1, max_length=255, pattern=NO_CONTROL)]
+# A moment that converts to UTC within the years 1-9999 (else 422 naming the field)
+ApiDatetime = Annotated[AwareDatetime, AfterValidator(in_utc)]
 PathName = Annotated[str, Path(min_length=1, max_length=2048, pattern=NO_CONTROL)]
 
 
@@ -66,7 +71,7 @@ class ApplyDocuments(Body):
 class MemberChange(Body):
     member: Name
     kind: Literal["user", "access_list"] = "user"
-    expires: AwareDatetime | None = None
+    expires: ApiDatetime | None = None
     reason: Text | None = None
 
 
@@ -83,7 +88,7 @@ class NewRequest(Body):
                                   description="<account id or name>/<permission-set name>")
     reason: Text
     duration: ApiDuration | None = None
-    break_glass: bool = False
+    break_glass: StrictBool = False  # a JSON boolean: "yes" is not true
 
 
 class Decision(Body):
@@ -102,7 +107,7 @@ class Promotion(Body):
 
 class NewToken(Body):
     user: Name
-    label: Annotated[str, Field(max_length=200, pattern=NO_CONTROL)] = ""
+    label: Annotated[FreeText, Field(max_length=200)] = ""
 
 
 class CreatedToken(BaseModel):

@@ -9,7 +9,12 @@ from __future__ import annotations
 import typer
 
 from workers.cli.app import app
-from workers.cli.commands_resources import ActorOption, cli_actor, ledger_sessions
+from workers.cli.commands_resources import (
+    ActorOption,
+    checked_text,
+    cli_actor,
+    ledger_sessions,
+)
 from workers.cli.output import OutputOption, emit
 
 token_app = typer.Typer(help="Per-user API tokens (stored hashed, revocable).",
@@ -28,8 +33,8 @@ def api_command(
     """Serve the HTTP API until Ctrl-C: /v1 (bearer token), /healthz, /readyz, /metrics.
 
     OpenAPI at /openapi.json, interactive docs at /docs. Outside the embedded mode
-    GRANTLEDGER_API_TOKEN must be set (the admin token); users call with their own tokens
-    from `grantledger token create`.
+    GRANTLEDGER_API_TOKEN must be set (the admin token, at least 32 characters); users call
+    with their own tokens from `grantledger token create`.
 
     Example: GRANTLEDGER_API_TOKEN=... grantledger api --host 0.0.0.0 --port 8080
     """
@@ -40,6 +45,7 @@ def api_command(
     from workers.runtime import get_runtime
 
     runtime = get_runtime()
+    runtime.settings.check_serving()
     configure(runtime.settings)
     if runtime.settings.embedded:
         runtime.sessions  # noqa: B018 - migrates the embedded SQLite ledger before serving
@@ -51,7 +57,8 @@ def api_command(
 @token_app.command("create")
 def token_create_command(
     user: str = typer.Option(..., "--user", help="The user the token acts as."),
-    label: str = typer.Option("", "--label", help="What the token is for (shown by list)."),
+    label: str = typer.Option("", "--label", help="What the token is for (shown by list).",
+                              callback=checked_text),
     actor: str | None = ActorOption,
     output: str = OutputOption,
 ) -> None:

@@ -89,7 +89,7 @@ def run_command(
     from workers.run import serve
     from workers.settings import get_settings
 
-    settings = get_settings().check()
+    settings = get_settings().check_serving()
     code = serve(settings, host=host or settings.api_host,
                  port=settings.api_port if port is None else port, concurrency=concurrency,
                  console=stderr)

@@ -19,14 +19,15 @@ from rich.markup import escape
 
 from models.errors import AwsError, ConfigError, ScimError
 from workers.cli.app import app
-from workers.cli.commands_resources import ActorOption, actor_name
+from workers.cli.commands_resources import ActorOption, actor_name, checked_text
 from workers.cli.output import OutputOption, emit, finish, stderr, with_exit_codes
 
 WAIT_POLL = 0.2
 REMOVED_COLUMNS = ("grant", "account", "permission_set", "source", "state", "reason")
 UNINSTALL_COLUMNS = ("kind", "name", "id", "account", "permission_set")
 UserOption = typer.Option(..., "--user", "-u", help="The user (ledger name).")
-ReasonOption = typer.Option(..., "--reason", "-r", help="Why; kept in the audit trail.")
+ReasonOption = typer.Option(..., "--reason", "-r", help="Why; kept in the audit trail.",
+                            callback=checked_text)
 TimeoutOption = typer.Option(120.0, "--timeout", min=1, help="Seconds to wait.")
 
 

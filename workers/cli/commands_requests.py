@@ -16,7 +16,12 @@ from typing import TYPE_CHECKING
 import typer
 
 from workers.cli.app import access_list_app, app, get_app
-from workers.cli.commands_resources import ActorOption, cli_actor, ledger_sessions
+from workers.cli.commands_resources import (
+    ActorOption,
+    checked_text,
+    cli_actor,
+    ledger_sessions,
+)
 from workers.cli.output import OutputOption, emit, stderr
 
 if TYPE_CHECKING:
@@ -29,7 +34,8 @@ app.add_typer(request_app, name="request")
 REQUEST_COLUMNS = ("id", "user", "state", "roles", "resources", "duration", "approved_by",
                    "expires_at", "promoted_to")
 ReviewerOption = typer.Option(..., "--reviewer", help="Who reviews (recorded in the audit).")
-ReasonOption = typer.Option(None, "--reason", help="Why (recorded in the audit).")
+ReasonOption = typer.Option(None, "--reason", help="Why (recorded in the audit).",
+                            callback=checked_text)
 RequestIdArgument = typer.Argument(..., metavar="ID", help="The request id (req-...).")
 
 
@@ -63,7 +69,8 @@ def create_command(
     roles: list[str] = typer.Option([], "--role", help="A role to request; repeatable."),
     resources: list[str] = typer.Option(
         [], "--resource", help="ACCOUNT/PERMISSION-SET (account id or name); repeatable."),
-    reason: str = typer.Option(..., "--reason", help="Why (required, shown to reviewers)."),
+    reason: str = typer.Option(..., "--reason", help="Why (required, shown to reviewers).",
+                               callback=checked_text),
     duration: str | None = typer.Option(None, "--duration", help="How long, e.g. 1h "
                                         "(default and ceiling: the most the policy allows)."),
     break_glass: bool = typer.Option(False, "--break-glass", help="Emergency: approved at once "
@@ -233,7 +240,8 @@ def review_command(
     list_name: str = typer.Argument(..., metavar="LIST", help="The access list."),
     reviewer: str = typer.Option(..., "--reviewer", help="An owner of the list."),
     remove: list[str] = typer.Option([], "--remove", help="A member to remove; repeatable."),
-    notes: str | None = typer.Option(None, "--notes", help="What was checked (audited)."),
+    notes: str | None = typer.Option(None, "--notes", help="What was checked (audited).",
+                                     callback=checked_text),
     output: str = OutputOption,
 ) -> None:
     """Record an owner's periodic review, removing members who no longer need access.

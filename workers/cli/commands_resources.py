@@ -54,10 +54,21 @@ def cli_actor(actor: str | None = None) -> Actor:
     return cli_operator(actor)
 
 
+def checked_text(value: str | None) -> str | None:
+    """Typer callback for free-text options: no control characters (models/text.py)."""
+    from models.text import check_free_text
+
+    try:
+        return value if value is None else check_free_text(value)
+    except ValueError as err:
+        raise typer.BadParameter(str(err)) from None
+
+
 def parse_time(text: str, *, option: str) -> datetime:
     """ISO 8601 (`2027-01-31`, `2027-01-31T09:00:00Z`; no offset = UTC), `now`, or a duration
     (`2h`, `7d`) meaning that long ago."""
     from models.durations import parse_duration
+    from models.text import in_utc
 
     if text.strip().lower() == "now":
         return datetime.now(UTC)
@@ -70,7 +81,10 @@ def parse_time(text: str, *, option: str) -> datetime:
             raise typer.BadParameter(
                 f"{text!r} is neither a time (2027-01-31T09:00:00Z) nor a duration ago (2h)",
                 param_hint=option) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    try:
+        return in_utc(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    except ValueError as err:
+        raise typer.BadParameter(str(err), param_hint=option) from None
 
 
 def ledger_sessions() -> sessionmaker[Session]:

@@ -34,13 +34,28 @@ def register_commands() -> None:
     reflow_help(app)
 
 
+# How the CLI spells the inputs a service error names (InputError.fields)
+FLAGS = {"reason": "--reason TEXT", "roles": "--role ROLE",
+         "resources": "--resource ACCOUNT/PERMISSION-SET", "force": "--force"}
+
+
+def cli_text(err: GrantledgerError) -> str:
+    """The error as the CLI shows it: the inputs it names, as flags."""
+    fields = getattr(err, "fields", ())
+    if not fields:
+        return err.render()
+    flags = " or ".join(FLAGS.get(name, f"--{name.replace('_', '-')}") for name in fields)
+    return f"{err.message}\n  hint: {err.hint} ({flags})"
+
+
 def main() -> None:
     """Console-script entry point."""
     register_commands()
     try:
         app()
     except GrantledgerError as err:
-        stderr.print("[bold red]error:[/]", escape(err.render()), highlight=False, soft_wrap=True)
+        stderr.print("[bold red]error:[/]", escape(cli_text(err)), highlight=False,
+                     soft_wrap=True)
         sys.exit(err.exit_code)
 
 if __name__ == "__main__":
