@@ -15,6 +15,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from models.errors import ConfigError
 
 PLACEHOLDER_SECRETS = {"", "changeme", "change-me", "secret", "placeholder"}
+MIN_SESSION_SECRET = 32
 
 
 class Settings(BaseSettings):
@@ -57,6 +58,17 @@ class Settings(BaseSettings):
     # workers/worker_metrics.py); unset or 0: none. No token: keep it on an internal network.
     worker_metrics_port: int | None = Field(None, ge=0, le=65535)
     worker_metrics_host: str = "127.0.0.1"
+
+    # web portal (workers/portal): sign-in through the company's OpenID Connect provider
+    oidc_issuer: str | None = None  # discovery at <issuer>/.well-known/openid-configuration
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    portal_url: str | None = None  # public base URL; the redirect URI is <base>/auth/callback
+    session_secret: SecretStr | None = None  # signs the portal's session cookie
+    session_idle_timeout: float = Field(3600.0, gt=0, description="seconds without a request")
+    session_max_age: float = Field(43200.0, gt=0, description="seconds since sign-in")
+    # Users who see the portal's Audit and Status pages (until roles carry capabilities).
+    portal_admins: list[str] = Field(default_factory=list)
 
     # behaviour
     drift_mode: Literal["report", "quarantine", "remove"] = "report"
@@ -109,9 +121,29 @@ class Settings(BaseSettings):
                 hint="set GRANTLEDGER_API_TOKEN to a long random value "
                      "(python -c 'import secrets; print(secrets.token_urlsafe(32))')",
             )
+        self._check_portal()
         if self.aws_mode == "aws" and not self.scim_url:
             raise ConfigError("GRANTLEDGER_SCIM_URL is required with GRANTLEDGER_AWS_MODE=aws")
         return self
+
+    @property
+    def oidc_configured(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id)
+
+    def _check_portal(self) -> None:
+        if not self.oidc_configured:
+            return
+        secret = self.session_secret.get_secret_value() if self.session_secret else ""
+        if secret.lower() in PLACEHOLDER_SECRETS or len(secret) < MIN_SESSION_SECRET:
+            raise ConfigError(
+                "GRANTLEDGER_SESSION_SECRET is unset, a placeholder or shorter than "
+                f"{MIN_SESSION_SECRET} characters, and the portal signs sessions with it",
+                hint="set GRANTLEDGER_SESSION_SECRET to a long random value "
+                     "(python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        if not self.portal_url:
+            raise ConfigError("GRANTLEDGER_PORTAL_URL is required with GRANTLEDGER_OIDC_ISSUER",
+                              hint="set it to the portal's public base URL; register "
+                                   "<base>/auth/callback as the redirect URI at the provider")
 
 
 @lru_cache(maxsize=1)
