@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from models.flatten import lists_of_user
 from models.ledger import tables
 from models.ledger.base import database_time
-from models.ledger.enums import GrantState, OperationState
+from models.ledger.enums import GrantState, OperationState, SourceKind
 from tasks.snapshot import GROUP, IN_FLIGHT_STATES, USER, load_lists
 
 UNSETTLED_GRANTS = (GrantState.PENDING, GrantState.PROVISIONING, GrantState.REVOKING)
@@ -30,8 +30,10 @@ def unsettled(session: Session) -> dict[str, int]:
 
 
 def grant_rows(session: Session, *, user: str | None = None, state: str | None = None,
-               stuck: bool = False, limit: int | None = None) -> list[dict[str, Any]]:
-    """Grants as people read them; ``user``: theirs and their access lists' groups' grants.
+               stuck: bool = False, limit: int | None = None,
+               source: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+    """Grants as people read them; ``user``: theirs and their access lists' groups' grants;
+    ``source``: (kind, id), e.g. the grants of one request.
 
     Without ``state``, REVOKED history is left out.
     """
@@ -42,6 +44,9 @@ def grant_rows(session: Session, *, user: str | None = None, state: str | None =
         statement = statement.where(tables.Grant.state != GrantState.REVOKED)
     if stuck:
         statement = statement.where(tables.Grant.stuck.is_(True))
+    if source is not None:
+        statement = statement.where(tables.Grant.source_kind == SourceKind(source[0]),
+                                    tables.Grant.source_id == source[1])
     if user is not None:
         lists, _ = load_lists(session)
         groups = sorted(lists_of_user(lists, user=user, at=database_time(session)))

@@ -19,19 +19,16 @@ from workers.portal.session import runtime_of
 router = APIRouter(prefix="/lists", include_in_schema=False)
 
 
-def involves(access_list: queries.AccessListView, viewer: str) -> bool:
-    return viewer in access_list.owners or any(
-        m.kind == "user" and m.name == viewer and m.live for m in access_list.members)
-
-
 @router.get("", response_class=HTMLResponse)
 def lists_page(request: Request, viewer: Viewer, offset: int = 0,
                every: bool = False) -> Response:
     """The lists I own or belong to (or, with ?every=1, every list), a page at a time."""
-    found = queries.list_access_lists(sessions=runtime_of(request).sessions)
-    shown = found if every else [a for a in found if involves(a, viewer)]
-    return page(request, "lists.html", title="Access lists", shown=window(shown, offset),
-                every=every, query="every=1" if every else "")
+    sessions = runtime_of(request).sessions
+    names = queries.access_list_names(sessions=sessions, involving=None if every else viewer)
+    shown = window(names, offset)
+    return page(request, "lists.html", title="Access lists", shown=shown, every=every,
+                lists=queries.list_access_lists(sessions=sessions, names=shown.items),
+                query="every=1" if every else "")
 
 
 @router.get("/{name}", response_class=HTMLResponse)

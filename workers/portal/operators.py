@@ -64,24 +64,34 @@ def audit_events(request: Request, *, user: str, account: str, action: str, sinc
 def audit_page(request: Request, viewer: Operator, at: str = "", account: str = "",
                user: str = "", action: str = "", since: str = "", until: str = "",
                offset: int = 0) -> Response:
-    """Who had access at a time, and the audit trail search."""
+    """With ``at``: who had access then (a page at a time); else the audit trail search."""
+    form = {"at": at, "account": account, "user": user, "action": action, "since": since,
+            "until": until}
+    query = "&".join(f"{k}={v}" for k, v in form.items() if v)
     try:
-        holders = (queries.holders_at(sessions=runtime_of(request).sessions,
-                                      at=moment(at, "at"), account_id=account or None)
-                   if at.strip() else None)
+        if at.strip():
+            holders = holders_then(request, at=at, account=account, user=user)
+            shown = window(holders, offset)
+            return page(request, "audit.html", title="Audit", holders=shown, form=form,
+                        members=group_members(request, shown.items), shown=None,
+                        query=query)
         events = audit_events(request, user=user, account=account, action=action,
                               since=since, until=until)
     except GrantledgerError as err:
         return refused(request, err)
-    if holders is not None and user:
+    return page(request, "audit.html", title="Audit", holders=None, members={}, form=form,
+                shown=window(events, offset), query=query)
+
+
+def holders_then(request: Request, *, at: str, account: str, user: str
+                 ) -> list[dict[str, Any]]:
+    """The grants in force at ``at`` (optionally of one account); with ``user``, theirs and
+    every group's (whose members are shown)."""
+    holders = queries.holders_at(sessions=runtime_of(request).sessions, at=moment(at, "at"),
+                                 account_id=account or None)
+    if user:
         holders = [h for h in holders if h["principal"] == user or h["principal_type"] != "USER"]
-    query = "&".join(f"{k}={v}" for k, v in (("account", account), ("user", user),
-                                             ("action", action), ("since", since),
-                                             ("until", until), ("at", at)) if v)
-    return page(request, "audit.html", title="Audit", holders=holders,
-                members=group_members(request, holders or []), shown=window(events, offset),
-                form={"at": at, "account": account, "user": user, "action": action,
-                      "since": since, "until": until}, query=query)
+    return holders
 
 
 def group_members(request: Request, holders: list[dict[str, Any]]) -> dict[str, list[str]]:

@@ -68,15 +68,27 @@ def my_access(request: Request, viewer: Viewer) -> Response:
     settings = runtime.settings
     with runtime.sessions() as session:
         grants = grant_rows(session, user=viewer, state="ACTIVE")
-        held = aws_config.held_assignments(session, user=viewer)
     profiles = aws_config.render(aws_config.config_sections(
-        held, start_url=settings.sso_start_url, sso_region=settings.aws_region,
-        region=settings.aws_region)) if held and settings.sso_start_url else None
+        held_of(grants), start_url=settings.sso_start_url, sso_region=settings.aws_region,
+        region=settings.aws_region)) if grants and settings.sso_start_url else None
     person = queries.get_user(sessions=runtime.sessions, name=viewer)
     mine = requests.list_requests(sessions=runtime.sessions, user=viewer)[::-1][:PAGE_SIZE]
     return page(request, "my_access.html", title="My access", grants=grants,
                 start_url=(settings.sso_start_url or "").rstrip("/"), profiles=profiles,
                 lists=person.lists, requests=mine)
+
+
+def held_of(grants: list[dict[str, Any]]) -> list[Any]:
+    """The (account, permission set) pairs of grant rows, as ``aws-config`` profiles take
+    them (a row's account reads ``<id> (<name>)``)."""
+    from tasks.aws_config import HeldAssignment
+
+    pairs = set()
+    for grant in grants:
+        account_id, _, name = grant["account"].partition(" ")
+        pairs.add(HeldAssignment(name.strip("()") or account_id, grant["permission_set"],
+                                 account_id))
+    return sorted(pairs)
 
 
 @router.get("/request", response_class=HTMLResponse)
@@ -119,8 +131,7 @@ def progress_context(request: Request, request_id: str) -> dict[str, Any]:
     runtime = runtime_of(request)
     shown = requests.get_request(sessions=runtime.sessions, request_id=request_id)
     with runtime.sessions() as session:
-        grants = [row for row in grant_rows(session, user=shown.user)
-                  if row["source"] == f"request:{request_id}"]
+        grants = grant_rows(session, source=("request", request_id))
     settled = shown.state in FINAL_STATES or (
         shown.state == "APPROVED" and grants and all(g["state"] == "ACTIVE" for g in grants))
     return {"shown": shown, "grants": grants, "settled": settled}
