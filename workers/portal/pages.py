@@ -138,23 +138,17 @@ def progress_context(request: Request, request_id: str) -> dict[str, Any]:
 
 
 @router.get("/requests/{request_id}", response_class=HTMLResponse)
-def request_page(request: Request, viewer: Viewer, request_id: str) -> Response:
-    """A request: state, reviews, provisioning; Approve/Deny for others, Extend."""
+def request_page(request: Request, viewer: Viewer, request_id: str,
+                 part: str = "") -> Response:
+    """A request: state, reviews, provisioning; Approve/Deny for others, Extend. With
+    ``?part=progress``, only the state-and-grants part (portal.js polls it)."""
     try:
         context = progress_context(request, request_id)
     except GrantledgerError as err:
         return refused(request, err)
+    if part == "progress":
+        return page(request, "_progress.html", **context)
     return page(request, "request_page.html", title=f"Request {request_id}", **context)
-
-
-@router.get("/requests/{request_id}/progress", response_class=HTMLResponse)
-def request_progress(request: Request, viewer: Viewer, request_id: str) -> Response:
-    """The state-and-grants part of a request's page (portal.js polls it)."""
-    try:
-        context = progress_context(request, request_id)
-    except GrantledgerError as err:
-        return refused(request, err)
-    return page(request, "_progress.html", **context)
 
 
 @router.post("/requests/{request_id}/{decision}", dependencies=[Csrf])
