@@ -36,7 +36,7 @@ from models.domain import (
     RoleSpec,
 )
 from models.errors import LedgerError
-from models.flatten import flatten
+from models.flatten import MembershipRow, flatten
 from models.ledger import tables
 from models.ledger.base import database_time
 from models.ledger.enums import GrantState, OperationKind, OperationState
@@ -227,16 +227,23 @@ def load_roles(session: Session) -> dict[str, RoleResource]:
     return roles
 
 
+def load_memberships(session: Session) -> list[MembershipRow]:
+    """Every membership as (list, member, kind, expires), in the order they were made.
+    Columns, not ORM entities: building thousands of tracked instances cost most of the time
+    of every per-user read (the portal's My access, /v1/grants?user=)."""
+    membership = tables.Membership
+    return [(list_name, name, MemberKind(kind), expires)
+            for list_name, name, kind, expires in session.execute(
+                select(membership.list_name, membership.member_name, membership.member_kind,
+                       membership.expires_at).order_by(membership.id))]
+
+
 def load_lists(session: Session) -> tuple[dict[str, AccessListResource], dict[str, str | None]]:
     """Access lists with their memberships (built unvalidated: rows were validated on the
     way in, and imported group names need not follow YAML name rules), and group ids."""
-    # Columns, not ORM entities: building thousands of tracked instances cost most of the
-    # time of every per-user read (the portal's My access, /v1/grants?user=).
-    membership, access_list = tables.Membership, tables.AccessList
+    access_list = tables.AccessList
     members: dict[str, list[ListMember]] = {}
-    for list_name, name, kind, expires in session.execute(
-            select(membership.list_name, membership.member_name, membership.member_kind,
-                   membership.expires_at).order_by(membership.id)):
+    for list_name, name, kind, expires in load_memberships(session):
         members.setdefault(list_name, []).append(ListMember.model_construct(
             name=name, kind=MemberKind(kind), expires=expires))
     lists, group_ids = {}, {}
