@@ -85,7 +85,9 @@ async def callback(request: Request) -> Response:
                     message=f"The identity provider's answer was refused: {err.error}.",
                     hint="Sign in again.")
     claims: dict[str, Any] = token.get("userinfo") or {}
-    user = enrolled_user(sessions=runtime_of(request).sessions, email=claims.get("email"),
+    # An email the provider says it has not verified names nobody (anyone could type it).
+    email = claims.get("email") if claims.get("email_verified") is not False else None
+    user = enrolled_user(sessions=runtime_of(request).sessions, email=email,
                          username=claims.get("preferred_username"))
     if user is None:
         request.session.clear()
