@@ -48,6 +48,9 @@ SCREENSHOTS = REPO / "docs" / "screenshots"
 SESSION_SECRET = "portal-e2e-" + "s" * 40
 PEOPLE = {"alice": "alice@example.com", "bob": "bob@example.com",
           "mallory": "mallory@elsewhere.example"}
+# claims a provider vouches for poorly: alice's address, typed in and never verified
+UNVERIFIED = {"email": "alice@example.com", "email_verified": False,
+              "preferred_username": "eve"}
 
 
 @dataclass
@@ -104,6 +107,7 @@ def identity_provider(tmp: Path) -> Iterator[str]:
         for name, email in PEOPLE.items():
             claims = {"email": email, "preferred_username": name, "name": name.title()}
             assert httpx.put(f"{issuer}/users/{quote(name)}", json=claims).status_code == 204
+        assert httpx.put(f"{issuer}/users/eve", json=UNVERIFIED).status_code == 204
         yield issuer
 
 
@@ -352,6 +356,13 @@ def test_an_unknown_person_is_not_enrolled_and_gets_no_session(portal: Portal) -
         shot(mallory, "not-enrolled")
         mallory.get(f"{portal.url}/")
         assert "/authorize" in mallory.current_url  # still signed out
+
+
+def test_an_unverified_email_signs_nobody_in(portal: Portal) -> None:
+    with browser() as eve:
+        eve.get(f"{portal.url}/")
+        sign_in(eve, "eve")
+        assert heading(eve) == "Not enrolled"
 
 
 def test_signing_out_ends_the_session(portal: Portal) -> None:
