@@ -11,7 +11,7 @@ nobody (reference checks report it; at run time the safe reading is "no access")
 from __future__ import annotations
 
 from collections import defaultdict, deque
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -124,16 +124,27 @@ def _union(direct: frozenset[str], nested: list[frozenset[str]]) -> frozenset[st
 def lists_of_user(lists: Mapping[str, AccessListResource], *, user: str,
                   at: datetime) -> frozenset[str]:
     """Every list ``user`` belongs to at ``at``, directly or through nested lists."""
+    return lists_containing(((name, member.name, member.kind, member.expires)
+                             for name, access_list in lists.items()
+                             for member in access_list.spec.members), user=user, at=at)
+
+
+MembershipRow = tuple[str, str, MemberKind, datetime | None]  # list, member, kind, expires
+
+
+def lists_containing(memberships: Iterable[MembershipRow], *, user: str,
+                     at: datetime) -> frozenset[str]:
+    """``lists_of_user`` from bare membership rows (a per-user read need not build every
+    list); a membership counts until (not at) its expiry, as ``ListMember.active_at``."""
     parents: dict[str, list[str]] = defaultdict(list)
     reached: set[str] = set()
-    for name, access_list in lists.items():
-        for member in access_list.spec.members:
-            if not member.active_at(at):
-                continue
-            if member.kind is MemberKind.ACCESS_LIST:
-                parents[member.name].append(name)
-            elif member.name == user:
-                reached.add(name)
+    for list_name, member, kind, expires in memberships:
+        if expires is not None and at >= expires:
+            continue
+        if MemberKind(kind) is MemberKind.ACCESS_LIST:
+            parents[member].append(list_name)
+        elif member == user:
+            reached.add(list_name)
     queue = deque(reached)
     while queue:  # upward breadth-first; ``reached`` doubles as the visited set (cycle-safe)
         for parent in parents.get(queue.popleft(), ()):

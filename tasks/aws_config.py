@@ -25,11 +25,11 @@ from sqlalchemy.orm import Session
 
 from models.domain import PrincipalType
 from models.errors import NotFound
-from models.flatten import lists_of_user
+from models.flatten import lists_containing
 from models.ledger import tables
 from models.ledger.base import database_time
 from models.ledger.enums import GrantState
-from tasks.snapshot import load_lists
+from tasks.snapshot import load_memberships
 
 SESSION_NAME = "grantledger"
 SESSION_SECTION = f"sso-session {SESSION_NAME}"
@@ -56,8 +56,8 @@ def held_assignments(session: Session, *, user: str) -> list[HeldAssignment]:
         raise NotFound("user", user)
     if person.suspended:
         return []
-    lists, _ = load_lists(session)
-    groups = sorted(lists_of_user(lists, user=user, at=database_time(session)))
+    groups = sorted(lists_containing(load_memberships(session), user=user,
+                                     at=database_time(session)))
     grant = tables.Grant
     statement = (
         select(tables.Account.name, tables.PermissionSet.name, grant.account_id)

@@ -36,7 +36,7 @@ from models.domain import (
     RoleSpec,
 )
 from models.errors import LedgerError
-from models.flatten import flatten
+from models.flatten import MembershipRow, flatten
 from models.ledger import tables
 from models.ledger.base import database_time
 from models.ledger.enums import GrantState, OperationKind, OperationState
@@ -227,22 +227,35 @@ def load_roles(session: Session) -> dict[str, RoleResource]:
     return roles
 
 
+def load_memberships(session: Session) -> list[MembershipRow]:
+    """Every membership as (list, member, kind, expires), in the order they were made.
+    Columns, not ORM entities: building thousands of tracked instances cost most of the time
+    of every per-user read (the portal's My access, /v1/grants?user=)."""
+    membership = tables.Membership
+    return [(list_name, name, MemberKind(kind), expires)
+            for list_name, name, kind, expires in session.execute(
+                select(membership.list_name, membership.member_name, membership.member_kind,
+                       membership.expires_at).order_by(membership.id))]
+
+
 def load_lists(session: Session) -> tuple[dict[str, AccessListResource], dict[str, str | None]]:
     """Access lists with their memberships (built unvalidated: rows were validated on the
     way in, and imported group names need not follow YAML name rules), and group ids."""
+    access_list = tables.AccessList
     members: dict[str, list[ListMember]] = {}
-    for member in session.scalars(select(tables.Membership).order_by(tables.Membership.id)):
-        members.setdefault(member.list_name, []).append(ListMember.model_construct(
-            name=member.member_name, kind=MemberKind(member.member_kind),
-            expires=member.expires_at))
+    for list_name, name, kind, expires in load_memberships(session):
+        members.setdefault(list_name, []).append(ListMember.model_construct(
+            name=name, kind=MemberKind(kind), expires=expires))
     lists, group_ids = {}, {}
-    for row in session.scalars(select(tables.AccessList)):
-        lists[row.name] = AccessListResource.model_construct(
-            kind="access_list", metadata=Metadata.model_construct(name=row.name),
+    for name, title, granted_roles, group_id in session.execute(
+            select(access_list.name, access_list.title, access_list.granted_roles,
+                   access_list.group_id)):
+        lists[name] = AccessListResource.model_construct(
+            kind="access_list", metadata=Metadata.model_construct(name=name),
             spec=AccessListSpec.model_construct(
-                title=row.title or row.name, members=members.get(row.name, []),
-                grants=Grants.model_construct(roles=list(row.granted_roles or ()))))
-        group_ids[row.name] = row.group_id
+                title=title or name, members=members.get(name, []),
+                grants=Grants.model_construct(roles=list(granted_roles or ()))))
+        group_ids[name] = group_id
     return lists, group_ids
 
 

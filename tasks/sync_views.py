@@ -10,11 +10,11 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from models.flatten import lists_of_user
+from models.flatten import lists_containing
 from models.ledger import tables
 from models.ledger.base import database_time
-from models.ledger.enums import GrantState, OperationState
-from tasks.snapshot import GROUP, IN_FLIGHT_STATES, USER, load_lists
+from models.ledger.enums import GrantState, OperationState, SourceKind
+from tasks.snapshot import GROUP, IN_FLIGHT_STATES, USER, load_memberships
 
 UNSETTLED_GRANTS = (GrantState.PENDING, GrantState.PROVISIONING, GrantState.REVOKING)
 GRANT_STATES = tuple(s.value for s in GrantState)
@@ -43,8 +43,10 @@ def failed_operations_since(session: Session, since: datetime) -> list[str]:
 
 
 def grant_rows(session: Session, *, user: str | None = None, state: str | None = None,
-               stuck: bool = False, limit: int | None = None) -> list[dict[str, Any]]:
-    """Grants as people read them; ``user``: theirs and their access lists' groups' grants.
+               stuck: bool = False, limit: int | None = None,
+               source: tuple[str, str] | None = None) -> list[dict[str, Any]]:
+    """Grants as people read them; ``user``: theirs and their access lists' groups' grants;
+    ``source``: (kind, id), e.g. the grants of one request.
 
     Without ``state``, REVOKED history is left out.
     """
@@ -55,9 +57,12 @@ def grant_rows(session: Session, *, user: str | None = None, state: str | None =
         statement = statement.where(tables.Grant.state != GrantState.REVOKED)
     if stuck:
         statement = statement.where(tables.Grant.stuck.is_(True))
+    if source is not None:
+        statement = statement.where(tables.Grant.source_kind == SourceKind(source[0]),
+                                    tables.Grant.source_id == source[1])
     if user is not None:
-        lists, _ = load_lists(session)
-        groups = sorted(lists_of_user(lists, user=user, at=database_time(session)))
+        groups = sorted(lists_containing(load_memberships(session), user=user,
+                                         at=database_time(session)))
         statement = statement.where(or_(
             and_(tables.Grant.principal_type == USER, tables.Grant.principal_name == user),
             and_(tables.Grant.principal_type == GROUP, tables.Grant.principal_name.in_(groups))))

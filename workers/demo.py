@@ -13,7 +13,7 @@ stops the demo with an error naming the step (exit 1).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,7 +73,9 @@ def demo_settings(workdir: Path) -> Settings:
     """The environment's settings, with what the story depends on pinned."""
     return Settings(database_url=f"sqlite:///{workdir / LEDGER_FILE}", broker_url=DEMO_BROKER,
                     aws_mode="sandbox", aws_endpoint_url=None, drift_mode="report",
-                    notify_webhook_url=None, notify_slack_url=None)
+                    notify_webhook_url=None, notify_slack_url=None,
+                    # `demo --portal`: local sign-in as any demo user; alice sees Audit/Status
+                    oidc_issuer=None, oidc_client_id=None, portal_admins=["alice"])
 
 
 def check_workdir(workdir: Path) -> None:
@@ -84,9 +86,12 @@ def check_workdir(workdir: Path) -> None:
     workdir.mkdir(parents=True, exist_ok=True)
 
 
-def run_demo(*, workdir: Path, settle: float, console: Console) -> list[StepResult]:
+def run_demo(*, workdir: Path, settle: float, console: Console,
+             then: Callable[[Runtime, list[StepResult]], None] | None = None
+             ) -> list[StepResult]:
     """Tell the story; the results of every step, or a GrantledgerError naming the first
-    step that did not go as expected."""
+    step that did not go as expected. ``then`` runs after the story while the worker and the
+    sandbox still do (``--portal`` serves the portal there)."""
     from workers.demo_steps import story
     from workers.embedded import EmbeddedWorker
 
@@ -98,8 +103,11 @@ def run_demo(*, workdir: Path, settle: float, console: Console) -> list[StepResu
     try:
         with EmbeddedWorker(runtime) as worker:
             stage = Stage(runtime, worker, console)
-            return [run_step(stage, number, step)
-                    for number, step in enumerate(story(examples / "demo"), 1)]
+            results = [run_step(stage, number, step)
+                       for number, step in enumerate(story(examples / "demo"), 1)]
+            if then is not None:
+                then(runtime, results)
+            return results
     finally:
         runtime.close()
 

@@ -21,6 +21,7 @@ WEAK_SECRETS = frozenset({"admin", "administrator", "password", "passw0rd", "cha
                           "letmein", "default", "test", "root", "qwerty", "123456"})
 TOKEN_ADVICE = ("set GRANTLEDGER_API_TOKEN to a long random value "
                 "(python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+MIN_SESSION_SECRET = 32
 
 
 class Settings(BaseSettings):
@@ -67,6 +68,17 @@ class Settings(BaseSettings):
     # workers/worker_metrics.py); unset or 0: none. No token: keep it on an internal network.
     worker_metrics_port: int | None = Field(None, ge=0, le=65535)
     worker_metrics_host: str = "127.0.0.1"
+
+    # web portal (workers/portal): sign-in through the company's OpenID Connect provider
+    oidc_issuer: str | None = None  # discovery at <issuer>/.well-known/openid-configuration
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    portal_url: str | None = None  # public base URL; the redirect URI is <base>/auth/callback
+    session_secret: SecretStr | None = None  # signs the portal's session cookie
+    session_idle_timeout: float = Field(3600.0, gt=0, description="seconds without a request")
+    session_max_age: float = Field(43200.0, gt=0, description="seconds since sign-in")
+    # Users who see the portal's Audit and Status pages (until roles carry capabilities).
+    portal_admins: list[str] = Field(default_factory=list)
 
     # behaviour
     drift_mode: Literal["report", "quarantine", "remove"] = "report"
@@ -137,6 +149,8 @@ class Settings(BaseSettings):
 
     def check(self) -> Settings:
         """Refuse settings no process of a production install may run with."""
+        if not self.embedded:
+            self._check_portal()
         if not self.embedded and self.aws_mode == "aws" and not self.scim_url:
             raise ConfigError("GRANTLEDGER_SCIM_URL is required with GRANTLEDGER_AWS_MODE=aws")
         if self.slack_enabled:
@@ -184,12 +198,31 @@ class Settings(BaseSettings):
                          "secret and verify X-Grantledger-Signature (README, Notifications)")
         return found
 
+    @property
+    def oidc_configured(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id)
 
-def weak_token(token: str) -> bool:
+    def _check_portal(self) -> None:
+        if not self.oidc_configured:
+            return
+        secret = self.session_secret.get_secret_value() if self.session_secret else ""
+        if weak_token(secret, minimum=MIN_SESSION_SECRET):
+            raise ConfigError(
+                "GRANTLEDGER_SESSION_SECRET is unset, a placeholder or shorter than "
+                f"{MIN_SESSION_SECRET} characters, and the portal signs sessions with it",
+                hint="set GRANTLEDGER_SESSION_SECRET to a long random value "
+                     "(python -c 'import secrets; print(secrets.token_urlsafe(32))')")
+        if not self.portal_url:
+            raise ConfigError("GRANTLEDGER_PORTAL_URL is required with GRANTLEDGER_OIDC_ISSUER",
+                              hint="set it to the portal's public base URL; register "
+                                   "<base>/auth/callback as the redirect URI at the provider")
+
+
+def weak_token(token: str, *, minimum: int = MIN_API_TOKEN_LENGTH) -> bool:
     """Short, a well-known default, one repeated, or a single repeated character."""
     lowered = token.lower()
     repeated = any(lowered == weak * (len(lowered) // len(weak)) for weak in WEAK_SECRETS)
-    return len(token) < MIN_API_TOKEN_LENGTH or repeated or len(set(token)) == 1
+    return len(token) < minimum or repeated or len(set(token)) == 1
 
 
 def _secret(value: SecretStr | None) -> str:

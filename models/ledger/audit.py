@@ -136,8 +136,13 @@ def holders_at(
     A grant counts from ``activated_at`` (AWS confirmed it) until ``revoked_at`` (the delete
     was confirmed); a revocation still failing counts as held, because it was.
     """
+    # Columns, not ORM entities: "who had access" over a whole ledger reads every grant.
     statement = (
-        select(Grant, PermissionSet.name)
+        select(Grant.principal_type, Grant.principal_name, Grant.principal_id,
+               Grant.account_id, Grant.permission_set_arn,
+               PermissionSet.name.label("permission_set_name"), Grant.source_kind,
+               Grant.source_id, Grant.id.label("grant_id"), Grant.activated_at,
+               Grant.revoked_at)
         .join(PermissionSet, PermissionSet.arn == Grant.permission_set_arn)
         .where(Grant.activated_at <= at,
                or_(Grant.revoked_at.is_(None), Grant.revoked_at > at))
@@ -148,15 +153,5 @@ def holders_at(
         statement = statement.where(Grant.account_id == account_id)
     if permission_set_arn is not None:
         statement = statement.where(Grant.permission_set_arn == permission_set_arn)
-    return [_holding(grant, name) for grant, name in session.execute(statement)]
-
-
-def _holding(grant: Grant, permission_set_name: str) -> Holding:
-    assert grant.activated_at is not None  # guaranteed by the query
-    return Holding(
-        principal_type=str(grant.principal_type), principal_name=grant.principal_name,
-        principal_id=grant.principal_id, account_id=grant.account_id,
-        permission_set_arn=grant.permission_set_arn, permission_set_name=permission_set_name,
-        source_kind=grant.source_kind, source_id=grant.source_id, grant_id=grant.id,
-        activated_at=grant.activated_at, revoked_at=grant.revoked_at,
-    )
+    return [Holding(**{**row._asdict(), "principal_type": str(row.principal_type)})
+            for row in session.execute(statement)]

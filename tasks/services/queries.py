@@ -8,7 +8,7 @@ come from the database clock, like everywhere in the ledger.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -197,16 +197,35 @@ def role_references(session: Session) -> tuple[defaultdict[str, list[str]],
 # --- access lists --------------------------------------------------------------------------
 
 
-def list_access_lists(*, sessions: Sessions, viewer: Actor) -> list[AccessListView]:
+def list_access_lists(*, sessions: Sessions, viewer: Actor,
+                      names: Collection[str] | None = None) -> list[AccessListView]:
     """The access lists the viewer may see (auditors: all; a person: those they own or are
-    in), by name, with members, granted roles and review status."""
+    in), or those of ``names`` among them, by name, with members, granted roles and review
+    status."""
     with sessions() as session:
         now = database_time(session)
-        members = _members(session)
+        members = _members(session, names=names)
         visible = visible_lists(session, viewer)
-        rows = session.scalars(select(tables.AccessList).order_by(tables.AccessList.name))
-        return [_access_list_view(row, members[row.name], now) for row in rows
+        statement = select(tables.AccessList).order_by(tables.AccessList.name)
+        if names is not None:
+            statement = statement.where(tables.AccessList.name.in_(list(names)))
+        return [_access_list_view(row, members[row.name], now)
+                for row in session.scalars(statement)
                 if visible is None or row.name in visible]
+
+
+def access_list_names(*, sessions: Sessions, involving: str | None = None) -> list[str]:
+    """The names of every access list, or of those user ``involving`` owns or is a direct
+    member of (reading names only: one page of views is then loaded by name)."""
+    with sessions() as session:
+        rows = session.execute(select(tables.AccessList.name, tables.AccessList.owners)
+                               .order_by(tables.AccessList.name)).all()
+        if involving is None:
+            return [name for name, _ in rows]
+        member_of = set(session.scalars(select(tables.Membership.list_name).where(
+            tables.Membership.member_name == involving,
+            tables.Membership.member_kind == MemberKind.USER)))
+        return [name for name, owners in rows if involving in owners or name in member_of]
 
 
 def get_access_list(*, sessions: Sessions, viewer: Actor, name: str) -> AccessListView:
@@ -219,12 +238,15 @@ def get_access_list(*, sessions: Sessions, viewer: Actor, name: str) -> AccessLi
         return _access_list_view(row, _members(session, name)[name], database_time(session))
 
 
-def _members(session: Session, list_name: str | None = None,
+def _members(session: Session, list_name: str | None = None, *,
+             names: Collection[str] | None = None,
              ) -> defaultdict[str, list[tables.Membership]]:
     statement = select(tables.Membership).order_by(
         tables.Membership.member_kind, tables.Membership.member_name)
     if list_name is not None:
         statement = statement.where(tables.Membership.list_name == list_name)
+    if names is not None:
+        statement = statement.where(tables.Membership.list_name.in_(list(names)))
     found: defaultdict[str, list[tables.Membership]] = defaultdict(list)
     for membership in session.scalars(statement):
         found[membership.list_name].append(membership)

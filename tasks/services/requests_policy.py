@@ -19,12 +19,8 @@ from sqlalchemy.orm import Session
 
 from models.domain import (
     AccessListResource,
-    AccessListSpec,
     Account,
     AccountAssignment,
-    Grants,
-    ListMember,
-    MemberKind,
     Metadata,
     PermissionSet,
     RoleResource,
@@ -43,6 +39,7 @@ from models.policy import (
     pattern_matches,
     requestable,
 )
+from tasks.snapshot import load_lists as load_snapshot_lists
 
 EXTENSION_FACTOR = 2  # a request may live at most twice its cap, extensions included
 
@@ -84,20 +81,7 @@ def _load_roles(session: Session) -> dict[str, RoleResource]:
 
 def load_lists(session: Session) -> dict[str, AccessListResource]:
     """Every access list with its members, as the policy functions take them."""
-    # Built without validation: rows were validated on the way in, and imported group names
-    # need not follow the YAML name rules.
-    members: dict[str, list[ListMember]] = {}
-    for m in session.scalars(select(tables.Membership)):
-        members.setdefault(m.list_name, []).append(ListMember.model_construct(
-            name=m.member_name, kind=MemberKind(m.member_kind), expires=m.expires_at))
-    return {
-        row.name: AccessListResource.model_construct(
-            kind="access_list", metadata=Metadata.model_construct(name=row.name),
-            spec=AccessListSpec.model_construct(
-                title=row.title or row.name, members=members.get(row.name, []),
-                grants=Grants.model_construct(roles=list(row.granted_roles))))
-        for row in session.scalars(select(tables.AccessList))
-    }
+    return load_snapshot_lists(session)[0]
 
 
 def _load_catalog(session: Session) -> CatalogIndex:

@@ -3,7 +3,8 @@
 ``create_app(runtime)`` builds one app around one ``Runtime`` (tests inject theirs; the
 ``grantledger api`` command uses ``get_runtime()``). Everything under /v1 needs a bearer
 token (see ``workers.api.auth``); /healthz, /readyz and /metrics are the probes. OpenAPI is
-served at /openapi.json and the interactive docs at /docs.
+served at /openapi.json and the interactive docs at /docs. The web portal (``workers.portal``)
+is served from / by the same app.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from workers.api.auth import authenticate
 from workers.api.errors import error_body, install_error_handlers
 from workers.api.gate import Gate
 from workers.metrics import ledger_registry
+from workers.portal.app import mount_portal
 from workers.runtime import Runtime, get_runtime
 
 API_VERSION_PREFIX = "/v1"
@@ -70,6 +72,7 @@ def create_app(runtime: Runtime | None = None) -> FastAPI:
         from workers.slack.routes import slack_router
 
         app.include_router(slack_router(runtime))
+    mount_portal(app, runtime.settings)
     return app
 
 

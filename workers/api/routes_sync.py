@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from celery import Celery
 from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
@@ -89,12 +90,15 @@ def plan(
 @router.post("/sync", response_model=Enqueued, status_code=202)
 def sync(request: Request, caller: AdminDep) -> Enqueued:
     """Enqueue a full sync now (admin); the periodic one still runs on schedule."""
+    return Enqueued(task_id=enqueue_full_sync(request.app.state.celery), task=SYNC_FULL)
+
+
+def enqueue_full_sync(celery: Celery) -> str:
+    """Publish a full sync for the workers (the API and the portal's Sync now); its task id."""
     from kombu.exceptions import OperationalError as BrokerDown
 
     try:
-        result = request.app.state.celery.send_task(SYNC_FULL, retry=True,
-                                                    retry_policy=PUBLISH_RETRY)
+        return celery.send_task(SYNC_FULL, retry=True, retry_policy=PUBLISH_RETRY).id
     except BrokerDown as err:
         raise ApiError(503, f"the broker refused the sync task: {err}",
                        hint="check GRANTLEDGER_BROKER_URL and that Redis runs") from None
-    return Enqueued(task_id=result.id, task=SYNC_FULL)

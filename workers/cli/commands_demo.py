@@ -7,11 +7,16 @@ import tempfile
 import time
 from contextlib import nullcontext
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from workers.cli.app import app
+
+if TYPE_CHECKING:
+    from workers.demo import StepResult
+    from workers.runtime import Runtime
 
 DEMO_WIDTH = 140  # columns when stdout is not a terminal (a log, a test, a pipe)
 
@@ -23,6 +28,11 @@ def demo_command(
                                           "missing; must not hold an earlier demo's)."),
     settle: float = typer.Option(1.0, "--settle", min=0.0, help="Seconds the sandbox keeps "
                                  "each assignment operation IN_PROGRESS, as AWS does."),
+    portal: bool = typer.Option(False, "--portal", help="After the story, serve the web "
+                                "portal on the demo's ledger (local sign-in as any demo "
+                                "user) until Ctrl-C."),
+    portal_port: int = typer.Option(8080, "--portal-port", help="The portal's port "
+                                    "(on 127.0.0.1)."),
 ) -> None:
     """Watch grantledger work, with nothing to set up: a sandbox Identity Center, a SQLite
     ledger and the Celery worker, all in this process.
@@ -35,6 +45,7 @@ def demo_command(
     Examples:
       grantledger demo
       grantledger demo --keep ./demo-ledger --settle 2
+      grantledger demo --portal       (then open http://127.0.0.1:8080)
     """
     from workers.demo import use_inprocess_broker
 
@@ -47,13 +58,34 @@ def demo_command(
     started = time.monotonic()
     place = nullcontext(str(keep)) if keep else tempfile.TemporaryDirectory(
         prefix="grantledger-demo-")
+    def summary(results: list[StepResult]) -> None:
+        console.print(timeline_table(results))
+        console.print(f"[bold green]the story checks out:[/] {len(results)} steps in "
+                      f"{time.monotonic() - started:.1f}s.")
+
+    def serve(runtime: Runtime, results: list[StepResult]) -> None:
+        summary(results)
+        serve_portal(runtime, port=portal_port, console=console)
+
     with place as workdir:
         intro(console, workdir=Path(workdir), settle=settle)
-        results = run_demo(workdir=Path(workdir), settle=settle, console=console)
-    console.print(timeline_table(results))
-    where = f"kept in {keep}" if keep else "removed"
-    console.print(f"[bold green]the story checks out:[/] {len(results)} steps in "
-                  f"{time.monotonic() - started:.1f}s; the demo ledger was {where}.")
+        results = run_demo(workdir=Path(workdir), settle=settle, console=console,
+                           then=serve if portal else None)
+    if not portal:
+        summary(results)
+    console.print(f"the demo ledger was {f'kept in {keep}' if keep else 'removed'}.")
+
+
+def serve_portal(runtime: Runtime, *, port: int, console: Console) -> None:
+    """Serve the API and the portal on the demo's runtime until Ctrl-C."""
+    import uvicorn
+
+    from workers.api import create_app
+
+    console.print(f"[bold]the portal:[/] http://127.0.0.1:{port}/ (embedded mode: sign in "
+                  "as any demo user, e.g. alice or bob; Ctrl-C stops)")
+    uvicorn.run(create_app(runtime), host="127.0.0.1", port=port, log_level="warning",
+                log_config=None)
 
 
 @app.command("run")
