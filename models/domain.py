@@ -211,7 +211,7 @@ class RoleConditions(_Frozen):
 
 class RoleOptions(_Frozen):
     """What holding the role lets a person read: ``auditor`` reads the audit trail and
-    everyone's grants, requests, users and lists (tasks.services.permissions)."""
+    everyone's grants, requests, users and lists (tasks.access.permissions)."""
 
     auditor: bool = False
 

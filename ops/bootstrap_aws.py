@@ -1,5 +1,5 @@
 """Create (or bring up to date) the IAM role grantledger runs as, with exactly the actions
-of `grantledger iam-policy` (``workers.aws.iam_policy.iam_policy``).
+of `grantledger iam-policy` (``workers.adapters.aws.iam_policy.iam_policy``).
 
     ops/bootstrap-aws --trust 123456789012 [--trust arn:aws:iam::...:role/ci] \\
         [--trust-service ecs-tasks.amazonaws.com] [--role-name grantledger] [--dry-run]
@@ -29,7 +29,7 @@ from urllib.parse import unquote
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from workers.aws.iam_policy import iam_policy  # noqa: E402
+from workers.adapters.aws.iam_policy import iam_policy  # noqa: E402
 
 POLICY_NAME = "grantledger-integration"
 ACCOUNT_ID = re.compile(r"^\d{12}$")

@@ -51,7 +51,7 @@ def poll(operation_id: int, *, countdown: float, polls: int | None = None) -> Ne
 
 
 def poll_round(*, countdown: float = 0.0) -> Next:
-    """A status poll round for every operation in flight (``tasks.poll_round``)."""
+    """A status poll round for every operation in flight (``tasks.provisioning.poll_round``)."""
     return Next(POLL_ROUND, countdown=countdown)
 
 
@@ -68,7 +68,7 @@ def enqueue(work: Iterable[Next], *, app: Any = None) -> int:
     if not items:
         return 0
     if app is None:
-        from workers.celery_app import celery_app as app
+        from workers.celery.app import celery_app as app
     for item in items:
         app.send_task(item.task, args=list(item.args), kwargs=dict(item.kwargs),
                       countdown=item.countdown or None)

@@ -16,7 +16,7 @@ Routine lines that repeat every second or so (beat sending a sweep, a worker rec
 and finishing a task) and Celery's root warning are logged at DEBUG (``DEMOTED``): quiet
 at INFO, all there at DEBUG.
 
-Celery calls ``configure`` through its ``setup_logging`` signal (``workers/celery_app.py``),
+Celery calls ``configure`` through its ``setup_logging`` signal (``workers/celery/app.py``),
 which also stops it from installing its own handlers; the API and ``run`` call it before
 uvicorn starts (``log_config=None`` keeps uvicorn from replacing it).
 """

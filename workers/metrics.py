@@ -2,7 +2,7 @@
 
 The gauges are read from the ledger when scraped (never kept in memory), so every API
 process reports the same numbers and nothing drifts after a restart. The AWS call and
-throttle counters are the ones ``workers.aws.call`` registers in the default registry: they
+throttle counters are the ones ``workers.adapters.aws.call`` registers in the default registry: they
 count what this process sent.
 
 Gauges (all ``grantledger_``):
@@ -13,7 +13,7 @@ Gauges (all ``grantledger_``):
   stuck_revocations                  revocations that keep failing (see `grantledger status`)
   queue_depth{queue}                 messages waiting per Celery queue (Redis broker only)
   last_full_sync_age_seconds         since the last full sync was recorded (absent: never)
-  scim_push_stopped                  1 while SCIM refuses our token (tasks/scim_health.py)
+  scim_push_stopped                  1 while SCIM refuses our token (tasks/sync/scim_health.py)
   ledger_up                          1 when the ledger could be read for this scrape
 """
 
@@ -34,7 +34,7 @@ from models.errors import GrantledgerError
 from models.ledger import tables
 from models.ledger.enums import GrantState, OperationState
 from models.ledger.kv import state_updated_at
-from tasks.status import ledger_status, queue_depths
+from tasks.admin.status import ledger_status, queue_depths
 
 LAST_FULL_SYNC_KEY = "last_full_sync"
 
@@ -128,7 +128,7 @@ class LedgerCollector(Collector):
     def _queues(self) -> Iterable[Metric]:
         from redis import RedisError
 
-        from workers.celery_app import QUEUES
+        from workers.celery.app import QUEUES
 
         try:
             return [queue_family(queue_depths(self.runtime.settings.broker_url, QUEUES))]
@@ -150,6 +150,6 @@ def ledger_registry(runtime: Any) -> CollectorRegistry:
 
 def render_metrics(registry: CollectorRegistry) -> bytes:
     """The Prometheus text exposition: process counters (AWS calls) and the ledger gauges."""
-    import workers.aws.call  # noqa: F401 - registers the AWS counters in REGISTRY
+    import workers.adapters.aws.call  # noqa: F401 - registers the AWS counters in REGISTRY
 
     return generate_latest(REGISTRY) + generate_latest(registry)

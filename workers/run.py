@@ -3,7 +3,7 @@
 Two shapes, chosen by the broker (``plan_run``):
 
 - **in-process** (``memory://``, the embedded default): the Celery worker and the beat loop
-  run as threads of this process (``workers.embedded.EmbeddedWorker``), next to the API.
+  run as threads of this process (``workers.celery.embedded.EmbeddedWorker``), next to the API.
   The ledger is SQLite by default (migrated on first use); PostgreSQL works too.
 - **Redis**: the worker and beat are child processes running `grantledger worker` and
   `grantledger beat` (a real prefork worker and the redbeat scheduler, exactly what the
@@ -254,7 +254,7 @@ def _workers(runtime: Runtime, plan: RunPlan, *, concurrency: int,
              deadline: StopDeadline) -> Iterator[threading.Event]:
     """The worker and beat for this plan; yields an event set if they die on their own."""
     if plan.in_process_worker:
-        from workers.embedded import EmbeddedWorker
+        from workers.celery.embedded import EmbeddedWorker
 
         deadline.running["worker and beat (threads of this process)"] = _nothing
         with EmbeddedWorker(runtime, beat=True):

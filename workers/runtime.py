@@ -23,9 +23,9 @@ from models.ledger.db import make_engine, session_factory
 from workers.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from workers.aws.adapter import IdentityCenter
+    from workers.adapters.aws.adapter import IdentityCenter
     from workers.limiter import Limiter
-    from workers.scim.directory import ScimDirectory
+    from workers.adapters.scim.directory import ScimDirectory
     from workers.slack.web import SlackWeb
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -62,8 +62,8 @@ class Runtime:
 
     @cached_property
     def identity_center(self) -> IdentityCenter:
-        from workers.aws.boto_adapter import BotoIdentityCenter
-        from workers.aws.clients import make_clients
+        from workers.adapters.aws.boto_adapter import BotoIdentityCenter
+        from workers.adapters.aws.clients import make_clients
 
         self._require_endpoint()
         return BotoIdentityCenter(make_clients(self.settings, session=self.boto_session()),
@@ -80,7 +80,7 @@ class Runtime:
 
     @cached_property
     def directory(self) -> ScimDirectory:
-        from workers.scim.client import HttpScimDirectory
+        from workers.adapters.scim.client import HttpScimDirectory
 
         self._require_endpoint()
         return HttpScimDirectory.from_settings(self.settings, limiter=self.limiter)

@@ -65,7 +65,7 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(1024 * 1024, ge=1024)
     max_apply_body_bytes: int = Field(5 * 1024 * 1024, ge=1024)
     # A worker's own Prometheus endpoint (its pool processes' AWS calls, throttles, settles;
-    # workers/worker_metrics.py); unset or 0: none. No token: keep it on an internal network.
+    # workers/celery/worker_metrics.py); unset or 0: none. No token: keep it on an internal network.
     worker_metrics_port: int | None = Field(None, ge=0, le=65535)
     worker_metrics_host: str = "127.0.0.1"
 

@@ -25,7 +25,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from ops.examples.generate_sandbox_fixture import build_fixture  # noqa: E402
-from tasks import importer  # noqa: E402
+from tasks.importing import importer  # noqa: E402
 from workers.runtime import Runtime  # noqa: E402
 from workers.sandbox import Sandbox  # noqa: E402
 from workers.settings import Settings  # noqa: E402

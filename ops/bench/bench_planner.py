@@ -1,4 +1,4 @@
-"""Benchmark of the sync planner (``tasks.planner.plan``): 1k / 10k / 100k grants against as
+"""Benchmark of the sync planner (``tasks.sync.planner.plan``): 1k / 10k / 100k grants against as
 many AWS assignments, a naive O(n*m) planner on the small sizes for comparison, and the
 re-plan after one membership change (whole instance, and the targeted sync's scope).
 
@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from models.domain import AssignmentKey  # noqa: E402
 from models.ledger.enums import GrantState  # noqa: E402
-from tasks.planner import GrantView, plan  # noqa: E402
+from tasks.sync.planner import GrantView, plan  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "planner.json"
 ACCOUNTS = [f"{100000000000 + i}" for i in range(20)]

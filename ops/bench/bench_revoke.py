@@ -44,7 +44,7 @@ from ops.bench.fleet import (
 from ops.drills.stack import Stack, StackOptions
 from tasks import events
 from tasks.events import Next, submit
-from tasks.offboarding import (
+from tasks.access.offboarding import (
     remove_unexplained_assignments,
     restore_user,
     revocation_pending,

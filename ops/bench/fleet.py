@@ -19,7 +19,7 @@ from models.resources import load_sources
 from ops.drills.stack import Stack, StackOptions
 from tasks import events
 from tasks.events import Next
-from tasks.services.resources import apply_resources
+from tasks.access.resources import apply_resources
 from workers.sandbox import Seeded
 from workers.settings import Settings
 

@@ -2,7 +2,7 @@
 
 One :class:`Stack` = the Sandbox served from this process (AWS's limits on), a private
 ``redis-server``, a throwaway PostgreSQL database (on the machine's server, or on a private
-cluster the drill may stop), real ``celery -A workers.celery_app worker`` processes and a
+cluster the drill may stop), real ``celery -A workers.celery.app worker`` processes and a
 real beat (redbeat), all configured through ``GRANTLEDGER_*`` variables as a deployment
 configures them. This process keeps a :class:`Runtime` on the same ledger to write the
 workload and read the invariants, and a Celery app to publish tasks.
@@ -31,7 +31,7 @@ from pydantic import SecretStr
 from models.ledger import migrate
 from ops.drills.services import PrivatePostgres, PrivateRedis, wait_until
 from tasks.events import Next, enqueue
-from workers.celery_app import BEAT_SCHEDULER, QUEUES, make_celery
+from workers.celery.app import BEAT_SCHEDULER, QUEUES, make_celery
 from workers.runtime import Runtime
 from workers.sandbox import Sandbox
 from workers.settings import Settings
@@ -229,7 +229,7 @@ class Stack:
     def _spawn(self, role: str, arguments: list[str], **overrides: Any
                ) -> subprocess.Popen[bytes]:
         log = open(self.log_dir / f"{role}-{uuid.uuid4().hex[:6]}.log", "wb")  # noqa: SIM115
-        app_module = "ops.drills.tenfold" if self.options.copies > 1 else "workers.celery_app"
+        app_module = "ops.drills.tenfold" if self.options.copies > 1 else "workers.celery.app"
         command = [*self.options.command_prefix, sys.executable, "-m", "celery", "-A",
                    app_module, *arguments]
         process = subprocess.Popen(command, cwd=self.log_dir, env=self.environment(**overrides),

@@ -10,7 +10,7 @@ from typing import Any
 
 from celery import Celery
 
-from workers.celery_app import celery_app
+from workers.celery.app import celery_app
 
 TIMES = 10
 

@@ -19,9 +19,9 @@ from models.ledger import tables
 from models.ledger.db import transaction
 from models.policy import system_role
 from models.resources import load_sources
-from tasks.services import requests as rq
-from tasks.services.requests_policy import load_policy
-from tasks.services.resources import apply_resources
+from tasks.access import requests as rq
+from tasks.access.requests_policy import load_policy
+from tasks.access.resources import apply_resources
 
 ACCOUNTS = {"Production": "111111111111", "Staging": "222222222222"}
 PERMISSION_SETS = ("AdministratorAccess", "ReadOnlyAccess", "PowerUserAccess")

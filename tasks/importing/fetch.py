@@ -17,8 +17,8 @@ from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from typing import Protocol, TypeVar
 
 from tasks.importing.model import USABLE_ACCOUNT_STATES, Inventory
-from workers.aws.adapter import AccountRecord, AssignmentRecord, IdentityCenter
-from workers.aws.call import CALLS
+from workers.adapters.aws.adapter import AccountRecord, AssignmentRecord, IdentityCenter
+from workers.adapters.aws.call import CALLS
 
 FETCH_THREADS = 4
 

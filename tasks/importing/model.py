@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from models.domain import Account, PermissionSet, PrincipalType
 from models.ledger.enums import SourceKind
-from workers.aws.adapter import (
+from workers.adapters.aws.adapter import (
     AccountRecord,
     AssignmentRecord,
     GroupRecord,

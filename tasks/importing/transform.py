@@ -41,7 +41,7 @@ from tasks.importing.model import (
     SystemRoleRow,
 )
 from tasks.importing.names import list_name_for, unique_name, user_name_for
-from workers.aws.adapter import AssignmentRecord, GroupRecord, UserRecord
+from workers.adapters.aws.adapter import AssignmentRecord, GroupRecord, UserRecord
 
 Pair = tuple[str, str]  # (account id, permission set ARN)
 

@@ -15,7 +15,7 @@ from models.ledger import audit, outbox
 from models.ledger.base import database_time, db_now
 from models.ledger.enums import GrantState
 from models.ledger.tables import AccessList, Grant, PermissionSet
-from tasks.services.reviews import review_due_at
+from tasks.access.reviews import review_due_at
 
 SWEEP_ACTOR = "system:notify"
 

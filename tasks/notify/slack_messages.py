@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from tasks.notify.channels import escape, section, slack_blocks
-from tasks.services.requests import RequestView
+from tasks.access.requests import RequestView
 
 APPROVE_ACTION = "grantledger_approve"
 DENY_ACTION = "grantledger_deny"

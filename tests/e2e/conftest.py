@@ -1,4 +1,4 @@
-"""End-to-end fixtures: real Celery worker processes (`celery -A workers.celery_app worker`)
+"""End-to-end fixtures: real Celery worker processes (`celery -A workers.celery.app worker`)
 on Redis, a PostgreSQL ledger of their own, and a Sandbox served from this test process.
 
 Workers are subprocesses with GRANTLEDGER_* settings in their environment, exactly as a
@@ -21,7 +21,7 @@ import pytest
 from celery import Celery
 
 from tests.integration.sync_support import World, create_database, sandbox_settings
-from workers.celery_app import QUEUES, make_celery
+from workers.celery.app import QUEUES, make_celery
 from workers.runtime import Runtime
 from workers.sandbox import Sandbox
 from workers.settings import Settings
@@ -59,7 +59,7 @@ class Workers:
             log = open(log_dir / f"worker-{index}-{uuid.uuid4().hex[:6]}.log", "wb")  # noqa: SIM115
             self.logs.append(log)
             self.processes.append(subprocess.Popen(
-                [sys.executable, "-m", "celery", "-A", "workers.celery_app", "worker",
+                [sys.executable, "-m", "celery", "-A", "workers.celery.app", "worker",
                  "--pool", "prefork", f"--concurrency={self.concurrency}",
                  f"--queues={','.join(QUEUES)}", "--loglevel=WARNING", "--without-gossip",
                  "--without-mingle", f"--hostname=e2e{index}-{uuid.uuid4().hex[:6]}@%h"],

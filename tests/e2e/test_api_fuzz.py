@@ -30,8 +30,8 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from models.ledger.db import transaction
-from tasks.services.permissions import operator
-from tasks.services.tokens import create_token
+from tasks.access.permissions import operator
+from tasks.access.tokens import create_token
 from tests.conftest import throwaway_database
 from tests.integration.api_support import ADMIN, api_settings, bearer
 from tests.integration.requests_support import ROLES, World, add_catalog

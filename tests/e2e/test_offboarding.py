@@ -28,7 +28,7 @@ eventually = partial(waiting.eventually, timeout=DEADLINE)
 
 
 def settled(world: World) -> bool:
-    from tasks.sync_views import unsettled
+    from tasks.sync.views import unsettled
 
     with world.runtime.sessions() as session:
         return not any(unsettled(session).values())

@@ -22,14 +22,14 @@ from models.ledger.base import database_time
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState, OperationKind, SourceKind
 from tasks.events import enqueue
-from tasks.services import request_changes as rc
-from tasks.services import requests as rq
-from tasks.sync import full_sync
+from tasks.access import request_changes as rc
+from tasks.access import requests as rq
+from tasks.sync.engine import full_sync
 from tests.integration.requests_support import as_person
 from tests.integration.sync_support import ACCOUNTS, World, sandbox_settings
 from tests.waiting import eventually
-from workers.celery_app import celery_app
-from workers.embedded import EmbeddedWorker
+from workers.celery.app import celery_app
+from workers.celery.embedded import EmbeddedWorker
 from workers.runtime import Runtime
 from workers.sandbox import Sandbox
 

@@ -22,7 +22,7 @@ from sqlalchemy import select
 from models.ledger import tables
 from tasks import events
 from tasks.events import Next, enqueue
-from tasks.sync import full_sync
+from tasks.sync.engine import full_sync
 from tests import waiting
 from tests.e2e.conftest import REPO, Workers, worker_environment
 from tests.integration.sync_support import World
@@ -36,7 +36,7 @@ eventually = partial(waiting.eventually, timeout=DEADLINE)
 
 def settled(world: World) -> bool:
     """No unsettled work left in the ledger."""
-    from tasks.sync_views import unsettled
+    from tasks.sync.views import unsettled
 
     with world.runtime.sessions() as session:
         return not any(unsettled(session).values())

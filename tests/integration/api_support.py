@@ -6,8 +6,8 @@ import uuid
 
 from pydantic import SecretStr
 
-from tasks.services.permissions import operator
-from tasks.services.tokens import create_token
+from tasks.access.permissions import operator
+from tasks.access.tokens import create_token
 from workers.runtime import Runtime
 from workers.settings import Settings
 

@@ -24,7 +24,7 @@ from models.ledger import tables
 from models.ledger.db import transaction
 from models.ledger.enums import Origin
 from models.policy import system_role
-from tasks.services.permissions import Actor, operator, person_in
+from tasks.access.permissions import Actor, operator, person_in
 
 ACCOUNTS = {"111111111111": "Production", "222222222222": "Staging", "333333333333": "Sandbox"}
 PERMISSION_SETS = {name: f"arn:aws:sso:::permissionSet/ssoins-rq/ps-{name.lower()}"

@@ -14,7 +14,7 @@ from moto.identitystore.models import IdentityStoreBackend
 from werkzeug.serving import make_server
 
 from workers.sandbox.scim import AwsScimApplication, make_scim_app
-from workers.scim import HttpScimDirectory
+from workers.adapters.scim import HttpScimDirectory
 
 STORE_ID = "d-9067testing"
 TOKEN = "scim-test-token"

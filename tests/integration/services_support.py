@@ -16,7 +16,7 @@ from models.ledger.db import transaction
 from models.ledger.enums import Origin
 from models.policy import system_role
 from models.resources import LoadedResource, load_sources
-from tasks.services.resources import spec_hash
+from tasks.access.resources import spec_hash
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "ops" / "examples" / "resources"

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.integration.sync_support import World, create_database, sandbox_settings
-from workers.celery_app import celery_app
+from workers.celery.app import celery_app
 from workers.runtime import Runtime, set_runtime
 from workers.sandbox import Sandbox
 

@@ -25,8 +25,8 @@ from models.ledger import tables
 from models.ledger.base import database_time, db_now
 from models.ledger.db import transaction
 from tasks import events
-from tasks.poll_round import run_inline
-from tasks.sync import SyncReport, full_sync, sync_principals
+from tasks.provisioning.poll_round import run_inline
+from tasks.sync.engine import SyncReport, full_sync, sync_principals
 from tests.conftest import throwaway_database
 from workers.runtime import Runtime
 from workers.sandbox import Sandbox, Seeded
@@ -104,7 +104,7 @@ class World:
         """The catalog's system roles (what reviewers' ``review_requests`` match) and the
         named role specs (``requester=..., reviewer=...``)."""
         from models.policy import system_role
-        from tasks.services.requests_policy import load_policy
+        from tasks.access.requests_policy import load_policy
 
         with transaction(self.runtime.sessions) as session:
             for assignment in load_policy(session).catalog:

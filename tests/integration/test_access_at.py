@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 from models.ledger import tables
 from models.ledger.base import database_time
 from models.ledger.enums import GrantState
-from tasks.services.access_at import access_at
-from tasks.services.permissions import operator
+from tasks.access.access_at import access_at
+from tasks.access.permissions import operator
 from tests.integration.sync_support import World
 from workers.cli.main import app, register_commands
 from workers.runtime import set_runtime

@@ -12,7 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 from models.errors import ConfigError
-from tasks.aws_config import BEGIN, END, merge
+from tasks.admin.aws_config import BEGIN, END, merge
 from tests.integration.sync_support import ACCOUNTS, World
 from workers.cli.main import app, register_commands
 from workers.runtime import set_runtime

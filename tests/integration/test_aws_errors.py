@@ -8,7 +8,7 @@ import boto3
 import pytest
 
 from models.errors import AwsUnreachable
-from workers.aws import BotoIdentityCenter, make_clients
+from workers.adapters.aws import BotoIdentityCenter, make_clients
 from workers.settings import Settings
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from ops.bootstrap_aws import POLICY_NAME, canonical
-from workers.aws.iam_policy import iam_policy, policy_actions
+from workers.adapters.aws.iam_policy import iam_policy, policy_actions
 from workers.sandbox import Sandbox
 
 SCRIPT = Path(__file__).resolve().parents[2] / "ops" / "bootstrap-aws"

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from tasks.worker_state import record_beat_schedule, record_job_run, record_worker_settings
 from tests.integration.sync_support import World
-from workers.celery_app import beat_schedule, celery_app
+from workers.celery.app import beat_schedule, celery_app
 from workers.cli.main import app, register_commands
 from workers.cli.output import PARTIAL_EXIT
 from workers.runtime import Runtime, set_runtime
@@ -135,7 +135,7 @@ def test_status_shows_each_scheduled_job_last_and_next_run(cli_world: World):
 
 
 def test_a_beat_job_run_by_a_worker_is_recorded(cli_world: World):
-    from workers.celery_app import note_scheduled_run
+    from workers.celery.app import note_scheduled_run
 
     note_scheduled_run(task=celery_app.tasks["grantledger.expiry.sweep"], state="SUCCESS")
     jobs = {j["job"]: j for j in json.loads(run("status", "-o", "json"))["scheduled_jobs"]}

@@ -19,7 +19,7 @@ from models.domain import PrincipalType
 from models.errors import AwsAccessDenied
 from models.ledger import tables
 from models.ledger.enums import GrantState, SourceKind
-from tasks import importer
+from tasks.importing import importer
 from tests.integration.import_support import ledger_dump, rows
 from workers.runtime import Runtime
 from workers.settings import Settings

@@ -9,7 +9,7 @@ from models.domain import PrincipalType
 from models.errors import AwsNotFound, InputError
 from models.ledger import tables
 from models.ledger.enums import GrantState, Origin, SourceKind
-from tasks import importer
+from tasks.importing import importer
 from tasks.importing.lock import import_lock
 from tests.integration.import_support import audit_actions, ledger_dump, sandbox_settings
 from tests.integration.import_support import rows as table_rows
@@ -72,7 +72,7 @@ def test_imported_grants_are_active_and_match_aws_exactly(runtime: Runtime,
 @pytest.mark.parametrize("ledger_url", ["postgres"], indirect=True)
 def test_the_first_sync_after_enrolment_changes_nothing(runtime: Runtime,
                                                         sandbox: Sandbox) -> None:
-    from tasks.sync import full_sync
+    from tasks.sync.engine import full_sync
 
     enrol(runtime)
     before, calls = ledger_dump(runtime.sessions), sandbox.calls()

@@ -221,7 +221,7 @@ def test_sweep_announces_an_expiring_grant(outbox: sessionmaker[Session], commit
 
 def test_the_beat_task_delivers_through_the_runtime(outbox: sessionmaker[Session],
                                                    ledger_url: str, receiver: Receiver) -> None:
-    from tasks.celery_tasks import notify_sweep as beat_task
+    from workers.celery.tasks import notify_sweep as beat_task
 
     keys = queue(outbox, 2)
     runtime = Runtime(settings_for(receiver.url).model_copy(update={"database_url": ledger_url}))

@@ -16,14 +16,14 @@ from models.domain import RequestState
 from models.errors import GrantledgerError, NotFound
 from models.ledger import tables
 from models.ledger.db import transaction
-from tasks.applier import apply_changes
+from tasks.sync.applier import apply_changes
 from tasks.events import submit
-from tasks.offboarding import remove_unexplained_assignments, restore_user, revoke_user
-from tasks.planner import ChangeKind, plan
-from tasks.snapshot import Scope, load_plan_inputs
-from tasks.sync import fetch_actual, full_sync
+from tasks.access.offboarding import remove_unexplained_assignments, restore_user, revoke_user
+from tasks.sync.planner import ChangeKind, plan
+from tasks.sync.snapshot import Scope, load_plan_inputs
+from tasks.sync.engine import fetch_actual, full_sync
 from tests.integration.sync_support import ACCOUNTS, World
-from workers.celery_app import celery_app
+from workers.celery.app import celery_app
 from workers.cli.main import app, register_commands
 from workers.runtime import set_runtime
 

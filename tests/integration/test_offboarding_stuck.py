@@ -15,8 +15,8 @@ from typer.testing import CliRunner
 
 from models.ledger import tables
 from tasks.events import submit
-from tasks.offboarding import remove_unexplained_assignments, revoke_user
-from tasks.status import ledger_status
+from tasks.access.offboarding import remove_unexplained_assignments, revoke_user
+from tasks.admin.status import ledger_status
 from tests.integration.sync_support import World
 from workers.cli.main import app, register_commands
 from workers.metrics import ledger_registry, read_gauges, render_metrics

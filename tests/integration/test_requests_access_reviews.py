@@ -11,7 +11,7 @@ from models.errors import NotFound, PolicyDenied
 from models.ledger import tables
 from models.ledger.base import database_time
 from models.ledger.db import transaction
-from tasks.services.reviews import overdue_reviews, review_access_list
+from tasks.access.reviews import overdue_reviews, review_access_list
 from tests.integration.requests_support import World
 
 pytest_plugins = ["tests.integration.ledger_fixtures", "tests.integration.requests_fixtures"]

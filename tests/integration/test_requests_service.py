@@ -13,8 +13,8 @@ from models.domain import RequestState
 from models.errors import InputError, NotFound, PolicyDenied
 from models.ledger import tables
 from models.ledger.base import database_time
-from tasks.services import requests as rq
-from tasks.services.request_changes import extend_request
+from tasks.access import requests as rq
+from tasks.access.request_changes import extend_request
 from tests.integration.requests_support import (
     OPERATOR,
     PROD,

@@ -288,7 +288,7 @@ def test_throttle_ratio_on_demand(start) -> None:
 
 def test_denied_actions_on_demand(start) -> None:
     from models.errors import AwsAccessDenied
-    from workers.aws.call import call
+    from workers.adapters.aws.call import call
 
     sandbox = start()
     sso = sandbox.client("sso-admin", config=NO_RETRIES)
@@ -526,7 +526,7 @@ def test_a_hundred_assignments_settle_without_duplicates_at_the_rate(start) -> N
 def test_status_listings_through_the_adapter_page_and_stop_at_their_budget(start) -> None:
     import boto3
 
-    from workers.aws import BotoIdentityCenter, make_clients
+    from workers.adapters.aws import BotoIdentityCenter, make_clients
     from workers.limiter import make_limiter
     from workers.settings import Settings
 

@@ -18,7 +18,7 @@ from models.errors import (
 )
 from tests.integration.scim_support import STORE_ID, TOKEN, ScimServer, running_scim_server
 from workers.limiter import make_limiter
-from workers.scim import HttpScimDirectory, ScimDirectory
+from workers.adapters.scim import HttpScimDirectory, ScimDirectory
 from workers.settings import Settings
 
 

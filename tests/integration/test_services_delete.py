@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.errors import InputError, NotFound, PolicyDenied
 from models.ledger import tables
-from tasks.services.resources import apply_resources, delete_resource
+from tasks.access.resources import apply_resources, delete_resource
 from tests.integration.services_support import (
     audit_actions,
     list_yaml,

@@ -11,9 +11,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.errors import CycleError, DepthError, InputError, NotFound, PolicyDenied
 from models.ledger import tables
-from tasks.services.membership import add_member, remove_member
-from tasks.services.permissions import operator, person_in
-from tasks.services.resources import apply_resources
+from tasks.access.membership import add_member, remove_member
+from tasks.access.permissions import operator, person_in
+from tasks.access.resources import apply_resources
 from tests.integration.ledger_support import run_together
 from tests.integration.services_support import (
     audit_actions,

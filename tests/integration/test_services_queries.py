@@ -14,9 +14,9 @@ from models.ledger import tables
 from models.ledger.base import database_time
 from models.ledger.enums import GrantState, SourceKind
 from models.ledger.grants import transition, upsert_grant
-from tasks.services import queries
-from tasks.services.permissions import operator
-from tasks.services.resources import apply_resources
+from tasks.access import queries
+from tasks.access.permissions import operator
+from tasks.access.resources import apply_resources
 from tests.integration.services_support import (
     example_resources,
     new_actor,

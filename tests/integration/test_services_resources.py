@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.errors import ResourceErrors
 from models.ledger import tables
 from models.ledger.enums import Origin
-from tasks.services.resources import apply_resources, field_diff, resource_columns, spec_hash
+from tasks.access.resources import apply_resources, field_diff, resource_columns, spec_hash
 from tests.integration.services_support import (
     audit_actions,
     example_resources,

@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 from models.ledger.base import database_time
 from models.ledger.enums import GrantState, OperationState, SourceKind
 from models.ledger.tables import Grant, Operation
-from tasks.status import full_status, ledger_status, queue_depths
+from tasks.admin.status import full_status, ledger_status, queue_depths
 from tests.integration.sync_support import World
 from workers.cli.main import app, register_commands
 from workers.runtime import set_runtime
@@ -70,7 +70,7 @@ def test_queue_depths_read_redis_lists(redis_url) -> None:
 
 def test_full_status_survives_a_broker_that_is_down(pg_url) -> None:
     from models.ledger import migrate
-    from tasks.status import full_status
+    from tasks.admin.status import full_status
     from workers.runtime import Runtime
     from workers.settings import Settings
 

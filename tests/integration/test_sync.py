@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from models.ledger import tables
 from models.ledger.kv import read_state
-from tasks.sync import full_sync, reprovision_user
+from tasks.sync.engine import full_sync, reprovision_user
 from tests.integration.sync_support import World
 
 pytest_plugins = ["tests.integration.sync_fixtures"]

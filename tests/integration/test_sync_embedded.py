@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 
 from tasks.events import desired_state_changed, enqueue
-from tasks.sync import full_sync
+from tasks.sync.engine import full_sync
 from tests.integration.sync_support import World, sandbox_settings
-from workers.celery_app import celery_app
-from workers.embedded import EmbeddedWorker
+from workers.celery.app import celery_app
+from workers.celery.embedded import EmbeddedWorker
 from workers.runtime import Runtime
 from workers.sandbox import Sandbox
 

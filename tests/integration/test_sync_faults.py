@@ -12,10 +12,11 @@ from sqlalchemy import select
 
 from models.errors import AwsAccessDenied
 from models.ledger import tables
-from tasks import events, expiry
-from tasks.poll_round import CONTENDED_INTERVAL
-from tasks.polling import submit_operation, sweep_operations
-from tasks.sync import FULL_SYNC_LOCK, full_sync, single_flight
+from tasks import events
+from tasks.provisioning import expiry
+from tasks.provisioning.poll_round import CONTENDED_INTERVAL
+from tasks.provisioning.polling import submit_operation, sweep_operations
+from tasks.sync.engine import FULL_SYNC_LOCK, full_sync, single_flight
 from tests import waiting
 from tests.integration.sync_support import ACCOUNTS, World
 

@@ -16,7 +16,7 @@ from models.domain import AssignmentKey
 from models.ledger import tables
 from models.ledger.db import transaction
 from models.ledger.kv import read_state
-from tasks import importer
+from tasks.importing import importer
 from tests.integration.sync_support import ACCOUNTS, FIXTURE, World
 from workers.cli.main import app, register_commands
 from workers.runtime import set_runtime

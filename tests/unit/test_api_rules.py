@@ -11,7 +11,7 @@ from prometheus_client.core import Metric
 from pydantic import SecretStr
 
 from models import errors
-from tasks.services.tokens import TOKEN_PREFIX, new_token, token_digest
+from tasks.access.tokens import TOKEN_PREFIX, new_token, token_digest
 from workers.api.auth import is_admin_token
 from workers.api.errors import ApiError, located, status_for
 from workers.api.routes_resources import sources_from

@@ -14,7 +14,7 @@ from models.errors import (
     AwsNotFound,
     AwsThrottled,
 )
-from workers.aws.call import Backoff, call, paginate
+from workers.adapters.aws.call import Backoff, call, paginate
 
 FAST = Backoff(max_attempts=4, base=0.001, cap=0.005)
 INSTANCE = "arn:aws:sso:::instance/ssoins-0000000000000000"

@@ -5,9 +5,9 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from workers.aws.iam_policy import USED_APIS, api_actions, iam_action, iam_policy, policy_actions
+from workers.adapters.aws.iam_policy import USED_APIS, api_actions, iam_action, iam_policy, policy_actions
 
-AWS_PACKAGE = Path(__file__).resolve().parents[2] / "workers" / "aws"
+AWS_PACKAGE = Path(__file__).resolve().parents[2] / "workers" / "adapters" / "aws"
 WRAPPERS = {"call", "paginate", "pages", "_call", "_paginate"}
 
 # The permission list of the Identity Center integration grantledger replaces
@@ -25,7 +25,7 @@ DOCUMENTED_ACTIONS = {
 
 
 def called_apis() -> set[str]:
-    """API names passed as the second argument of call/paginate in workers/aws/*.py."""
+    """API names passed as the second argument of call/paginate in workers/adapters/aws/*.py."""
     found = set()
     for source in AWS_PACKAGE.glob("*.py"):
         for node in ast.walk(ast.parse(source.read_text())):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from models.errors import AwsNotFound, ConfigError
-from workers.aws.adapter import FAILED
-from workers.aws.boto_adapter import (
+from workers.adapters.aws.adapter import FAILED
+from workers.adapters.aws.boto_adapter import (
     account_record,
     assignment_record,
     member_user_id,

@@ -103,13 +103,13 @@ def test_celery_commands_name_our_app_and_flowers_real_options(compose) -> None:
     from flower.options import options as flower_options
 
     flower = commands(compose)["flower"]
-    assert flower[:4] == ["celery", "-A", "workers.celery_app", "flower"]
+    assert flower[:4] == ["celery", "-A", "workers.celery.app", "flower"]
     assert "--conf=workers/flowerconfig.py" in flower
     assert (REPO / "workers" / "flowerconfig.py").is_file()
     for option in options_of(flower):
         assert option.removeprefix("--") in flower_options, option
     ping = compose["services"]["worker"]["healthcheck"]["test"][1:]
-    assert ping[:3] == ["celery", "-A", "workers.celery_app"] and "ping" in ping
+    assert ping[:3] == ["celery", "-A", "workers.celery.app"] and "ping" in ping
 
 
 def test_secrets_have_no_usable_default(compose) -> None:

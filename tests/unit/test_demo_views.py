@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from workers.demo import StepResult, timeline_rows
-from workers.demo_views import (
+from workers.demo.story import StepResult, timeline_rows
+from workers.demo.views import (
     Names,
     Transition,
     aws_delta,

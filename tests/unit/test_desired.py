@@ -14,10 +14,10 @@ from models.domain import (
 )
 from models.ledger.enums import GrantState
 from models.policy import CatalogIndex
-from tasks.desired import DesiredGrant, desired_state, membership_lists
-from tasks.planner import GrantView
-from tasks.reconcile import reconcile, resulting_grants
-from tasks.snapshot import ApprovedRequest, Scope, Snapshot, UserState
+from tasks.sync.desired import DesiredGrant, desired_state, membership_lists
+from tasks.sync.planner import GrantView
+from tasks.sync.reconcile import reconcile, resulting_grants
+from tasks.sync.snapshot import ApprovedRequest, Scope, Snapshot, UserState
 
 NOW = datetime(2026, 3, 1, 9, tzinfo=UTC)
 PROD, STAGE = Account(id="111111111111", name="Production"), Account(id="222222222222",

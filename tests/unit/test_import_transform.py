@@ -22,7 +22,7 @@ from tasks.importing.model import (
     LedgerView,
 )
 from tasks.importing.transform import check_default_owners, plan_import
-from workers.aws.boto_adapter import (
+from workers.adapters.aws.boto_adapter import (
     account_record,
     assignment_record,
     group_record,

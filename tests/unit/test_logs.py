@@ -44,14 +44,14 @@ def lines(stream: io.StringIO) -> list[dict]:
 
 def test_json_lines_carry_level_logger_process_time_and_the_task():
     stream = configured("json")
-    logging.getLogger("tasks.sync").info("synced %d", 3)
+    logging.getLogger("tasks.sync.engine").info("synced %d", 3)
     logs.bind_task(task="grantledger.sync.full", task_id="t-1")
-    logging.getLogger("workers.aws.call").warning("throttled")
+    logging.getLogger("workers.adapters.aws.call").warning("throttled")
     logs.unbind_task()
-    logging.getLogger("tasks.sync").debug("below the level")
+    logging.getLogger("tasks.sync.engine").debug("below the level")
     first, second = lines(stream)
     assert first["event"] == "synced 3" and first["level"] == "info"
-    assert first["logger"] == "tasks.sync" and first["process"] == "MainProcess"
+    assert first["logger"] == "tasks.sync.engine" and first["process"] == "MainProcess"
     assert first["timestamp"].endswith("Z") and "task_id" not in first
     assert (second["task"], second["task_id"], second["level"]) == \
         ("grantledger.sync.full", "t-1", "warning")
@@ -60,7 +60,7 @@ def test_json_lines_carry_level_logger_process_time_and_the_task():
 @pytest.mark.parametrize("log_format", ["json", "text"])
 def test_secrets_are_masked_wherever_they_appear(log_format: str):
     stream = configured(log_format)
-    log = logging.getLogger("workers.scim.client")
+    log = logging.getLogger("workers.adapters.scim.client")
     log.info("headers {'Authorization': 'Bearer %s'} to %s", "eyJhbGciOiJIUzI1NiJ9.x.y", SCIM)
     try:
         raise RuntimeError(f"refused token {ADMIN}")

@@ -9,7 +9,7 @@ import pytest
 
 from models.domain import AssignmentKey
 from models.ledger.enums import GrantState
-from tasks.planner import (
+from tasks.sync.planner import (
     KIND_ORDER,
     ChangeKind,
     GrantView,

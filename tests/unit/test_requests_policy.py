@@ -9,7 +9,7 @@ import pytest
 from models.domain import Account, AccountAssignment, PermissionSet, RoleResource
 from models.errors import InputError, PolicyDenied
 from models.policy import CatalogIndex, system_role
-from tasks.services.requests_policy import (
+from tasks.access.requests_policy import (
     RequestTerms,
     extended_expiry,
     granted_duration,

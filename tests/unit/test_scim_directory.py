@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import pytest
 
 from models.errors import ConfigError, ScimCircuitOpen
-from workers.scim.breaker import CircuitBreaker, backoff_delay, parse_retry_after
-from workers.scim.directory import (
+from workers.adapters.scim.breaker import CircuitBreaker, backoff_delay, parse_retry_after
+from workers.adapters.scim.directory import (
     eq_filter,
     is_owned,
     mark_owned,
@@ -17,7 +17,7 @@ from workers.scim.directory import (
     user_from_scim,
     user_payload,
 )
-from workers.scim.token import token_age_days, token_warning
+from workers.adapters.scim.token import token_age_days, token_warning
 from workers.settings import Settings
 
 

@@ -14,8 +14,8 @@ from models.ledger.outbox import NOTICE_EVENTS
 from tasks.notify.channels import configured_channels
 from tasks.notify.routing import DEFAULT_SLACK_EVENTS, event_filter
 from tasks.notify.slack_messages import APPROVE_ACTION, DENY_ACTION, review_message
-from tasks.services.requests import RequestView
-from tasks.services.requests_policy import RequestableAccount, RequestableView
+from tasks.access.requests import RequestView
+from tasks.access.requests_policy import RequestableAccount, RequestableView
 from workers.settings import Settings
 from workers.slack.manifest import app_manifest
 from workers.slack.modal import read_form, request_modal

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from tasks.status_listing import LISTING_FIX, RECORD_EVERY, next_record
+from tasks.provisioning.status_listing import LISTING_FIX, RECORD_EVERY, next_record
 from workers.cli.commands_ops import polling_summary
 
 T0 = datetime(2025, 1, 6, 12, 0, tzinfo=UTC)

@@ -1,4 +1,4 @@
-"""workers.worker_metrics without a worker: the multiprocess directory and its guard, and a
+"""workers.celery.worker_metrics without a worker: the multiprocess directory and its guard, and a
 port that cannot be bound (the endpoint with real pool processes: tests/e2e)."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from models.errors import ConfigError
-from workers import worker_metrics
+from workers.celery import worker_metrics
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -20,9 +20,9 @@ REPO = Path(__file__).resolve().parents[2]
 CHILD = """
 import json, os, sys
 from pathlib import Path
-from workers import worker_metrics
+from workers.celery import worker_metrics
 path = worker_metrics.prepare(sys.argv[1])
-from tasks.polling import SETTLED
+from tasks.provisioning.polling import SETTLED
 SETTLED.labels(kind="create_assignment", outcome="SUCCEEDED").inc()
 print(json.dumps({"env": os.environ["PROMETHEUS_MULTIPROC_DIR"], "path": str(path),
                   "files": sorted(p.name for p in Path(path).iterdir())}))

@@ -52,7 +52,7 @@ V1_ERRORS: dict[int | str, dict[str, Any]] = {
 
 def create_app(runtime: Runtime | None = None) -> FastAPI:
     """The API app around ``runtime`` (default: the process-wide runtime)."""
-    from workers.celery_app import make_celery
+    from workers.celery.app import make_celery
 
     runtime = runtime or get_runtime()
     app = FastAPIOffline(  # /docs with Swagger UI's files served from the wheel, no CDN

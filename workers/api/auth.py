@@ -1,10 +1,10 @@
 """Who is calling: the admin token, or a per-user token that acts as its user.
 
 Every /v1 route depends on ``authenticate``, which gives the route the caller as an ``Actor``
-(``tasks.services.permissions``: what it may do and see is decided there, for every
+(``tasks.access.permissions``: what it may do and see is decided there, for every
 surface). The admin token (``GRANTLEDGER_API_TOKEN``) is compared in constant time; a
 per-user token is looked up by its sha256 digest and acts as its user's immutable id
-(``tasks.services.tokens.verify_token``). Without a configured admin token (allowed only in
+(``tasks.access.tokens.verify_token``). Without a configured admin token (allowed only in
 the embedded mode) there is simply no admin: per-user tokens still work and everything else
 is a 401 with a hint, never anonymous access.
 """
@@ -20,7 +20,7 @@ from fastapi.security.utils import get_authorization_scheme_param
 from pydantic import SecretStr
 
 from models.errors import NotFound, PolicyDenied
-from tasks.services.permissions import API_ADMIN, Actor
+from tasks.access.permissions import API_ADMIN, Actor
 from workers.api.errors import ApiError
 from workers.runtime import Runtime
 
@@ -54,8 +54,8 @@ def identify(runtime: Runtime, authorization: str | None) -> Actor:
 
     Called by the gate (workers/api/gate.py) before any body is read.
     """
-    from tasks.services.permissions import person_in
-    from tasks.services.tokens import verify_token
+    from tasks.access.permissions import person_in
+    from tasks.access.tokens import verify_token
 
     configured = runtime.settings.api_token
     hint = TOKEN_HINT if configured and configured.get_secret_value() else NO_ADMIN_HINT

@@ -1,7 +1,7 @@
 """Access-list membership and periodic reviews.
 
 Only an access list's owners change its members (a non-owner gets 403), and an owner never
-adds themself: another owner or the admin does (``tasks.services.permissions``). The admin
+adds themself: another owner or the admin does (``tasks.access.permissions``). The admin
 token may change any list. A review is an
 owner's act, so it needs a user token.
 """
@@ -12,9 +12,9 @@ from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 
-from tasks.services import membership, reviews
-from tasks.services.membership import MembershipChange
-from tasks.services.reviews import AccessReview
+from tasks.access import membership, reviews
+from tasks.access.membership import MembershipChange
+from tasks.access.reviews import AccessReview
 from workers.api.auth import CallerDep, PersonDep, RuntimeDep
 from workers.api.schemas import AccessReviewBody, MemberChange, Name, PathName, Text
 

@@ -1,7 +1,7 @@
 """Operations: status and the audit trail.
 
 ``/status`` is the admin's (it names every failing grant and queue); the audit trail and
-who-held-what are the admin's and auditors' (``tasks.services.permissions``).
+who-held-what are the admin's and auditors' (``tasks.access.permissions``).
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from models.errors import InputError
-from tasks.services import queries
-from tasks.services.access_at import access_at
-from tasks.services.permissions import Actor
+from tasks.access import queries
+from tasks.access.access_at import access_at
+from tasks.access.permissions import Actor
 from workers.api.auth import AdminDep, CallerDep, RuntimeDep
 from workers.api.pagination import Page, PageDep, PageParams, page_of
 from workers.api.schemas import ApiDatetime, Name
@@ -27,7 +27,7 @@ router = APIRouter(tags=["operations"])
 def status(runtime: RuntimeDep, caller: AdminDep) -> dict[str, Any]:
     """What `grantledger status` shows: grants, operations, failures, queues, limiter
     (admin)."""
-    from tasks.status import full_status
+    from tasks.admin.status import full_status
 
     return full_status(runtime).as_dict()
 

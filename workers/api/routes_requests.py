@@ -4,7 +4,7 @@ A request is always made by the caller (a user token; the body has no "user"). R
 (approve, deny, extend, promote) are the caller's own, and the service decides whether they
 count: nobody reviews their own request, and a reviewer needs a role that lets them review
 every item. The admin token acts as no person, so it cannot request or review (it may
-promote). Reads are filtered by ``tasks.services.permissions``: a user token sees its own
+promote). Reads are filtered by ``tasks.access.permissions``: a user token sees its own
 requests and those it may review.
 """
 
@@ -15,11 +15,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 
 from models.domain import RequestState
-from tasks.services import request_changes, requests
-from tasks.services.permissions import Actor
-from tasks.services.request_changes import PromotionList
-from tasks.services.requests import RequestView
-from tasks.services.requests_policy import RequestableView
+from tasks.access import request_changes, requests
+from tasks.access.permissions import Actor
+from tasks.access.request_changes import PromotionList
+from tasks.access.requests import RequestView
+from tasks.access.requests_policy import RequestableView
 from workers.api.auth import CallerDep, PersonDep, RuntimeDep
 from workers.api.errors import ApiError
 from workers.api.pagination import Page, PageDep, page_of

@@ -14,9 +14,9 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import ValidationError
 
 from models.resources import load_sources
-from tasks.services import queries, resources
-from tasks.services.queries import AccessListView, RoleView, UserView
-from tasks.services.resources import ApplyResult
+from tasks.access import queries, resources
+from tasks.access.queries import AccessListView, RoleView, UserView
+from tasks.access.resources import ApplyResult
 from workers.api.auth import AdminDep, CallerDep, RuntimeDep
 from workers.api.errors import ApiError
 from workers.api.pagination import Page, PageDep, page_of

@@ -16,7 +16,7 @@ from pydantic import BaseModel
 
 from models.ledger.enums import GrantState, OperationState
 from tasks.events import SYNC_FULL
-from tasks.services.permissions import own_scope, require_auditor
+from tasks.access.permissions import own_scope, require_auditor
 from workers.api.auth import AdminDep, CallerDep, RuntimeDep
 from workers.api.errors import ApiError
 from workers.api.pagination import Page, PageDep, page_of
@@ -46,7 +46,7 @@ def list_grants(
 ) -> dict[str, Any]:
     """Grants in the ledger with state, expiry and AWS's failure reason: a user token sees
     its own user's; the admin and auditors everyone's."""
-    from tasks.sync_views import grant_rows
+    from tasks.sync.views import grant_rows
 
     user = own_scope(caller, user)
     with runtime.sessions() as session:
@@ -60,7 +60,7 @@ def list_operations(runtime: RuntimeDep, caller: CallerDep, page: PageDep,
                     state: Annotated[OperationState | None, Query()] = None) -> dict[str, Any]:
     """AWS operations (oldest first) with AWS's request id, attempts and failure reason
     (admin and auditors)."""
-    from tasks.sync_views import operation_rows
+    from tasks.sync.views import operation_rows
 
     require_auditor(caller, "AWS operations")
     with runtime.sessions() as session:
@@ -76,7 +76,7 @@ def plan(
                                              description="only these access lists")] = [],  # noqa: B006
 ) -> Plan:
     """What a sync would change now, in the ledger and in AWS; nothing is applied (admin)."""
-    from tasks.sync import plan_sync
+    from tasks.sync.engine import plan_sync
 
     report = plan_sync(runtime=runtime, users=user, lists=access_list)
     if report.skipped:

@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 
-from tasks.services import tokens
-from tasks.services.tokens import TokenView
+from tasks.access import tokens
+from tasks.access.tokens import TokenView
 from workers.api.auth import AdminDep, CallerDep, RuntimeDep
 from workers.api.pagination import Page, PageDep, page_of
 from workers.api.schemas import CreatedToken, Name, NewToken

@@ -66,7 +66,7 @@ def token_create_command(
 
     Example: grantledger token create --user alice --label laptop
     """
-    from tasks.services.tokens import create_token
+    from tasks.access.tokens import create_token
 
     token_id, plaintext = create_token(sessions=ledger_sessions(), user=user, label=label,
                                        actor=cli_actor(actor))
@@ -88,7 +88,7 @@ def token_list_command(
     """
     from dataclasses import asdict
 
-    from tasks.services.tokens import list_tokens
+    from tasks.access.tokens import list_tokens
 
     rows = [asdict(view) for view in list_tokens(sessions=ledger_sessions(), viewer=cli_actor(),
                                                   user=user)]
@@ -107,7 +107,7 @@ def token_revoke_command(
     """
     from dataclasses import asdict
 
-    from tasks.services.tokens import revoke_token
+    from tasks.access.tokens import revoke_token
 
     view = revoke_token(sessions=ledger_sessions(), token_id=token_id, actor=cli_actor(actor))
     emit(asdict(view), fmt=output, title="revoked")

@@ -80,10 +80,10 @@ def audit_command(
     grantledger audit --at 2027-01-31T09:00:00Z --account 111111111111;
     grantledger audit --since 1d -o json >> siem.jsonl
     """
-    from tasks.services import queries
+    from tasks.access import queries
 
     if at is not None:
-        from tasks.services.access_at import access_at
+        from tasks.access.access_at import access_at
 
         rows = access_at(sessions=ledger_sessions(), viewer=cli_actor(),
                          at=parse_time(at, option="--at"),

@@ -15,7 +15,7 @@ from rich.console import Console
 from workers.cli.app import app
 
 if TYPE_CHECKING:
-    from workers.demo import StepResult
+    from workers.demo.story import StepResult
     from workers.runtime import Runtime
 
 DEMO_WIDTH = 140  # columns when stdout is not a terminal (a log, a test, a pipe)
@@ -47,10 +47,10 @@ def demo_command(
       grantledger demo --keep ./demo-ledger --settle 2
       grantledger demo --portal       (then open http://127.0.0.1:8080)
     """
-    from workers.demo import use_inprocess_broker
+    from workers.demo.story import use_inprocess_broker
 
     use_inprocess_broker()  # before the Celery app is imported
-    from workers.demo import intro, run_demo, timeline_table
+    from workers.demo.story import intro, run_demo, timeline_table
 
     console = Console()
     if not console.is_terminal:

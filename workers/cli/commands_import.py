@@ -48,7 +48,7 @@ def import_command(
       grantledger import --default-owner alice --default-owner bob
       grantledger import --adopt-new-groups
     """
-    from tasks import importer
+    from tasks.importing import importer
     from workers.runtime import get_runtime
 
     runtime = get_runtime()
@@ -211,6 +211,6 @@ def iam_policy_command() -> None:
 
     Example: grantledger iam-policy > grantledger-policy.json
     """
-    from workers.aws.iam_policy import iam_policy
+    from workers.adapters.aws.iam_policy import iam_policy
 
     typer.echo(json.dumps(iam_policy(), indent=2))

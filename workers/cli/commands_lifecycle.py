@@ -65,7 +65,7 @@ def revoke_command(
       grantledger revoke --user alice --reason "left the company (HR-1234)" --wait
       grantledger revoke --user bob --reason "incident INC-42" --deactivate --wait
     """
-    from tasks.offboarding import revoke_user
+    from tasks.access.offboarding import revoke_user
 
     runtime, actor = _runtime(), actor_name(actor)
     revocation = revoke_user(sessions=runtime.sessions, user=user, reason=reason, actor=actor,
@@ -87,7 +87,7 @@ def _carry_out(runtime: Any, revocation: Any, *, key: str | None, deactivate: bo
     """After the commit: the burst of deletes, the group removal, what no grant explains,
     and the sign-in; the problems met (the suspension holds whatever happens here)."""
     from tasks.events import enqueue, submit
-    from tasks.offboarding import deactivate_directory_user, remove_unexplained_assignments
+    from tasks.access.offboarding import deactivate_directory_user, remove_unexplained_assignments
 
     enqueue(revocation.next_work(report_key=key))
     problems = []
@@ -111,7 +111,7 @@ def _run(runtime: Any, carry_out: Callable[[], list[str]], *, embedded: bool, ti
          done: Callable[[], bool] | None) -> dict[str, Any]:
     """Do the work (in an in-process worker when embedded) and wait as asked."""
     if embedded:
-        from workers.embedded import EmbeddedWorker
+        from workers.celery.embedded import EmbeddedWorker
 
         with EmbeddedWorker(runtime, beat=False) as worker:
             problems = carry_out()
@@ -128,7 +128,7 @@ def _run(runtime: Any, carry_out: Callable[[], list[str]], *, embedded: bool, ti
 
 def _revocation_done(runtime: Any, revocation: Any, key: str) -> bool:
     from models.ledger.kv import read_state
-    from tasks.offboarding import revocation_pending
+    from tasks.access.offboarding import revocation_pending
 
     with runtime.sessions() as session:
         return (read_state(session, key) is not None
@@ -139,7 +139,7 @@ def _report_revocation(runtime: Any, revocation: Any, key: str | None,
                        result: dict[str, Any], output: str) -> None:
     from models.ledger.db import transaction
     from models.ledger.kv import delete_state, read_state
-    from tasks.offboarding import revocation_outcome
+    from tasks.access.offboarding import revocation_outcome
 
     with transaction(runtime.sessions) as session:
         removed = revocation_outcome(session, revocation)
@@ -187,7 +187,7 @@ def restore_command(
     Example: grantledger restore --user alice --reason "back from leave" --wait
     """
     from tasks.events import sync_principals
-    from tasks.offboarding import reactivate_directory_user, restore_user
+    from tasks.access.offboarding import reactivate_directory_user, restore_user
 
     runtime, actor = _runtime(), actor_name(actor)
     restoration = restore_user(sessions=runtime.sessions, user=user, reason=reason,
@@ -237,7 +237,7 @@ def restore_rows(summary: dict[str, Any]) -> dict[str, str]:
 
 def _sync_done(runtime: Any, key: str) -> bool:
     from models.ledger.kv import read_state
-    from tasks.sync_views import unsettled
+    from tasks.sync.views import unsettled
 
     with runtime.sessions() as session:
         return read_state(session, key) is not None and not any(unsettled(session).values())
@@ -277,7 +277,7 @@ def uninstall_command(
       grantledger uninstall --dry-run
       grantledger uninstall --yes
     """
-    from tasks.uninstall import apply_uninstall, plan_uninstall
+    from tasks.admin.uninstall import apply_uninstall, plan_uninstall
 
     runtime = _runtime()
     plan = plan_uninstall(runtime=runtime)
@@ -327,7 +327,7 @@ def aws_config_command(
       grantledger aws-config --user alice > alice.config
       grantledger aws-config --user alice --write && aws sso login --sso-session grantledger
     """
-    from tasks import aws_config
+    from tasks.admin import aws_config
 
     runtime = _runtime()
     settings = runtime.settings

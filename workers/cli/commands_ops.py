@@ -65,7 +65,7 @@ def status_command(output: str = OutputOption) -> None:
 
     Example: grantledger status -o json
     """
-    from tasks.status import full_status, missing_ledger
+    from tasks.admin.status import full_status, missing_ledger
     from workers.runtime import get_runtime
 
     runtime = get_runtime()
@@ -203,7 +203,7 @@ def doctor_command(output: str = OutputOption) -> None:
 
     Example: grantledger doctor -o json
     """
-    from tasks.doctor import run_checks
+    from tasks.admin.doctor import run_checks
     from workers.runtime import Runtime
     from workers.settings import get_settings
 

@@ -25,7 +25,7 @@ from workers.cli.commands_resources import (
 from workers.cli.output import OutputOption, emit, stderr
 
 if TYPE_CHECKING:
-    from tasks.services.permissions import Actor
+    from tasks.access.permissions import Actor
 
 request_app = typer.Typer(help="Access requests: create, approve, deny, extend, promote.",
                           no_args_is_help=True)
@@ -50,7 +50,7 @@ def parse_duration_option(text: str, *, option: str) -> timedelta:
 
 
 def show_request(request_id: str, *, output: str, title: str) -> None:
-    from tasks.services.requests import get_request
+    from tasks.access.requests import get_request
 
     emit(asdict(get_request(sessions=ledger_sessions(), viewer=cli_actor(),
                             request_id=request_id)), fmt=output, title=title)
@@ -58,7 +58,7 @@ def show_request(request_id: str, *, output: str, title: str) -> None:
 
 def reviewer_actor(name: str) -> Actor:
     """The person ``--reviewer`` names, resolved now (active users only)."""
-    from tasks.services.permissions import person_in
+    from tasks.access.permissions import person_in
 
     return person_in(ledger_sessions(), name=name, via="cli")
 
@@ -83,7 +83,7 @@ def create_command(
     Example: grantledger request create --user alice --resource Staging/AdministratorAccess
     --reason "release 4.2" --duration 2h
     """
-    from tasks.services.requests import create_request
+    from tasks.access.requests import create_request
 
     asked = parse_duration_option(duration, option="--duration") if duration else None
     request = create_request(sessions=ledger_sessions(), actor=cli_actor(actor), user=user,
@@ -108,7 +108,7 @@ def approve_command(request_id: str = RequestIdArgument, reviewer: str = Reviewe
 
     Example: grantledger request approve req-3f9a1c2b --reviewer bob --reason "on call"
     """
-    from tasks.services.requests import review_request
+    from tasks.access.requests import review_request
 
     review_request(sessions=ledger_sessions(), request_id=request_id,
                    actor=reviewer_actor(reviewer), decision="approve", reason=reason)
@@ -122,7 +122,7 @@ def deny_command(request_id: str = RequestIdArgument, reviewer: str = ReviewerOp
 
     Example: grantledger request deny req-3f9a1c2b --reviewer bob --reason "use staging"
     """
-    from tasks.services.requests import review_request
+    from tasks.access.requests import review_request
 
     review_request(sessions=ledger_sessions(), request_id=request_id,
                    actor=reviewer_actor(reviewer), decision="deny", reason=reason)
@@ -142,7 +142,7 @@ def extend_command(
     lives at most twice its policy cap, extensions included.
     Example: grantledger request extend req-3f9a1c2b --duration 1h --reviewer bob
     """
-    from tasks.services.request_changes import extend_request
+    from tasks.access.request_changes import extend_request
 
     extend_request(sessions=ledger_sessions(), request_id=request_id,
                    actor=reviewer_actor(reviewer),
@@ -167,7 +167,7 @@ def promote_command(
     Example: grantledger request promote req-3f9a1c2b --access-list staging-admins
     --reviewer bob
     """
-    from tasks.services.request_changes import promote_request
+    from tasks.access.request_changes import promote_request
 
     promote_request(sessions=ledger_sessions(), request_id=request_id,
                     access_list=access_list, actor=reviewer_actor(reviewer),
@@ -185,7 +185,7 @@ def get_requestable_command(
 
     Example: grantledger get requestable --user alice -o yaml
     """
-    from tasks.services.requests import requestable_for
+    from tasks.access.requests import requestable_for
 
     view = requestable_for(sessions=ledger_sessions(), viewer=cli_actor(), user=user)
     if output == "table":
@@ -208,7 +208,7 @@ def get_requests_command(
 
     Example: grantledger get requests --user alice --state approved
     """
-    from tasks.services.requests import list_requests
+    from tasks.access.requests import list_requests
 
     if request_id:
         show_request(request_id, output=output, title=f"request {request_id}")
@@ -226,7 +226,7 @@ def get_promotion_lists_command(request_id: str = RequestIdArgument,
 
     Example: grantledger get promotion-lists req-3f9a1c2b
     """
-    from tasks.services.request_changes import promotion_lists
+    from tasks.access.request_changes import promotion_lists
 
     found = promotion_lists(sessions=ledger_sessions(), request_id=request_id,
                             viewer=cli_actor())
@@ -249,7 +249,7 @@ def review_command(
     The next review is due one recurrence from now.
     Example: grantledger access-list review sre --reviewer bob --remove frank
     """
-    from tasks.services.reviews import review_access_list
+    from tasks.access.reviews import review_access_list
 
     review = review_access_list(sessions=ledger_sessions(), list_name=list_name,
                                 reviewer=reviewer, remove=remove, notes=notes)

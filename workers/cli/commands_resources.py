@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from models.resources import LoadedResource
-    from tasks.services.permissions import Actor
+    from tasks.access.permissions import Actor
 
 FilesOption = typer.Option(
     ..., "--file", "-f", exists=False,
@@ -42,14 +42,14 @@ CHANGE_COLUMNS = ("kind", "name", "action", "changes")
 
 def actor_name(actor: str | None) -> str:
     """How the audit names a CLI action: ``cli:<--actor> (os: <OS user>)``."""
-    from tasks.services.permissions import cli_label
+    from tasks.access.permissions import cli_label
 
     return cli_label(actor)
 
 
 def cli_actor(actor: str | None = None) -> Actor:
     """The CLI's authority: the database's (an operator), labelled with ``--actor``."""
-    from tasks.services.permissions import cli_operator
+    from tasks.access.permissions import cli_operator
 
     return cli_operator(actor)
 
@@ -156,7 +156,7 @@ def _validate(paths: list[Path], *, sessions: sessionmaker[Session] | None,
 
     loaded = load_inputs(paths)
     if sessions is not None:
-        from tasks.services.resources import check_resources
+        from tasks.access.resources import check_resources
 
         check_resources(sessions=sessions, loaded=loaded)
         return loaded, []
@@ -219,7 +219,7 @@ def apply_command(
 
     Example: grantledger apply -f ops/examples/resources/ --dry-run
     """
-    from tasks.services.resources import apply_resources
+    from tasks.access.resources import apply_resources
 
     result = apply_resources(sessions=ledger_sessions(), loaded=load_inputs(files),
                              actor=actor_name(actor), dry_run=dry_run)
@@ -287,7 +287,7 @@ def delete_command(
 
     Example: grantledger delete access-list finance --force
     """
-    from tasks.services.resources import delete_resource
+    from tasks.access.resources import delete_resource
 
     result = delete_resource(sessions=ledger_sessions(), kind=kind.value, name=name,
                              actor=actor_name(actor), force=force)
@@ -323,7 +323,7 @@ def add_member_command(
     A nested list that would form a cycle or nest deeper than the limit is refused, naming
     the chain. Example: grantledger access-list add-member sre --user alice --expires 2027-01-31
     """
-    from tasks.services.membership import add_member
+    from tasks.access.membership import add_member
 
     member, kind = _member(user, nested)
     until = parse_time(expires, option="--expires") if expires else None
@@ -344,7 +344,7 @@ def remove_member_command(
 
     Example: grantledger access-list remove-member platform-admins --list sre
     """
-    from tasks.services.membership import remove_member
+    from tasks.access.membership import remove_member
 
     member, kind = _member(user, nested)
     change = remove_member(sessions=ledger_sessions(), list_name=list_name, member=member,
@@ -363,7 +363,7 @@ def get_users_command(name: str | None = NameArgument, output: str = OutputOptio
 
     Example: grantledger get users alice -o yaml
     """
-    from tasks.services import queries
+    from tasks.access import queries
 
     if name:
         emit(asdict(queries.get_user(sessions=ledger_sessions(), viewer=cli_actor(),
@@ -381,7 +381,7 @@ def get_roles_command(name: str | None = NameArgument, output: str = OutputOptio
 
     Example: grantledger get roles developer -o yaml
     """
-    from tasks.services import queries
+    from tasks.access import queries
 
     if name:
         view = asdict(queries.get_role(sessions=ledger_sessions(), viewer=cli_actor(),
@@ -402,7 +402,7 @@ def get_access_lists_command(name: str | None = NameArgument,
 
     Example: grantledger get access-lists sre
     """
-    from tasks.services import queries
+    from tasks.access import queries
 
     sessions = ledger_sessions()
     if name:

@@ -41,7 +41,7 @@ def _runtime() -> Any:
 
 
 def _dry_run(users: list[str], lists: list[str]) -> Any:
-    from tasks.sync import plan_sync
+    from tasks.sync.engine import plan_sync
 
     return plan_sync(runtime=_runtime(), users=users, lists=lists)
 
@@ -130,7 +130,7 @@ def _database_time(runtime: Any) -> Any:
 
 
 def _failed_since(runtime: Any, started: Any) -> list[str]:
-    from tasks.sync_views import failed_operations_since
+    from tasks.sync.views import failed_operations_since
 
     with runtime.sessions() as session:
         return failed_operations_since(session, started)
@@ -139,8 +139,8 @@ def _failed_since(runtime: Any, started: Any) -> list[str]:
 def _sync_embedded(runtime: Any, user: str | None, reprovision: bool, timeout: float,
                    output: str) -> tuple[dict[str, Any], dict[str, int]]:
     from tasks.events import enqueue
-    from tasks.sync import full_sync, reprovision_user, sync_principals
-    from workers.embedded import EmbeddedWorker
+    from tasks.sync.engine import full_sync, reprovision_user, sync_principals
+    from workers.celery.embedded import EmbeddedWorker
 
     with EmbeddedWorker(runtime, beat=False) as worker:
         if reprovision and user:
@@ -163,7 +163,7 @@ def _sync_embedded(runtime: Any, user: str | None, reprovision: bool, timeout: f
 def _sync_enqueued(runtime: Any, user: str | None, reprovision: bool, wait: bool,
                    timeout: float, output: str) -> tuple[dict[str, Any], dict[str, int] | None]:
     from tasks.events import SYNC_FULL, SYNC_PRINCIPALS, Next, enqueue
-    from tasks.sync import restore_directory_user
+    from tasks.sync.engine import restore_directory_user
 
     if reprovision and user:
         restore_directory_user(runtime=runtime, user=user)
@@ -181,7 +181,7 @@ def _follow(runtime: Any, key: str, timeout: float,
     """Wait for the sync's report, then for its operations to settle (or the deadline)."""
     from models.ledger.db import transaction
     from models.ledger.kv import delete_state, read_state
-    from tasks.sync_views import unsettled
+    from tasks.sync.views import unsettled
 
     deadline = time.monotonic() + timeout
     summary: dict[str, Any] | None = None
@@ -260,7 +260,7 @@ def worker_command(
                                      "(default: GRANTLEDGER_WORKER_METRICS_HOST, 127.0.0.1)."),
 ) -> None:
     """Run a Celery worker for the sync, provisioning, polling, expiry, import and notify
-    queues (the same as `celery -A workers.celery_app worker`).
+    queues (the same as `celery -A workers.celery.app worker`).
 
     With --metrics-port, the worker serves the counters of all its pool processes at
     http://HOST:PORT/metrics (the ledger's gauges are on the API's /metrics).
@@ -268,7 +268,7 @@ def worker_command(
     Example: grantledger worker --concurrency 4 --metrics-port 9808 --metrics-host 0.0.0.0
     """
     settings = _require_redis()
-    from workers.celery_app import QUEUES, celery_app
+    from workers.celery.app import QUEUES, celery_app
     from workers.logs import configure
 
     configure(settings, level=loglevel.upper())  # before Celery warns of anything
@@ -276,7 +276,7 @@ def worker_command(
     if unknown:
         raise typer.BadParameter(f"unknown queue(s) {', '.join(unknown)}; choose from "
                                  f"{', '.join(QUEUES)}", param_hint="--queues")
-    from workers import worker_metrics
+    from workers.celery import worker_metrics
 
     port = settings.worker_metrics_port if metrics_port is None else metrics_port
     if port:
@@ -298,7 +298,7 @@ def beat_command(loglevel: str = LogLevelOption) -> None:
     Example: grantledger beat
     """
     settings = _require_redis()
-    from workers.celery_app import BEAT_SCHEDULER, celery_app
+    from workers.celery.app import BEAT_SCHEDULER, celery_app
     from workers.logs import configure
 
     configure(settings, level=loglevel.upper())  # before Celery warns of anything
@@ -325,7 +325,7 @@ def get_grants_command(
       grantledger get grants --state FAILED -o json
       grantledger get grants --stuck
     """
-    from tasks.sync_views import GRANT_STATES, grant_rows
+    from tasks.sync.views import GRANT_STATES, grant_rows
 
     state = _state(state, GRANT_STATES)
     with _runtime().sessions() as session:
@@ -345,7 +345,7 @@ def get_operations_command(
 
     Example: grantledger get operations --state FAILED
     """
-    from tasks.sync_views import OPERATION_STATES, operation_rows
+    from tasks.sync.views import OPERATION_STATES, operation_rows
 
     state = _state(state, OPERATION_STATES)
     with _runtime().sessions() as session:

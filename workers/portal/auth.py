@@ -4,7 +4,7 @@ embedded mode's local sign-in.
 With ``GRANTLEDGER_OIDC_ISSUER`` and ``GRANTLEDGER_OIDC_CLIENT_ID`` set, /auth/signin sends
 the visitor to the provider and /auth/callback checks the ID token (authlib verifies its
 signature, issuer, audience and nonce) and maps its claims to a grantledger user
-(``tasks.services.sign_in.enrolled_user``). Without them, only the embedded mode signs people
+(``tasks.access.sign_in.enrolled_user``). Without them, only the embedded mode signs people
 in, by picking a user: there is no password there, so it is refused anywhere else.
 """
 
@@ -63,7 +63,7 @@ async def sign_in(request: Request, next: str | None = None) -> Response:  # noq
                     message="This grantledger has no identity provider configured.",
                     hint="Set GRANTLEDGER_OIDC_ISSUER, GRANTLEDGER_OIDC_CLIENT_ID, "
                          "GRANTLEDGER_OIDC_CLIENT_SECRET and GRANTLEDGER_PORTAL_URL.")
-    from tasks.services.sign_in import local_sign_in_choices
+    from tasks.access.sign_in import local_sign_in_choices
 
     return page(request, "local_signin.html", title="Sign in (embedded mode)",
                 users=local_sign_in_choices(sessions=runtime.sessions))
@@ -72,7 +72,7 @@ async def sign_in(request: Request, next: str | None = None) -> Response:  # noq
 @router.get("/callback")
 async def callback(request: Request) -> Response:
     """The provider sends the visitor back here with a code; exchange it and sign in."""
-    from tasks.services.sign_in import enrolled_user
+    from tasks.access.sign_in import enrolled_user
 
     oauth: OAuth | None = request.app.state.portal_oauth
     if oauth is None:
@@ -103,7 +103,7 @@ async def callback(request: Request) -> Response:
 @router.post("/local", dependencies=[Depends(check_csrf)])
 async def local_sign_in(request: Request, user: Annotated[str, Form()]) -> Response:
     """The embedded mode's sign-in as a chosen user; refused anywhere else."""
-    from tasks.services.sign_in import local_sign_in_choices
+    from tasks.access.sign_in import local_sign_in_choices
 
     runtime = runtime_of(request)
     if request.app.state.portal_oauth is not None or not runtime.settings.embedded:

@@ -11,7 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from models.durations import parse_duration
 from models.errors import GrantledgerError, InputError
-from tasks.services import membership, queries, reviews
+from tasks.access import membership, queries, reviews
 from workers.portal.pages import Csrf, Viewer, done, refused, window
 from workers.portal.render import page
 from workers.portal.session import runtime_of

@@ -15,7 +15,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 from models.errors import GrantledgerError, InputError, PolicyDenied
-from tasks.services import queries
+from tasks.access import queries
 from workers.api.errors import ApiError
 from workers.portal.pages import Csrf, Viewer, done, refused, window
 from workers.portal.render import page
@@ -124,7 +124,7 @@ def audit_export(request: Request, viewer: Operator, account: str = "", user: st
 @router.get("/status", response_class=HTMLResponse)
 def status_page(request: Request, viewer: Operator) -> Response:
     """What `grantledger status` shows, and a Sync now button."""
-    from tasks.status import full_status
+    from tasks.admin.status import full_status
 
     return page(request, "status.html", title="Status",
                 report=full_status(runtime_of(request)).as_dict(),

@@ -17,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from models.durations import parse_duration
 from models.errors import GrantledgerError, InputError
-from tasks.services import queries, requests
+from tasks.access import queries, requests
 from workers.api.errors import status_for
 from workers.portal.render import PAGE_SIZE, page
 from workers.portal.session import check_csrf, current_user, runtime_of
@@ -61,8 +61,8 @@ def done(url: str) -> RedirectResponse:
 @router.get("/", response_class=HTMLResponse)
 def my_access(request: Request, viewer: Viewer) -> Response:
     """My active grants (with console links and CLI profiles), lists and requests."""
-    from tasks import aws_config
-    from tasks.sync_views import grant_rows
+    from tasks.admin import aws_config
+    from tasks.sync.views import grant_rows
 
     runtime = runtime_of(request)
     settings = runtime.settings
@@ -81,7 +81,7 @@ def my_access(request: Request, viewer: Viewer) -> Response:
 def held_of(grants: list[dict[str, Any]]) -> list[Any]:
     """The (account, permission set) pairs of grant rows, as ``aws-config`` profiles take
     them (a row's account reads ``<id> (<name>)``)."""
-    from tasks.aws_config import HeldAssignment
+    from tasks.admin.aws_config import HeldAssignment
 
     pairs = set()
     for grant in grants:
@@ -126,7 +126,7 @@ def submit_request(
 
 def progress_context(request: Request, request_id: str) -> dict[str, Any]:
     """A request and the grants it made (their states show provisioning)."""
-    from tasks.sync_views import grant_rows
+    from tasks.sync.views import grant_rows
 
     runtime = runtime_of(request)
     shown = requests.get_request(sessions=runtime.sessions, request_id=request_id)

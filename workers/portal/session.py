@@ -66,7 +66,7 @@ def sign_in_url(back_to: str) -> str:
 
 def current_user(request: Request) -> str:
     """The signed-in person (a user name), or SignInNeeded when there is none (any more)."""
-    from tasks.services.sign_in import may_continue
+    from tasks.access.sign_in import may_continue
 
     user, settings = request.session.get("user"), runtime_of(request).settings
     now = time.time()

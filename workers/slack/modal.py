@@ -1,5 +1,5 @@
 """The request modal of the slash command: built from the requestable view, read back into
-the arguments of ``tasks.services.requests.create_request``. Pure, no I/O."""
+the arguments of ``tasks.access.requests.create_request``. Pure, no I/O."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from typing import Any
 
 from models.durations import format_duration, parse_duration
 from models.errors import InputError
-from tasks.services.requests_policy import RequestableView
+from tasks.access.requests_policy import RequestableView
 
 CALLBACK_ID = "grantledger_request"
 MAX_OPTIONS = 100  # Slack's limit per select (and per option group)

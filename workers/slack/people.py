@@ -12,8 +12,8 @@ from __future__ import annotations
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.errors import PolicyDenied
-from tasks.services.permissions import Actor, person_in
-from tasks.services.queries import user_named_by_email
+from tasks.access.permissions import Actor, person_in
+from tasks.access.queries import user_named_by_email
 from workers.slack.web import SlackWeb
 
 ENROL_HINT = ("ask a grantledger admin to enrol you: your Slack profile's email must be the "
