@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import yaml
+from botocore.exceptions import ClientError
 from sqlalchemy import func, select
 
 from models.ledger import tables
@@ -130,14 +131,30 @@ def wait(condition: Callable[[], bool], *, timeout: float, what: str,
     return time.monotonic() - started
 
 
-def call_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
-    """Calls made between two ``sandbox.calls()`` snapshots, by ``service:Operation``."""
-    return {k: after[k] - before.get(k, 0) for k in sorted(after) if after[k] > before.get(k, 0)}
+def naive_assignment(client: Any, instance_arn: str, *, action: str, principal_id: str,
+                     account_id: str, arn: str) -> None:
+    """The naive baseline's one step (how common tools do it): ``action`` ("create" or
+    "delete") one user assignment, then Describe its status every second until settled."""
+    noun = "Creation" if action == "create" else "Deletion"
+    answer = retrying(lambda: getattr(client, f"{action}_account_assignment")(
+        InstanceArn=instance_arn, TargetId=account_id, TargetType="AWS_ACCOUNT",
+        PermissionSetArn=arn, PrincipalType="USER", PrincipalId=principal_id))
+    request_id = answer[f"AccountAssignment{noun}Status"]["RequestId"]
+    describe = getattr(client, f"describe_account_assignment_{noun.lower()}_status")
+    while True:
+        time.sleep(1.0)
+        status = retrying(lambda: describe(**{
+            "InstanceArn": instance_arn, f"AccountAssignment{noun}RequestId": request_id}))
+        if status[f"AccountAssignment{noun}Status"]["Status"] != "IN_PROGRESS":
+            return
 
 
-def by_service(calls: dict[str, int]) -> dict[str, int]:
-    totals: dict[str, int] = {}
-    for name, count in calls.items():
-        service = name.split(":", 1)[0]
-        totals[service] = totals.get(service, 0) + count
-    return totals
+def retrying(call: Callable[[], Any]) -> Any:
+    """``call()``, again a second after each ThrottlingException."""
+    while True:
+        try:
+            return call()
+        except ClientError as err:
+            if err.response["Error"]["Code"] != "ThrottlingException":
+                raise
+            time.sleep(1.0)
