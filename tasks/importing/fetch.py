@@ -2,8 +2,9 @@
 
 Order: accounts (with OU paths), permission sets; then at once users, groups, each group's
 members (identitystore) and for each account the permission sets provisioned to it and, per
-(account, permission set), who is assigned (sso-admin). That is AWS's only complete way to list every assignment: there is no
-"list all assignments" API, and listing per principal would cost a call per user.
+(account, permission set), who is assigned (sso-admin). That is AWS's only complete way to
+list every assignment: there is no "list all assignments" API, and listing per principal
+would cost a call per user.
 
 The per-group and per-account listings run on a few threads: each AWS call waits ~50-200 ms
 on the network, and the global limiter (not the thread count) is what keeps us within

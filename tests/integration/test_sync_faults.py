@@ -8,12 +8,11 @@ import time
 from functools import partial
 
 import pytest
+from limits.storage import MemoryStorage
 from sqlalchemy import select
 
 from models.errors import AwsAccessDenied
 from models.ledger import tables
-from limits.storage import MemoryStorage
-
 from tasks import events, expiry
 from tasks.poll_round import round_interval
 from tasks.polling import submit_operation, sweep_operations
