@@ -76,6 +76,9 @@ LEASE_LIMIT = 2000
 TURN = "poll-round"  # at most one round an interval, across every worker
 SPARE_SHARE = 0.5  # of the sso-admin rate window free: rounds at the fast interval
 CREATE = OperationKind.CREATE_ASSIGNMENT.value
+# A targeted sync that starts this few operations sends them itself: one broker hop less
+# between an approval and its create (more go to the workers, in parallel).
+INLINE_SUBMITS = 5
 
 
 @dataclass(frozen=True)
@@ -252,3 +255,21 @@ def run_inline(runtime: Any, item: Next) -> list[Next]:
     if item.task == events.POLL_ROUND:
         return run_round(runtime=runtime)
     return []
+
+
+def submit_few_inline(runtime: Any, work: list[Next]) -> list[Next]:
+    """Run the submits of ``work`` here when there are at most ``INLINE_SUBMITS`` of them
+    (a targeted sync after an approval); the work left to enqueue. A submit that fails
+    here for a reason other than AWS's (which it handles itself) is enqueued instead."""
+    submits = [item for item in work if item.task == events.PROVISION_SUBMIT]
+    if not submits or len(submits) > INLINE_SUBMITS:
+        return work
+    left = [item for item in work if item.task != events.PROVISION_SUBMIT]
+    for item in submits:
+        try:
+            left += run_inline(runtime, item)
+        except SQLAlchemyError as err:
+            log.warning("submit of operation %s failed here (%s); a worker retries it",
+                        item.args[0], err)
+            left.append(item)
+    return left

@@ -10,7 +10,11 @@ request, on one host clock: overhead = grant ACTIVE (its ``activated_at``) - the
 commit - the settle time the sandbox drew for its create. Where it goes: to the create
 (commit -> CreateAccountAssignment received: the targeted sync, the submit and its
 existence check) and to the settle being seen (AWS settled -> grant ACTIVE: the poll round
-that sees it). Target: p99 overhead < 1.0 s. Writes ops/bench/results/approval.json.
+that sees it). A burst can ask for creates faster than AWS's cap of 15 outstanding creates
+lets them settle: the bound printed beside it is the wait for a create slot with no
+overhead at all (each create sent at its commit or as soon as a slot is free, each slot held
+for exactly the settle time drawn), and "over the cap bound" is the overhead less that
+wait. Target: p99 overhead < 1.0 s. Writes ops/bench/results/approval.json.
 """
 
 from __future__ import annotations
@@ -24,7 +28,15 @@ from sqlalchemy import select
 
 from models.ledger import tables
 from models.ledger.enums import GrantState
-from ops.bench.common import call_delta, command, machine, spread, table, write_results
+from ops.bench.common import (
+    OUTSTANDING_CREATES,
+    call_delta,
+    command,
+    machine,
+    spread,
+    table,
+    write_results,
+)
 from ops.bench.fleet import (
     account_ids,
     announce_to,
@@ -126,18 +138,35 @@ def overheads(stack: Stack, committed: dict[str, float]) -> dict[str, Any]:
             tables.Grant.permission_set_arn, tables.Grant.activated_at).where(
             tables.Grant.source_id.in_(list(committed)))).all()
     creates = {op.key: op for op in stack.sandbox.center.operations("CREATE")}
-    total, to_create, seen, settle = [], [], [], []
-    for request_id, principal_id, account_id, arn, activated_at in grants:
+    rows = []  # (commit, settle drawn, to the create, settle seen, ACTIVE)
+    for request_id, principal_id, account_id, arn, activated_at in sorted(
+            grants, key=lambda g: committed[g[0]]):
         op = creates[("USER", principal_id, account_id, arn)]
-        drawn = (op.settles_at or op.created_at) - op.created_at
-        active = activated_at.timestamp()
-        total.append(active - committed[request_id] - drawn)
-        to_create.append(op.created_at - committed[request_id])
-        seen.append(active - (op.settles_at or op.created_at))
-        settle.append(drawn)
+        settles_at = op.settles_at or op.created_at
+        rows.append((committed[request_id], settles_at - op.created_at,
+                     op.created_at - committed[request_id], activated_at.timestamp() - settles_at))
+    total = [to_create + seen for _, _, to_create, seen in rows]
+    waits = slot_wait_bound([(commit, drawn) for commit, drawn, _, _ in rows])
     return {"requests": len(committed), "overhead_s": spread(total),
-            "to_create_s": spread(to_create), "settle_seen_s": spread(seen),
-            "settle_drawn_s": spread(settle)}
+            "to_create_s": spread([r[2] for r in rows]),
+            "settle_seen_s": spread([r[3] for r in rows]),
+            "settle_drawn_s": spread([r[1] for r in rows]),
+            "cap_bound_s": spread(waits),
+            "over_cap_bound_s": spread([t - w for t, w in zip(total, waits, strict=True)])}
+
+
+def slot_wait_bound(arrivals: list[tuple[float, float]]) -> list[float]:
+    """Per create (commit time, settle drawn), in commit order: the least wait for one of
+    the 15 create slots, with every create sent at once and every slot freed the moment
+    its create settles."""
+    free_at = [float("-inf")] * OUTSTANDING_CREATES
+    waits = []
+    for commit, drawn in arrivals:
+        slot = min(range(len(free_at)), key=free_at.__getitem__)
+        start = max(commit, free_at[slot])
+        free_at[slot] = start + drawn
+        waits.append(start - commit)
+    return waits
 
 
 def run(stack: Stack, *, burst_count: int, within: float, serial_count: int) -> dict[str, Any]:
@@ -158,14 +187,16 @@ def run(stack: Stack, *, burst_count: int, within: float, serial_count: int) -> 
 def report(result: dict[str, Any]) -> None:
     rows = []
     for scenario in ("burst", "one_at_a_time"):
-        for part in ("overhead_s", "to_create_s", "settle_seen_s", "settle_drawn_s"):
+        for part in ("overhead_s", "to_create_s", "settle_seen_s", "settle_drawn_s",
+                     "cap_bound_s", "over_cap_bound_s"):
             rows.append({"scenario": scenario, "n": result[scenario]["requests"],
                          "time": part, **result[scenario][part]})
     print(table(rows, ["scenario", "n", "time", "p50", "p99", "max", "mean"]))
     for scenario in ("burst", "one_at_a_time"):
         p99 = result[scenario]["overhead_s"]["p99"]
         verdict = "met" if p99 is not None and p99 < TARGET_S else "NOT met"
-        print(f"{scenario}: p99 overhead {p99} s against the {TARGET_S:g} s target: {verdict}")
+        print(f"{scenario}: p99 overhead {p99} s against the {TARGET_S:g} s target: {verdict} "
+              f"(p99 over the create cap's bound: {result[scenario]['over_cap_bound_s']['p99']} s)")
     print(f"calls: {result['calls']}; throttled: {result['throttled']}")
 
 
