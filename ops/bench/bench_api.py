@@ -34,7 +34,7 @@ from models.ledger import tables
 from models.ledger.db import transaction
 from ops.bench.bench_org import GRANTLEDGER, organisation
 from ops.bench.common import command, machine, percentile, spread, table, write_results
-from ops.bench.fleet import announce_to, apply, role_document, wait
+from ops.bench.fleet import announce_to, apply, request_roles, wait
 from ops.drills.stack import Stack, StackOptions
 from tasks import importer
 from tasks.services.tokens import create_token
@@ -69,13 +69,7 @@ def load_organisation(stack: Stack, accounts: int) -> dict[str, Any]:
 
 def grant_roles(stack: Stack, clients: list[str], approvers: list[str]) -> dict[str, str]:
     """Clients may request ReadOnlyAccess anywhere, approvers review it; a token each."""
-    requester = {"kind": "role", "version": "v7", "metadata": {"name": "requester"},
-                 "spec": {"allow": {"request": {"account_assignments": [
-                     {"account": "*", "permission_set": PERMISSION_SET}],
-                     "max_duration": "8h"}}}}
-    approver = {"kind": "role", "version": "v7", "metadata": {"name": "approver"},
-                "spec": {"allow": {"review_requests": {"roles": ["readers"]}}}}
-    apply(stack, [role_document("readers", [PERMISSION_SET]), requester, approver])
+    apply(stack, request_roles(PERMISSION_SET))
     with transaction(stack.runtime.sessions) as session:  # imported users, roles added
         for names, role in ((clients, "requester"), (approvers, "approver")):
             session.execute(update(tables.User).where(tables.User.name.in_(names))

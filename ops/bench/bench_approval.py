@@ -43,7 +43,7 @@ from ops.bench.fleet import (
     apply,
     aws_like_stack,
     count_grants,
-    role_document,
+    request_roles,
     seed_fleet,
     synced,
     user_document,
@@ -61,14 +61,7 @@ TARGET_S = 1.0
 
 def documents(users: list[str]) -> list[dict[str, Any]]:
     """Requesters may ask for ReadOnlyAccess anywhere; the approver reviews it."""
-    requester = {"kind": "role", "version": "v7", "metadata": {"name": "requester"},
-                 "spec": {"allow": {"request": {"account_assignments": [
-                     {"account": "*", "permission_set": PERMISSION_SET}],
-                     "max_duration": "8h"}}}}
-    approver = {"kind": "role", "version": "v7", "metadata": {"name": "approver"},
-                "spec": {"allow": {"review_requests": {"roles": ["readers"]}}}}
-    return [role_document("readers", [PERMISSION_SET]), requester, approver,
-            user_document(APPROVER, ["approver"]),
+    return [*request_roles(PERMISSION_SET), user_document(APPROVER, ["approver"]),
             *[user_document(u, ["requester"]) for u in users]]
 
 

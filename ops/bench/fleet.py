@@ -81,6 +81,18 @@ def role_document(name: str, permission_sets: list[str]) -> dict[str, Any]:
             "spec": {"allow": {"account_assignments": rules}}}
 
 
+def request_roles(permission_set: str) -> list[dict[str, Any]]:
+    """``requester`` may ask for ``permission_set`` on any account (the role ``readers``
+    allows it), ``approver`` reviews such requests."""
+    requester = {"kind": "role", "version": "v7", "metadata": {"name": "requester"},
+                 "spec": {"allow": {"request": {"account_assignments": [
+                     {"account": "*", "permission_set": permission_set}],
+                     "max_duration": "8h"}}}}
+    approver = {"kind": "role", "version": "v7", "metadata": {"name": "approver"},
+                "spec": {"allow": {"review_requests": {"roles": ["readers"]}}}}
+    return [role_document("readers", [permission_set]), requester, approver]
+
+
 def user_document(name: str, roles: list[str]) -> dict[str, Any]:
     return {"kind": "user", "metadata": {"name": name}, "spec": {
         "email": f"{name}@example.com", "given_name": name.title(), "family_name": "Bench",
