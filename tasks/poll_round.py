@@ -77,8 +77,9 @@ TURN = "poll-round"  # at most one round an interval, across every worker
 SPARE_SHARE = 0.5  # of the sso-admin rate window free: rounds at the fast interval
 CREATE = OperationKind.CREATE_ASSIGNMENT.value
 # A targeted sync that starts this few operations sends them itself: one broker hop less
-# between an approval and its create (more go to the workers, in parallel).
-INLINE_SUBMITS = 5
+# between an approval and its create. More go to the workers, in parallel: a sync process
+# waiting on the limiter for several submits would hold up the syncs queued behind it.
+INLINE_SUBMITS = 1
 
 
 @dataclass(frozen=True)
