@@ -186,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     print(machine())
     rows = [measure(accounts) for accounts in sizes]
     report(rows)
-    write_results("org", {"quick": args.quick, "rows": rows, "limits": {
+    name = "org" + "".join(f"-{a}" for a in args.accounts or [])  # sizes run apart
+    write_results(name, {"quick": args.quick, "rows": rows, "limits": {
         "per_family_per_s": SSO_ADMIN_RATE, "settle_s": "1-5"}},
         command=command("bench_org", quick=args.quick,
                         extra="".join(f" {a}" for a in (args.accounts or []))))
