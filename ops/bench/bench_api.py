@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import random
+import signal
 import socket
 import subprocess
 import sys
@@ -93,6 +95,19 @@ def start_api(stack: Stack, *, workers: int) -> tuple[subprocess.Popen[bytes], s
     url = f"http://127.0.0.1:{port}"
     wait(lambda: _ready(url, process), timeout=60, what="the API answering", interval=0.2)
     return process, url
+
+
+def stop_api(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the server and its worker processes (their own process group), SIGKILL
+    if they are still there after 10 s."""
+    for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 10.0)):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, sig)
+        try:
+            process.wait(timeout=grace)
+            return
+        except subprocess.TimeoutExpired:
+            continue
 
 
 def _ready(url: str, process: subprocess.Popen[bytes]) -> bool:
@@ -232,8 +247,7 @@ def main(argv: list[str] | None = None) -> int:
                         reason=f"bench-{os.getpid()}-{time.time():.0f}")
             wall = asyncio.run(drive(load, seconds=seconds))
         finally:
-            api.terminate()
-            api.wait(timeout=30)
+            stop_api(api)
         check = ledger_check(stack, load)
     rows = figures(load, wall)
     total = sum(r["calls"] for r in rows)
