@@ -92,6 +92,14 @@ class Limiter:
         seconds until the current holder's turn ends (try again then)."""
         return self._turns.take(name, period)
 
+    def spare_share(self, family: str) -> float:
+        """The share (0..1) of ``family``'s rate window still free right now; 1.0 for a
+        family without a configured rate."""
+        item = self._items.get(family)
+        if item is None:
+            return 1.0
+        return self._window.get_window_stats(item, family).remaining / item.amount
+
     def outstanding_creates(self) -> int:
         """Creates holding a live lease right now, across all processes."""
         return self._slots.outstanding()

@@ -24,8 +24,8 @@ from workers.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from workers.adapters.aws.adapter import IdentityCenter
-    from workers.limiter import Limiter
     from workers.adapters.scim.directory import ScimDirectory
+    from workers.limiter import Limiter
     from workers.slack.web import SlackWeb
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

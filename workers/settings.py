@@ -91,7 +91,12 @@ class Settings(BaseSettings):
     # call per operation and poll (ops/decisions/aws.md: why, and when to switch)
     status_polling: Literal["list", "describe"] = "list"
     status_poll_interval: float = Field(1.0, gt=0)
-    poll_first_delay: float = Field(1.5, ge=0)
+    # rounds this often while most of the sso-admin budget is spare, or creates wait for a
+    # create slot: a settle seen sooner is access granted (or a slot freed) sooner
+    status_poll_fast_interval: float = Field(0.25, gt=0)
+    # AWS settles a create or delete in about a second at the earliest: polling sooner
+    # only spends a listing
+    poll_first_delay: float = Field(1.0, ge=0)
     poll_max_delay: float = Field(10.0, gt=0)
     poll_give_up_after: float = Field(600.0, gt=0)
     revoke_stuck_after_attempts: int = Field(5, ge=1)

@@ -29,11 +29,18 @@ from models.ledger import tables
 from models.ledger.base import database_time
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState, SourceKind
-from ops.bench.common import machine, spread, table, write_results
-from ops.bench.fleet import account_ids, aws_like_stack, call_delta, count_grants, seed_fleet, wait
+from ops.bench.common import (
+    SSO_ADMIN_RATE,
+    call_delta,
+    command,
+    machine,
+    spread,
+    table,
+    write_results,
+)
+from ops.bench.fleet import account_ids, aws_like_stack, count_grants, seed_fleet, wait
 from ops.drills.stack import Stack
 
-CEILING = 20.0
 ACCOUNTS, SETS = 5, ("ReadOnlyAccess", "PowerUserAccess")
 
 
@@ -99,7 +106,7 @@ def limiter_bound(expiries: list[float], *, calls_per_delete: float) -> list[flo
     the 20/s budget and deletes go out in expiry order as soon as the budget allows."""
     bound, sent = [], float("-inf")
     for due in sorted(expiries):
-        sent = max(due, sent + calls_per_delete / CEILING)
+        sent = max(due, sent + calls_per_delete / SSO_ADMIN_RATE)
         bound.append(sent - due)
     return bound
 
@@ -147,9 +154,9 @@ def main(argv: list[str] | None = None) -> int:
     print(table(result["lag_by_window"], ["expiring_s", "grants", "p50", "p99", "max", "mean"]))
     print(f"{result['revoked']}/{count} revoked, {result['left_in_aws']} assignments left in "
           f"AWS, {result['throttled']} calls throttled; target p99 < 2 s while the limiter "
-          f"allows it ({count} deletes at {CEILING:g}/s take {count / CEILING:g} s)")
+          f"allows it ({count} deletes at {SSO_ADMIN_RATE:g}/s take {count / SSO_ADMIN_RATE:g} s)")
     write_results("expiry", {"quick": args.quick, **result},
-                  command="python -m ops.bench.bench_expiry" + (" --quick" if args.quick else ""))
+                  command=command("bench_expiry", quick=args.quick))
     return 0
 
 

@@ -1,6 +1,6 @@
 """Benchmark: flattening nested access lists, against a naive recursive reference.
 
-    .venv/bin/python ops/bench/bench_flatten.py [--repeat 3] [--seed 7]
+    .venv/bin/python -m ops.bench.bench_flatten [--repeat 3] [--seed 7]
 
 Builds random nesting DAGs (10 levels, ~10 members per list, 5% of memberships expired) of
 1k / 10k / 100k memberships in two profiles: "typical" (10% of members are nested lists)
@@ -14,23 +14,16 @@ correctness, this script shows the cost.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import random
-import sys
-import time
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from models.domain import AccessListResource, MemberKind  # noqa: E402
-from models.flatten import flatten  # noqa: E402
+from models.domain import AccessListResource, MemberKind
+from models.flatten import flatten
+from ops.bench.common import best_of, command, machine, write_results
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 LEVELS = 10
 MEMBERS_PER_LIST = 10
-RESULTS = Path(__file__).resolve().parent / "results" / "flatten.json"
 
 
 PROFILES = {"typical": 0.10, "heavy": 0.30}  # share of members that are nested lists
@@ -76,15 +69,6 @@ def naive_flatten(lists: dict[str, AccessListResource], at: datetime) -> dict[st
     return {name: frozenset(reach(name)) for name in lists}
 
 
-def best_of(repeat: int, run) -> tuple[float, object]:
-    best, result = float("inf"), None
-    for _ in range(repeat):
-        started = time.perf_counter()
-        result = run()
-        best = min(best, time.perf_counter() - started)
-    return best, result
-
-
 def measure(memberships: int, *, profile: str, repeat: int, seed: int) -> dict:
     lists = build_lists(memberships, random.Random(seed), nested_share=PROFILES[profile])
     fast, flat = best_of(repeat, lambda: flatten(lists, at=NOW))
@@ -112,11 +96,8 @@ def main() -> None:
               f"{row['flattened_pairs']:>9} "
               f"{row['flatten_s'] * 1000:>7.1f}ms {row['naive_s'] * 1000:>7.1f}ms "
               f"{row['speedup']:>6}")
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps({
-        "benchmark": "flatten", "python": platform.python_version(),
-        "machine": platform.machine(), "levels": LEVELS, "rows": rows}, indent=2) + "\n")
-    print(f"wrote {RESULTS}")
+    print(machine())
+    write_results("flatten", {"levels": LEVELS, "rows": rows}, command=command("bench_flatten"))
 
 
 if __name__ == "__main__":

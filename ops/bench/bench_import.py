@@ -1,6 +1,6 @@
 """Benchmark: enrolment import of a large organization from the sandbox server.
 
-    .venv/bin/python ops/bench/bench_import.py [--accounts 200] [--permission-sets 20] \\
+    .venv/bin/python -m ops.bench.bench_import [--accounts 200] [--permission-sets 20] \\
         [--users 5000] [--groups 300] [--rate 20] [--database-url postgresql://...]
 
 Generates the fixture with ops/examples/generate_sandbox_fixture.py, serves it from an
@@ -14,23 +14,18 @@ printed, never asserted: the tests check correctness, this shows the cost.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
-
-from ops.examples.generate_sandbox_fixture import build_fixture  # noqa: E402
-from tasks.importing import importer  # noqa: E402
-from workers.runtime import Runtime  # noqa: E402
-from workers.sandbox import Sandbox  # noqa: E402
-from workers.settings import Settings  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results" / "import.json"
+from ops.bench.common import call_delta, command, machine, write_results
+from ops.examples.generate_sandbox_fixture import build_fixture
+from tasks.importing import importer
+from workers.runtime import Runtime
+from workers.sandbox import Sandbox
+from workers.settings import Settings
 
 
 def timed_run(label: str, sandbox: Sandbox, run: Any) -> dict[str, Any]:
@@ -39,19 +34,14 @@ def timed_run(label: str, sandbox: Sandbox, run: Any) -> dict[str, Any]:
     started = time.perf_counter()
     summary = run()
     seconds = time.perf_counter() - started
-    calls = _delta(sandbox.calls(), calls_before)
-    throttled = _delta(sandbox.throttled(), throttled_before)
+    calls = call_delta(calls_before, sandbox.calls())
+    throttled = call_delta(throttled_before, sandbox.throttled())
     print(f"{label:<10} {seconds:7.1f} s  {sum(calls.values()):6d} AWS calls  "
           f"{sum(throttled.values()):4d} throttled  "
           f"{len(summary.new['access_lists']):4d} lists  {summary.new_grants:5d} grants  "
           f"{len(summary.new['users']):5d} users")
     return {"seconds": round(seconds, 2), "aws_calls": calls, "throttled": throttled,
             "summary": {k: v for k, v in summary.as_dict().items() if k != "skipped"}}
-
-
-def _delta(after: dict[str, int], before: dict[str, int]) -> dict[str, int]:
-    return {api: n - before.get(api, 0) for api, n in sorted(after.items())
-            if n > before.get(api, 0)}
 
 
 def settings_for(sandbox: Sandbox, database_url: str, rate: float) -> Settings:
@@ -92,12 +82,11 @@ def main(argv: list[str] | None = None) -> None:
             "refresh": timed_run("refresh", sandbox, lambda: importer.refresh(runtime=runtime)),
         }
         runtime.close()
-    report = {"python": platform.python_version(), "machine": platform.machine(),
-              "ledger": url.split(":", 1)[0], "rate": args.rate,
-              "fixture": {k: len(v) for k, v in fixture.items()}, "runs": runs}
-    RESULTS.parent.mkdir(exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=1) + "\n")
-    print(f"wrote {RESULTS}")
+    print(machine())
+    write_results("import", {"ledger": url.split(":", 1)[0], "rate": args.rate,
+                             "fixture": {k: len(v) for k, v in fixture.items()}, "runs": runs},
+                  command=command("bench_import", extra="".join(
+                      f" {a}" for a in (sys.argv[1:] if argv is None else argv))))
 
 
 if __name__ == "__main__":

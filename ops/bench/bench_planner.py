@@ -2,7 +2,7 @@
 many AWS assignments, a naive O(n*m) planner on the small sizes for comparison, and the
 re-plan after one membership change (whole instance, and the targeted sync's scope).
 
-Run:  .venv/bin/python ops/bench/bench_planner.py [--sizes 1000 10000 100000]
+Run:  .venv/bin/python -m ops.bench.bench_planner [--sizes 1000 10000 100000]
 Prints the figures and writes ops/bench/results/planner.json. Nothing is asserted: the
 target (100k x 100k under a second) is read off the output.
 
@@ -16,22 +16,15 @@ assignments. Grants spread over 20 accounts x 50 permission sets; a tenth are GR
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import random
 import statistics
-import sys
-import time
 from collections.abc import Callable
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+from models.domain import AssignmentKey
+from models.ledger.enums import GrantState
+from ops.bench.common import best_of, command, machine, write_results
+from tasks.sync.planner import GrantView, plan
 
-from models.domain import AssignmentKey  # noqa: E402
-from models.ledger.enums import GrantState  # noqa: E402
-from tasks.sync.planner import GrantView, plan  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results" / "planner.json"
 ACCOUNTS = [f"{100000000000 + i}" for i in range(20)]
 SETS = [f"arn:aws:sso:::permissionSet/ssoins-bench/ps-{i:016x}" for i in range(50)]
 MIX = [(0.90, "active"), (0.04, "create"), (0.02, "activate"), (0.02, "delete"),
@@ -73,12 +66,7 @@ def _pick(draw: float) -> str:
 
 def timed(run: Callable[[], object], repeat: int) -> float:
     """Best wall time of ``repeat`` runs, in seconds."""
-    best = float("inf")
-    for _ in range(repeat):
-        started = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - started)
-    return best
+    return best_of(repeat, run)[0]
 
 
 def naive_plan(grants: list[GrantView], actual: set[AssignmentKey], principal_ids: dict) -> int:
@@ -109,8 +97,7 @@ def one_member_change(data: dict) -> tuple[float, float]:
 
 
 def bench(sizes: list[int], naive_sizes: set[int]) -> dict:
-    results = {"python": platform.python_version(), "machine": platform.machine(),
-               "sizes": []}
+    results: dict = {"sizes": []}
     for size in sizes:
         data = workload(size)
         changes = plan(**data)
@@ -148,9 +135,8 @@ def main() -> None:
     results = bench(args.sizes, naive)
     times = [r["plan_seconds"] for r in results["sizes"]]
     results["median_plan_seconds"] = statistics.median(times)
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"written {RESULTS}")
+    print(machine())
+    write_results("planner", results, command=command("bench_planner"))
 
 
 if __name__ == "__main__":

@@ -21,19 +21,26 @@ import sys
 import time
 from typing import Any
 
-from botocore.exceptions import ClientError
 from sqlalchemy import func, select
 
 from models.ledger import tables
 from models.ledger.enums import GrantState
-from ops.bench.common import machine, table, write_results
+from ops.bench.common import (
+    OUTSTANDING_CREATES,
+    SSO_ADMIN_RATE,
+    by_service,
+    call_delta,
+    command,
+    machine,
+    table,
+    write_results,
+)
 from ops.bench.fleet import (
     account_ids,
     apply,
     aws_like_stack,
-    by_service,
-    call_delta,
     count_grants,
+    naive_assignment,
     role_document,
     seed_fleet,
     synced,
@@ -46,8 +53,6 @@ from ops.drills.stack import Stack
 from tasks import events
 from tasks.events import Next
 
-CEILING = 20.0  # sso-admin requests/s
-OUTSTANDING = 15
 GRANTED = ["ReadOnlyAccess", "PowerUserAccess"]
 ACCOUNTS = 5
 
@@ -75,14 +80,14 @@ def provision(stack: Stack, expected: int) -> dict[str, Any]:
     creates = calls.get("sso-admin:CreateAccountAssignment", 0)
     settle_s = sum(op.settles_at - op.created_at for op in stack.sandbox.center.operations(
         "CREATE") if op.settles_at is not None)  # the settle times the sandbox drew
-    bound = max(sso / CEILING, settle_s / OUTSTANDING)
+    bound = max(sso / SSO_ADMIN_RATE, settle_s / OUTSTANDING_CREATES)
     return {"assignments": expected, "wall_s": round(wall, 1), "sso_admin_calls": sso,
             "calls": calls, "requests_per_s": round(sso / wall, 2),
-            "share_of_ceiling": round(sso / wall / CEILING, 3),
+            "share_of_ceiling": round(sso / wall / SSO_ADMIN_RATE, 3),
             "limits_bound_s": round(bound, 1), "wall_over_bound": round(wall / bound, 2),
             "share_of_binding_limit": round(bound / wall, 3),
             "mean_settle_s": round(settle_s / max(creates, 1), 2),
-            "create_slot_use": round(settle_s / OUTSTANDING / wall, 3),
+            "create_slot_use": round(settle_s / OUTSTANDING_CREATES / wall, 3),
             "throttled_calls": sum(stack.sandbox.throttled().values()) - throttled_before,
             "grants_failed_by_throttling": failed_by_throttling(stack),
             "started_at": started}
@@ -107,36 +112,12 @@ def naive_baseline(stack: Stack, *, sample: int, users: list[str]) -> dict[str, 
             tables.PermissionSet.name == "AdministratorAccess")))
     started = time.monotonic()
     for index in range(sample):
-        naive_one(client, sandbox.instance_arn, principal_id=ids[users[index % len(users)]],
-                  account_id=account_ids(ACCOUNTS)[index // len(users)], arn=arn)
+        naive_assignment(client, sandbox.instance_arn, action="create",
+                         principal_id=ids[users[index % len(users)]],
+                         account_id=account_ids(ACCOUNTS)[index // len(users)], arn=arn)
     seconds = time.monotonic() - started
     return {"sample": sample, "sample_s": round(seconds, 1),
             "per_assignment_s": round(seconds / sample, 2)}
-
-
-def naive_one(client: Any, instance_arn: str, *, principal_id: str, account_id: str,
-              arn: str) -> None:
-    """One create, then DescribeAccountAssignmentCreationStatus every second."""
-    answer = _retrying(lambda: client.create_account_assignment(
-        InstanceArn=instance_arn, TargetId=account_id, TargetType="AWS_ACCOUNT",
-        PermissionSetArn=arn, PrincipalType="USER", PrincipalId=principal_id))
-    request_id = answer["AccountAssignmentCreationStatus"]["RequestId"]
-    while True:
-        time.sleep(1.0)
-        status = _retrying(lambda: client.describe_account_assignment_creation_status(
-            InstanceArn=instance_arn, AccountAssignmentCreationRequestId=request_id))
-        if status["AccountAssignmentCreationStatus"]["Status"] != "IN_PROGRESS":
-            return
-
-
-def _retrying(call: Any) -> Any:
-    while True:
-        try:
-            return call()
-        except ClientError as err:
-            if err.response["Error"]["Code"] != "ThrottlingException":
-                raise
-            time.sleep(1.0)
 
 
 def report(result: dict[str, Any], baseline: dict[str, Any]) -> None:
@@ -165,11 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     result["speedup"] = round(baseline["extrapolated_s"] / result["wall_s"], 1)
     report(result, baseline)
     write_results("provision", {"quick": args.quick, "result": result, "baseline": baseline,
-                                "limits": {"sso_admin_per_s": CEILING,
-                                           "outstanding_creates": OUTSTANDING,
+                                "limits": {"sso_admin_per_s": SSO_ADMIN_RATE,
+                                           "outstanding_creates": OUTSTANDING_CREATES,
                                            "settle_s": "1-5"}},
-                  command="python -m ops.bench.bench_provision" + (
-                      " --quick" if args.quick else ""))
+                  command=command("bench_provision", quick=args.quick))
     return 0
 
 

@@ -20,22 +20,29 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
 from sqlalchemy import func, select
 
 from models.domain import PrincipalType
 from models.ledger import tables
 from models.ledger.enums import GrantState, OperationKind
 from models.ledger.kv import read_state
-from ops.bench.common import machine, table, write_results
+from ops.bench.common import (
+    OUTSTANDING_CREATES,
+    SSO_ADMIN_RATE,
+    by_service,
+    call_delta,
+    command,
+    machine,
+    table,
+    write_results,
+)
 from ops.bench.fleet import (
     PERMISSION_SETS,
     PRODUCT_TIMING,
     account_ids,
     apply,
-    by_service,
-    call_delta,
     count_grants,
+    naive_assignment,
     seed_fleet,
     unsettled,
     user_document,
@@ -43,16 +50,15 @@ from ops.bench.fleet import (
 )
 from ops.drills.stack import Stack, StackOptions
 from tasks import events
-from tasks.events import Next, submit
 from tasks.access.offboarding import (
     remove_unexplained_assignments,
     restore_user,
     revocation_pending,
     revoke_user,
 )
+from tasks.events import Next, submit
 
 ACCOUNTS, ASSIGNMENTS, TARGET_S = 20, 50, 5.0
-CEILING = 20.0  # sso-admin requests/s
 LEAVER = "leaver"
 
 
@@ -115,7 +121,7 @@ def revoke(stack: Stack) -> dict[str, Any]:
         "members_removed": (_report(stack, key) or {}).get("counts", {}).get("members_removed"),
         "sso_admin_calls": by_service(calls).get("sso-admin", 0), "calls": calls,
         # every call shares AWS's 20/s: the deletes, one status call each, the listings
-        "limits_bound_s": round(by_service(calls).get("sso-admin", 0) / CEILING, 2),
+        "limits_bound_s": round(by_service(calls).get("sso-admin", 0) / SSO_ADMIN_RATE, 2),
         "throttled_calls": sum(stack.sandbox.throttled().values()) - throttled_before,
         "revoked": count_grants(stack, GrantState.REVOKED)}
 
@@ -169,34 +175,11 @@ def naive_baseline(stack: Stack, assignments: list[tuple[str, str, str]]) -> dic
     client = stack.sandbox.client("sso-admin")
     started = time.monotonic()
     for principal_id, account_id, arn in assignments:
-        naive_one(client, stack.sandbox.instance_arn, principal_id, account_id, arn)
+        naive_assignment(client, stack.sandbox.instance_arn, action="delete",
+                         principal_id=principal_id, account_id=account_id, arn=arn)
     seconds = time.monotonic() - started
     return {"sample": len(assignments), "sample_s": round(seconds, 1),
             "per_assignment_s": round(seconds / len(assignments), 2)}
-
-
-def naive_one(client: Any, instance_arn: str, principal_id: str, account_id: str,
-              arn: str) -> None:
-    answer = _retrying(lambda: client.delete_account_assignment(
-        InstanceArn=instance_arn, TargetId=account_id, TargetType="AWS_ACCOUNT",
-        PermissionSetArn=arn, PrincipalType="USER", PrincipalId=principal_id))
-    request_id = answer["AccountAssignmentDeletionStatus"]["RequestId"]
-    while True:
-        time.sleep(1.0)
-        status = _retrying(lambda: client.describe_account_assignment_deletion_status(
-            InstanceArn=instance_arn, AccountAssignmentDeletionRequestId=request_id))
-        if status["AccountAssignmentDeletionStatus"]["Status"] != "IN_PROGRESS":
-            return
-
-
-def _retrying(call: Any) -> Any:
-    while True:
-        try:
-            return call()
-        except ClientError as err:
-            if err.response["Error"]["Code"] != "ThrottlingException":
-                raise
-            time.sleep(1.0)
 
 
 def report(result: dict[str, Any], baseline: dict[str, Any]) -> None:
@@ -229,10 +212,10 @@ def main(argv: list[str] | None = None) -> int:
     report(result, baseline)
     write_results("revoke", {"quick": args.quick, "target_s": TARGET_S, "result": result,
                              "baseline": baseline, "limits": {
-                                 "sso_admin_per_s": CEILING, "outstanding_creates": 15,
+                                 "sso_admin_per_s": SSO_ADMIN_RATE,
+                                 "outstanding_creates": OUTSTANDING_CREATES,
                                  "settle_s": 1.0, "workers": 2, "concurrency": 4}},
-                  command="python -m ops.bench.bench_revoke" + (" --quick" if args.quick
-                                                                else ""))
+                  command=command("bench_revoke", quick=args.quick))
     return 0
 
 

@@ -14,7 +14,7 @@ import argparse
 import sys
 
 from ops.bench import bench_flatten, bench_planner
-from ops.bench.common import machine, table, write_results
+from ops.bench.common import command, machine, table, write_results
 
 FULL_SIZES = [1_000, 10_000, 100_000]
 QUICK_SIZES = [1_000, 10_000]
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     print(table(flats, ["memberships", "lists", "flattened_pairs", "flatten_s",
                         "flatten_s_growth", "size_growth", "naive_s", "speedup"]))
     write_results("scale", {"quick": args.quick, "planner": plans, "flatten": flats},
-                  command="python -m ops.bench.bench_scale" + (" --quick" if args.quick else ""))
+                  command=command("bench_scale", quick=args.quick))
     return 0
 
 

@@ -18,11 +18,9 @@ import sys
 from typing import Any
 
 from models.ledger.enums import GrantState
-from ops.bench.common import machine, table, write_results
+from ops.bench.common import by_service, call_delta, command, machine, table, write_results
 from ops.bench.fleet import (
     apply,
-    by_service,
-    call_delta,
     count_grants,
     role_document,
     seed_fleet,
@@ -71,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         print(f"{row['accounts']} accounts x {row['users_per_account']}: {row['calls']}")
     write_results("steady", {"quick": args.quick, "rows": rows},
-                  command="python -m ops.bench.bench_steady" + (" --quick" if args.quick else ""))
+                  command=command("bench_steady", quick=args.quick))
     return 0
 
 

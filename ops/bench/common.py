@@ -1,5 +1,6 @@
-"""What every benchmark shares: the machine it ran on, a printed table, the JSON file
-``ops/bench/results/<name>.json``, and percentiles."""
+"""What every benchmark shares: AWS's limits they measure against, the machine it ran on,
+a printed table, the JSON file ``ops/bench/results/<name>.json``, best-of timing and
+percentiles."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+SSO_ADMIN_RATE = 20.0  # AWS's sso-admin requests/s, the ceiling every bound is taken from
+OUTSTANDING_CREATES = 15  # AWS's cap on CreateAccountAssignment operations in flight
 
 
 def machine() -> dict[str, Any]:
@@ -48,6 +51,21 @@ def write_results(name: str, results: dict[str, Any], *, command: str) -> Path:
     return path
 
 
+def command(module: str, *, quick: bool = False, extra: str = "") -> str:
+    """The command line a result was produced by, for its JSON file."""
+    return f"python -m ops.bench.{module}" + (" --quick" if quick else "") + extra
+
+
+def best_of(repeat: int, run: Callable[[], Any]) -> tuple[float, Any]:
+    """The best wall time of ``repeat`` runs of ``run``, in seconds, and its last result."""
+    best, result = float("inf"), None
+    for _ in range(repeat):
+        started = time.perf_counter()
+        result = run()
+        best = min(best, time.perf_counter() - started)
+    return best, result
+
+
 def percentile(values: Sequence[float], share: float) -> float | None:
     """The ``share`` (0..1) percentile, nearest-rank; None for no values."""
     if not values:
@@ -63,3 +81,16 @@ def spread(values: Sequence[float]) -> dict[str, float | None]:
     return {"p50": rounded(percentile(values, 0.50)), "p99": rounded(percentile(values, 0.99)),
             "max": rounded(max(values) if values else None),
             "mean": rounded(statistics.fmean(values) if values else None)}
+
+
+def call_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
+    """Calls made between two ``sandbox.calls()`` snapshots, by ``service:Operation``."""
+    return {k: after[k] - before.get(k, 0) for k in sorted(after) if after[k] > before.get(k, 0)}
+
+
+def by_service(calls: dict[str, int]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for name, count in calls.items():
+        service = name.split(":", 1)[0]
+        totals[service] = totals.get(service, 0) + count
+    return totals

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import yaml
+from botocore.exceptions import ClientError
 from sqlalchemy import func, select
 
 from models.ledger import tables
@@ -18,8 +19,8 @@ from models.ledger.enums import GrantState, OperationState
 from models.resources import load_sources
 from ops.drills.stack import Stack, StackOptions
 from tasks import events
-from tasks.events import Next
 from tasks.access.resources import apply_resources
+from tasks.events import Next
 from workers.sandbox import Seeded
 from workers.settings import Settings
 
@@ -42,6 +43,15 @@ def aws_like_stack(**changes: Any) -> Stack:
     for name, value in changes.items():
         setattr(options, name, value)
     return Stack(options)
+
+
+def announce_to(stack: Stack) -> None:
+    """Send what services announce after commit (``events.desired_state_changed``: the
+    targeted sync an approval asks for) to the stack's broker, as a deployment's API
+    process does: this process's default Celery app was built from its own environment."""
+    import workers.celery_app
+
+    workers.celery_app.celery_app = stack.app  # what ``events.enqueue`` sends through
 
 
 def account_ids(count: int) -> list[str]:
@@ -69,6 +79,18 @@ def role_document(name: str, permission_sets: list[str]) -> dict[str, Any]:
     rules = [{"account": "*", "permission_set": p} for p in permission_sets]
     return {"kind": "role", "version": "v7", "metadata": {"name": name},
             "spec": {"allow": {"account_assignments": rules}}}
+
+
+def request_roles(permission_set: str) -> list[dict[str, Any]]:
+    """``requester`` may ask for ``permission_set`` on any account (the role ``readers``
+    allows it), ``approver`` reviews such requests."""
+    requester = {"kind": "role", "version": "v7", "metadata": {"name": "requester"},
+                 "spec": {"allow": {"request": {"account_assignments": [
+                     {"account": "*", "permission_set": permission_set}],
+                     "max_duration": "8h"}}}}
+    approver = {"kind": "role", "version": "v7", "metadata": {"name": "approver"},
+                "spec": {"allow": {"review_requests": {"roles": ["readers"]}}}}
+    return [role_document("readers", [permission_set]), requester, approver]
 
 
 def user_document(name: str, roles: list[str]) -> dict[str, Any]:
@@ -130,14 +152,30 @@ def wait(condition: Callable[[], bool], *, timeout: float, what: str,
     return time.monotonic() - started
 
 
-def call_delta(before: dict[str, int], after: dict[str, int]) -> dict[str, int]:
-    """Calls made between two ``sandbox.calls()`` snapshots, by ``service:Operation``."""
-    return {k: after[k] - before.get(k, 0) for k in sorted(after) if after[k] > before.get(k, 0)}
+def naive_assignment(client: Any, instance_arn: str, *, action: str, principal_id: str,
+                     account_id: str, arn: str) -> None:
+    """The naive baseline's one step (how common tools do it): ``action`` ("create" or
+    "delete") one user assignment, then Describe its status every second until settled."""
+    noun = "Creation" if action == "create" else "Deletion"
+    answer = retrying(lambda: getattr(client, f"{action}_account_assignment")(
+        InstanceArn=instance_arn, TargetId=account_id, TargetType="AWS_ACCOUNT",
+        PermissionSetArn=arn, PrincipalType="USER", PrincipalId=principal_id))
+    request_id = answer[f"AccountAssignment{noun}Status"]["RequestId"]
+    describe = getattr(client, f"describe_account_assignment_{noun.lower()}_status")
+    while True:
+        time.sleep(1.0)
+        status = retrying(lambda: describe(**{
+            "InstanceArn": instance_arn, f"AccountAssignment{noun}RequestId": request_id}))
+        if status[f"AccountAssignment{noun}Status"]["Status"] != "IN_PROGRESS":
+            return
 
 
-def by_service(calls: dict[str, int]) -> dict[str, int]:
-    totals: dict[str, int] = {}
-    for name, count in calls.items():
-        service = name.split(":", 1)[0]
-        totals[service] = totals.get(service, 0) + count
-    return totals
+def retrying(call: Callable[[], Any]) -> Any:
+    """``call()``, again a second after each ThrottlingException."""
+    while True:
+        try:
+            return call()
+        except ClientError as err:
+            if err.response["Error"]["Code"] != "ThrottlingException":
+                raise
+            time.sleep(1.0)

@@ -16,10 +16,10 @@ from models.ledger import tables
 from models.ledger.base import database_time
 from models.ledger.enums import GrantState, OperationState
 from models.ledger.kv import read_state, state_updated_at
-from tasks.sync.applier import FOREIGN_KEY
-from tasks.importing.load import is_enrolled
-from tasks.sync.scim_health import outage
 from tasks.access.reviews import overdue_reviews
+from tasks.importing.load import is_enrolled
+from tasks.sync.applier import FOREIGN_KEY
+from tasks.sync.scim_health import outage
 from tasks.worker_state import intervals, job_runs, workers_drift_mode
 
 NEXT_EXPIRIES_SHOWN = 10
@@ -129,8 +129,8 @@ def full_status(runtime: Any) -> Status:
 
     from tasks.notify.delivery import outbox_backlog
     from tasks.provisioning.status_listing import listing_status
-    from workers.celery.app import QUEUES, beat_schedule
     from workers.adapters.scim.token import token_age_days, token_warning
+    from workers.celery.app import QUEUES, beat_schedule
 
     with runtime.sessions() as session:
         report = ledger_status(session)

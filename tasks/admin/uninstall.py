@@ -38,12 +38,12 @@ from models.ledger.db import transaction
 from models.ledger.enums import GrantState, OperationState, Origin, SourceKind
 from models.ledger.kv import write_state
 from tasks import events
-from tasks.events import Next, submit
 from tasks.access.offboarding import revoke_grants
-from tasks.sync.planner import GrantView, NameKey
+from tasks.events import Next, submit
 from tasks.provisioning.poll_round import run_inline
-from tasks.sync.snapshot import GROUP, USER, assignment_key_of, grant_view, load_principal_ids
 from tasks.sync.engine import RECONCILE_LOCK, serialize
+from tasks.sync.planner import GrantView, NameKey
+from tasks.sync.snapshot import GROUP, USER, assignment_key_of, grant_view, load_principal_ids
 from workers.adapters.scim.directory import ScimGroup, ScimUser
 
 ACTOR = "system:uninstall"

@@ -1,9 +1,10 @@
 """Fetch: read Identity Center through the adapter, nothing else (no decisions, no ledger).
 
-Order: accounts (with OU paths), permission sets, users, groups, each group's members, then
-for each account the permission sets provisioned to it and, per (account, permission set),
-who is assigned. That is AWS's only complete way to list every assignment: there is no
-"list all assignments" API, and listing per principal would cost a call per user.
+Order: accounts (with OU paths), permission sets; then at once users, groups, each group's
+members (identitystore) and for each account the permission sets provisioned to it and, per
+(account, permission set), who is assigned (sso-admin). That is AWS's only complete way to
+list every assignment: there is no "list all assignments" API, and listing per principal
+would cost a call per user.
 
 The per-group and per-account listings run on a few threads: each AWS call waits ~50-200 ms
 on the network, and the global limiter (not the thread count) is what keeps us within
@@ -43,19 +44,25 @@ def aws_requests_sent() -> int:
 
 
 def fetch_inventory(center: IdentityCenter, *, progress: Progress = no_progress) -> Inventory:
-    """Everything the import needs from Identity Center."""
+    """Everything the import needs from Identity Center. The directory (identitystore) and
+    the assignments (sso-admin) are read at the same time: each API has its own rate limit,
+    so one waits for nothing while the other is read."""
     instance_arn = center.discover().instance_arn
     accounts = _step("accounts", progress, lambda: center.list_accounts(with_ou_path=True))
     permission_sets = _step("permission sets", progress, center.list_permission_sets)
-    users = _step("users", progress, center.list_users)
-    groups = _step("groups", progress, center.list_groups)
-    members = _concurrently("group memberships", progress, [g.group_id for g in groups],
-                            center.list_group_memberships)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="grantledger-import") as pool:
+        assignments = pool.submit(fetch_assignments, center, accounts=accounts,
+                                  progress=progress)
+        users = _step("users", progress, center.list_users)
+        groups = _step("groups", progress, center.list_groups)
+        members = _concurrently("group memberships", progress, [g.group_id for g in groups],
+                                center.list_group_memberships)
+        found = assignments.result()
     return Inventory(
         instance_arn=instance_arn, accounts=tuple(accounts),
         permission_sets=tuple(permission_sets), users=tuple(users), groups=tuple(groups),
         members={group_id: tuple(dict.fromkeys(ids)) for group_id, ids in members.items()},
-        assignments=fetch_assignments(center, accounts=accounts, progress=progress),
+        assignments=found,
     )
 
 

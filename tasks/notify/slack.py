@@ -24,12 +24,12 @@ from models.errors import GrantledgerError, NotFound, SlackError
 from models.ledger import tables
 from models.ledger.db import transaction
 from models.ledger.kv import read_state, write_state
-from tasks.notify.channels import ChannelAnswer, slack_blocks
-from tasks.notify.routing import PERSONAL_EVENTS
-from tasks.notify.slack_messages import personal_message, review_due_message, review_message
 from tasks.access.permissions import operator
 from tasks.access.queries import emails_of
 from tasks.access.requests import get_request, reviewers_of
+from tasks.notify.channels import ChannelAnswer, slack_blocks
+from tasks.notify.routing import PERSONAL_EVENTS
+from tasks.notify.slack_messages import personal_message, review_due_message, review_message
 
 Sessions = sessionmaker[Session]
 CHANNEL = "slack-app"

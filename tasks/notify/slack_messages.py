@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from tasks.notify.channels import escape, section, slack_blocks
 from tasks.access.requests import RequestView
+from tasks.notify.channels import escape, section, slack_blocks
 
 APPROVE_ACTION = "grantledger_approve"
 DENY_ACTION = "grantledger_deny"

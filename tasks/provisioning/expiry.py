@@ -29,8 +29,8 @@ from models.ledger.base import database_time, db_now
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState
 from models.ledger.grants import claim_due_expiries, lock_assignment
-from tasks.sync.applier import Applied, apply_changes
 from tasks.events import Next, submit, sync_principals
+from tasks.sync.applier import Applied, apply_changes
 from tasks.sync.planner import ChangeKind, NameKey, plan
 from tasks.sync.reconcile import begin_revocation
 from tasks.sync.snapshot import (

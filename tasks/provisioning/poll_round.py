@@ -19,9 +19,11 @@ own; it asks for a round ``poll_first_delay`` later. A round:
    than ``poll_give_up_after``;
 5. asks for the next round one interval later while any leased operation is unsettled.
 
-The interval is ``status_poll_interval``, shortened to ``CONTENDED_INTERVAL`` while creates
-wait for one of the 15 create slots (bulk provisioning): the cap is then what limits
-throughput, and each second a settled create goes unseen holds its slot for nothing.
+The interval is ``status_poll_interval``, shortened to ``status_poll_fast_interval`` while
+creates wait for a create slot (bulk provisioning: the cap is then what limits throughput,
+and each moment a settled create goes unseen holds its slot for nothing) or while at least
+``SPARE_SHARE`` of the sso-admin rate window is free (a listing then costs nothing anything
+else wanted, and a settle seen sooner is access granted sooner).
 
 Rounds take turns (``Limiter.take_turn``, shared through Redis): at most one an interval
 lists, a round that comes early runs when the turn ends, and a round with nothing due makes
@@ -60,7 +62,13 @@ from tasks.provisioning.polling import (
     submit_operation,
 )
 from tasks.provisioning.status_listing import record_round
-from workers.adapters.aws.adapter import FAILED, IN_PROGRESS, SUCCEEDED, IdentityCenter, OperationStatus
+from workers.adapters.aws.adapter import (
+    FAILED,
+    IN_PROGRESS,
+    SUCCEEDED,
+    IdentityCenter,
+    OperationStatus,
+)
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +80,12 @@ LIST_GRACE = 0.5  # seconds; younger at the listing: not judged by it (less if t
 FAILED_PAGES = 3  # a longer FAILED history: describe the settled operations instead
 LEASE_LIMIT = 2000
 TURN = "poll-round"  # at most one round an interval, across every worker
-CONTENDED_INTERVAL = 0.4  # seconds between rounds while creates wait for a slot
+SPARE_SHARE = 0.5  # of the sso-admin rate window free: rounds at the fast interval
 CREATE = OperationKind.CREATE_ASSIGNMENT.value
+# A targeted sync that starts this few operations sends them itself: one broker hop less
+# between an approval and its create. More go to the workers, in parallel: a sync process
+# waiting on the limiter for several submits would hold up the syncs queued behind it.
+INLINE_SUBMITS = 1
 
 
 @dataclass(frozen=True)
@@ -91,7 +103,7 @@ def run_round(*, runtime: Any) -> list[Next]:
     """One poll round; the work to enqueue next (woken creates, the next round)."""
     settings = runtime.settings
     with runtime.sessions() as session:
-        interval = round_interval(session, settings.status_poll_interval)
+        interval = round_interval(session, settings, runtime.limiter)
         due = session.scalar(select(Operation.id).where(*_due(interval)).limit(1))
     if due is None:
         return []
@@ -151,13 +163,18 @@ def list_settled(identity_center: IdentityCenter, leased: list[Leased], *,
     return listings
 
 
-def round_interval(session: Session, interval: float) -> float:
-    """``interval``, or at most ``CONTENDED_INTERVAL`` while creates wait for a create slot:
-    then the cap binds, and a settled create seen sooner lets the next one go sooner."""
+def round_interval(session: Session, settings: Any, limiter: Any) -> float:
+    """The fast interval while creates wait for a create slot (the cap binds: a settle seen
+    sooner lets the next create go sooner) or while the sso-admin budget is mostly spare;
+    else ``status_poll_interval``."""
+    interval = settings.status_poll_interval
+    fast = min(interval, settings.status_poll_fast_interval)
+    if limiter.spare_share("sso-admin") >= SPARE_SHARE:
+        return fast
     waiting = session.scalar(select(Operation.id).where(
         Operation.state == OperationState.QUEUED, Operation.kind == CREATE,
         Operation.next_poll_at.is_not(None)).limit(1))
-    return min(interval, CONTENDED_INTERVAL) if waiting is not None else interval
+    return fast if waiting is not None else interval
 
 
 def _due(interval: float) -> tuple[Any, ...]:
@@ -245,3 +262,21 @@ def run_inline(runtime: Any, item: Next) -> list[Next]:
     if item.task == events.POLL_ROUND:
         return run_round(runtime=runtime)
     return []
+
+
+def submit_few_inline(runtime: Any, work: list[Next]) -> list[Next]:
+    """Run the submits of ``work`` here when there are at most ``INLINE_SUBMITS`` of them
+    (a targeted sync after an approval); the work left to enqueue. A submit that fails
+    here for a reason other than AWS's (which it handles itself) is enqueued instead."""
+    submits = [item for item in work if item.task == events.PROVISION_SUBMIT]
+    if not submits or len(submits) > INLINE_SUBMITS:
+        return work
+    left = [item for item in work if item.task != events.PROVISION_SUBMIT]
+    for item in submits:
+        try:
+            left += run_inline(runtime, item)
+        except SQLAlchemyError as err:
+            log.warning("submit of operation %s failed here (%s); a worker retries it",
+                        item.args[0], err)
+            left.append(item)
+    return left

@@ -41,8 +41,8 @@ from models.ledger.db import transaction
 from models.ledger.enums import GrantState, OperationKind, OperationState
 from models.ledger.grants import lock_assignment, mark_stuck
 from models.ledger.tables import Operation
-from tasks.sync.applier import grant_event, move_grants
 from tasks.events import Next, poll, poll_round, submit
+from tasks.sync.applier import grant_event, move_grants
 from tasks.sync.planner import GrantView
 from tasks.sync.snapshot import load_live_grants, operation_key
 from workers.adapters.aws.adapter import SUCCEEDED, IdentityCenter, OperationStatus

@@ -36,9 +36,9 @@ from models.ledger.audit import record_many
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState
 from models.ledger.kv import write_state
+from tasks.events import Next, submit
 from tasks.sync.applier import Applied, apply_changes, record_foreign
 from tasks.sync.desired import DesiredState, desired_state, membership_lists
-from tasks.events import Next, submit
 from tasks.sync.planner import Change, ChangeKind, PrincipalRef, plan
 from tasks.sync.reconcile import Reconciliation, apply_reconciliation, reconcile, resulting_grants
 from tasks.sync.scim_health import note_push

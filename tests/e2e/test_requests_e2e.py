@@ -21,9 +21,9 @@ from models.ledger import tables
 from models.ledger.base import database_time
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState, OperationKind, SourceKind
-from tasks.events import enqueue
 from tasks.access import request_changes as rc
 from tasks.access import requests as rq
+from tasks.events import enqueue
 from tasks.sync.engine import full_sync
 from tests.integration.requests_support import as_person
 from tests.integration.sync_support import ACCOUNTS, World, sandbox_settings

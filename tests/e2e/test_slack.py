@@ -25,9 +25,9 @@ from models.ledger.base import database_time
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState, SourceKind
 from tasks import events
-from tasks.notify.slack import SlackRoute, plan_slack
 from tasks.access import requests as rq
 from tasks.access.permissions import operator, person_in
+from tasks.notify.slack import SlackRoute, plan_slack
 from tests.e2e.conftest import Workers, worker_environment
 from tests.e2e.fake_slack import FakeSlack, button, signed, slash_command, view_submission
 from tests.integration.sync_support import ACCOUNTS, World

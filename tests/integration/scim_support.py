@@ -13,8 +13,8 @@ import httpx
 from moto.identitystore.models import IdentityStoreBackend
 from werkzeug.serving import make_server
 
-from workers.sandbox.scim import AwsScimApplication, make_scim_app
 from workers.adapters.scim import HttpScimDirectory
+from workers.sandbox.scim import AwsScimApplication, make_scim_app
 
 STORE_ID = "d-9067testing"
 TOKEN = "scim-test-token"

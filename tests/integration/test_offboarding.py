@@ -16,12 +16,12 @@ from models.domain import RequestState
 from models.errors import GrantledgerError, NotFound
 from models.ledger import tables
 from models.ledger.db import transaction
-from tasks.sync.applier import apply_changes
-from tasks.events import submit
 from tasks.access.offboarding import remove_unexplained_assignments, restore_user, revoke_user
+from tasks.events import submit
+from tasks.sync.applier import apply_changes
+from tasks.sync.engine import fetch_actual, full_sync
 from tasks.sync.planner import ChangeKind, plan
 from tasks.sync.snapshot import Scope, load_plan_inputs
-from tasks.sync.engine import fetch_actual, full_sync
 from tests.integration.sync_support import ACCOUNTS, World
 from workers.celery.app import celery_app
 from workers.cli.main import app, register_commands

@@ -14,9 +14,9 @@ from sqlalchemy import func, select
 from typer.testing import CliRunner
 
 from models.ledger import tables
-from tasks.events import submit
 from tasks.access.offboarding import remove_unexplained_assignments, revoke_user
 from tasks.admin.status import ledger_status
+from tasks.events import submit
 from tests.integration.sync_support import World
 from workers.cli.main import app, register_commands
 from workers.metrics import ledger_registry, read_gauges, render_metrics

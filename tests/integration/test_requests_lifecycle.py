@@ -16,9 +16,9 @@ from models.ledger.base import database_time
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState, SourceKind
 from models.ledger.grants import transition, upsert_grant
-from tasks.provisioning.expiry import ExpiryReport, expire_due_grants
 from tasks.access import request_changes as rc
 from tasks.access import requests as rq
+from tasks.provisioning.expiry import ExpiryReport, expire_due_grants
 from tests.integration.requests_support import (
     OPERATOR,
     PERMISSION_SETS,

@@ -15,9 +15,9 @@ from models.domain import MemberKind, RequestState
 from models.errors import PolicyDenied
 from models.ledger import tables
 from models.ledger.db import transaction
-from tasks.access.offboarding import revoke_user
 from tasks.access import request_changes as rc
 from tasks.access import requests as rq
+from tasks.access.offboarding import revoke_user
 from tasks.access.resources import delete_resource
 from tasks.access.tokens import create_token, verify_token
 from tests.integration.requests_support import (

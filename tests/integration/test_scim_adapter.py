@@ -17,8 +17,8 @@ from models.errors import (
     ScimThrottled,
 )
 from tests.integration.scim_support import STORE_ID, TOKEN, ScimServer, running_scim_server
-from workers.limiter import make_limiter
 from workers.adapters.scim import HttpScimDirectory, ScimDirectory
+from workers.limiter import make_limiter
 from workers.settings import Settings
 
 

@@ -10,8 +10,8 @@ from pydantic import SecretStr
 from sqlalchemy import func, select
 
 from models.ledger import tables
-from tasks.sync.scim_health import outage
 from tasks.admin.status import ledger_status
+from tasks.sync.scim_health import outage
 from tests.integration.sync_support import World
 from tests.integration.test_status import status_cli
 from workers.metrics import read_gauges

@@ -8,17 +8,19 @@ import time
 from functools import partial
 
 import pytest
+from limits.storage import MemoryStorage
 from sqlalchemy import select
 
 from models.errors import AwsAccessDenied
 from models.ledger import tables
 from tasks import events
 from tasks.provisioning import expiry
-from tasks.provisioning.poll_round import CONTENDED_INTERVAL
+from tasks.provisioning.poll_round import round_interval
 from tasks.provisioning.polling import submit_operation, sweep_operations
 from tasks.sync.engine import FULL_SYNC_LOCK, full_sync, single_flight
 from tests import waiting
 from tests.integration.sync_support import ACCOUNTS, World
+from workers.limiter import Limiter, MemoryCreateSlots
 
 pytest_plugins = ["tests.integration.sync_fixtures"]
 
@@ -317,7 +319,29 @@ def test_rounds_come_faster_while_creates_wait_for_a_slot(sync_world: World):
                  for item in world.run(submitted)]
         assert [item.task for item in first] == [events.POLL_ROUND]  # bob waits for the slot
         time.sleep(first[0].countdown)
-        assert world.run(first[0]) == [events.poll_round(countdown=CONTENDED_INTERVAL)]
+        fast = world.runtime.settings.status_poll_fast_interval
+        assert world.run(first[0]) == [events.poll_round(countdown=fast)]
         world.sandbox.faults.stalled = False
-        world.drain([events.poll_round(countdown=CONTENDED_INTERVAL)])
+        world.drain([events.poll_round(countdown=fast)])
     assert [o.state for o in sync_world.operations()] == ["SUCCEEDED"] * 2
+
+
+def test_rounds_slow_down_only_when_the_budget_is_busy_and_no_create_waits(sync_world: World):
+    sync_world.add_role("prod-read", allow=[("Production", "ReadOnlyAccess")])
+    for name in ("alice", "bob"):
+        sync_world.add_user(name, roles=["prod-read"])
+    sync_world.sandbox.faults.stalled = True
+    # one request per 10 s: a single call leaves none of the window spare
+    limiter = Limiter(rates={"sso-admin": 0.1}, storage=MemoryStorage(),
+                      slots=MemoryCreateSlots(), max_outstanding_creates=15, backend="memory")
+    with sync_world.reconfigured(max_outstanding_creates=1, status_poll_interval=2.0) as world:
+        settings = world.runtime.settings
+        with world.runtime.sessions() as session:
+            assert round_interval(session, settings, limiter) == settings.status_poll_fast_interval
+            limiter.acquire("sso-admin", timeout=1.0)
+            assert round_interval(session, settings, limiter) == 2.0
+        for submitted in full_sync(runtime=world.runtime).next_work():
+            world.run(submitted)  # bob's create waits for alice's slot
+        with world.runtime.sessions() as session:
+            assert round_interval(session, settings, limiter) == settings.status_poll_fast_interval
+        world.sandbox.faults.stalled = False

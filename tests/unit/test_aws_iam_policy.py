@@ -5,7 +5,13 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-from workers.adapters.aws.iam_policy import USED_APIS, api_actions, iam_action, iam_policy, policy_actions
+from workers.adapters.aws.iam_policy import (
+    USED_APIS,
+    api_actions,
+    iam_action,
+    iam_policy,
+    policy_actions,
+)
 
 AWS_PACKAGE = Path(__file__).resolve().parents[2] / "workers" / "adapters" / "aws"
 WRAPPERS = {"call", "paginate", "pages", "_call", "_paginate"}

@@ -26,6 +26,14 @@ def test_rates_become_moving_windows(rate, text):
     assert str(rate_item(rate)) == text
 
 
+def test_spare_share_is_the_free_part_of_the_rate_window():
+    limiter = make_limiter(embedded(sso_admin_rate=0.4))  # 2 per 5 s: no window passes here
+    assert limiter.spare_share("sso-admin") == 1.0
+    limiter.acquire("sso-admin", timeout=0.1)
+    assert limiter.spare_share("sso-admin") == 0.5
+    assert limiter.spare_share("organizations") == 1.0  # no configured rate
+
+
 def test_memory_backend_in_embedded_mode():
     assert make_limiter(embedded()).backend == "memory"
 

@@ -11,11 +11,11 @@ from pydantic import SecretStr
 
 from models.errors import ConfigError, InputError
 from models.ledger.outbox import NOTICE_EVENTS
+from tasks.access.requests import RequestView
+from tasks.access.requests_policy import RequestableAccount, RequestableView
 from tasks.notify.channels import configured_channels
 from tasks.notify.routing import DEFAULT_SLACK_EVENTS, event_filter
 from tasks.notify.slack_messages import APPROVE_ACTION, DENY_ACTION, review_message
-from tasks.access.requests import RequestView
-from tasks.access.requests_policy import RequestableAccount, RequestableView
 from workers.settings import Settings
 from workers.slack.manifest import app_manifest
 from workers.slack.modal import read_form, request_modal

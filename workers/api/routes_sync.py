@@ -15,8 +15,8 @@ from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel
 
 from models.ledger.enums import GrantState, OperationState
-from tasks.events import SYNC_FULL
 from tasks.access.permissions import own_scope, require_auditor
+from tasks.events import SYNC_FULL
 from workers.api.auth import AdminDep, CallerDep, RuntimeDep
 from workers.api.errors import ApiError
 from workers.api.pagination import Page, PageDep, page_of

@@ -70,13 +70,15 @@ def sync_full(self: Task, report_key: str | None = None) -> dict[str, Any]:
 @celery_app.task(name=events.SYNC_PRINCIPALS, **RETRY)
 def sync_principals(self: Task, users: list[str] | None = None, lists: list[str] | None = None,
                     reason: str = "", report_key: str | None = None) -> dict[str, Any]:
-    """A targeted sync: what changed for these users and access lists."""
+    """A targeted sync: what changed for these users and access lists (a few submits sent
+    at once, here)."""
+    from tasks.provisioning.poll_round import submit_few_inline
     from tasks.sync.engine import save_report
     from tasks.sync.engine import sync_principals as run
 
     runtime = get_runtime()
     report = run(runtime=runtime, users=users or (), lists=lists or (), reason=reason)
-    enqueue(report.next_work())
+    enqueue(submit_few_inline(runtime, report.next_work()))
     if report_key:
         save_report(runtime=runtime, key=report_key, report=report)
     return report.summary()

@@ -29,6 +29,9 @@ def api_command(
     host: str | None = typer.Option(None, help="Address to listen on "
                                     "(default: GRANTLEDGER_API_HOST, 127.0.0.1)."),
     port: int | None = typer.Option(None, help="Port (default: GRANTLEDGER_API_PORT, 8080)."),
+    workers: int = typer.Option(1, min=1, help="Server processes (uvicorn workers) sharing "
+                                "the port; each has its own database pool. Not with the "
+                                "embedded SQLite ledger."),
 ) -> None:
     """Serve the HTTP API until Ctrl-C: /v1 (bearer token), /healthz, /readyz, /metrics.
 
@@ -36,10 +39,11 @@ def api_command(
     GRANTLEDGER_API_TOKEN must be set (the admin token, at least 32 characters); users call
     with their own tokens from `grantledger token create`.
 
-    Example: GRANTLEDGER_API_TOKEN=... grantledger api --host 0.0.0.0 --port 8080
+    Example: GRANTLEDGER_API_TOKEN=... grantledger api --host 0.0.0.0 --port 8080 --workers 4
     """
     import uvicorn
 
+    from models.errors import InputError
     from workers.api import create_app
     from workers.logs import configure
     from workers.runtime import get_runtime
@@ -47,11 +51,21 @@ def api_command(
     runtime = get_runtime()
     runtime.settings.check_serving()
     configure(runtime.settings)
+    host = host or runtime.settings.api_host
+    port = port if port is not None else runtime.settings.api_port
+    options = {"log_level": runtime.settings.log_level.lower(), "log_config": None}
+    if workers > 1:
+        if runtime.settings.embedded:
+            raise InputError("--workers needs the PostgreSQL ledger: the embedded SQLite "
+                             "ledger takes one writer", hint="drop --workers, or set "
+                             "GRANTLEDGER_DATABASE_URL to PostgreSQL")
+        # Each worker process builds its own app (and runtime) from the same settings.
+        uvicorn.run("workers.api:create_app", factory=True, host=host, port=port,
+                    workers=workers, **options)
+        return
     if runtime.settings.embedded:
         runtime.sessions  # noqa: B018 - migrates the embedded SQLite ledger before serving
-    uvicorn.run(create_app(runtime), host=host or runtime.settings.api_host,
-                port=port if port is not None else runtime.settings.api_port,
-                log_level=runtime.settings.log_level.lower(), log_config=None)
+    uvicorn.run(create_app(runtime), host=host, port=port, **options)
 
 
 @token_app.command("create")

@@ -86,8 +86,8 @@ def _carry_out(runtime: Any, revocation: Any, *, key: str | None, deactivate: bo
                actor: str) -> list[str]:
     """After the commit: the burst of deletes, the group removal, what no grant explains,
     and the sign-in; the problems met (the suspension holds whatever happens here)."""
-    from tasks.events import enqueue, submit
     from tasks.access.offboarding import deactivate_directory_user, remove_unexplained_assignments
+    from tasks.events import enqueue, submit
 
     enqueue(revocation.next_work(report_key=key))
     problems = []
@@ -186,8 +186,8 @@ def restore_command(
 
     Example: grantledger restore --user alice --reason "back from leave" --wait
     """
-    from tasks.events import sync_principals
     from tasks.access.offboarding import reactivate_directory_user, restore_user
+    from tasks.events import sync_principals
 
     runtime, actor = _runtime(), actor_name(actor)
     restoration = restore_user(sessions=runtime.sessions, user=user, reason=reason,

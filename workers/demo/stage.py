@@ -16,6 +16,7 @@ from rich.console import Console
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.errors import GrantledgerError
+from workers.celery.embedded import EmbeddedWorker
 from workers.demo.views import (
     AssignmentKey,
     Names,
@@ -26,7 +27,6 @@ from workers.demo.views import (
     operation_states,
     read_names,
 )
-from workers.celery.embedded import EmbeddedWorker
 from workers.runtime import Runtime
 
 SETTLE_TIMEOUT = 30.0  # seconds a step may wait for its AWS work (settle delay ~1 s)

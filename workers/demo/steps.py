@@ -23,15 +23,15 @@ from models.errors import PolicyDenied
 from models.ledger import kv, tables
 from models.ledger.enums import GrantState, OperationKind, SourceKind
 from models.resources import load_documents
-from tasks.importing import importer
-from tasks.sync.applier import FOREIGN_KEY
-from tasks.events import SYNC_FULL, Next, enqueue
 from tasks.access.membership import add_member
 from tasks.access.permissions import Actor, person_in
 from tasks.access.request_changes import promote_request
 from tasks.access.requests import create_request, review_request
 from tasks.access.requests import requestable_for as requestable
 from tasks.access.resources import apply_resources
+from tasks.events import SYNC_FULL, Next, enqueue
+from tasks.importing import importer
+from tasks.sync.applier import FOREIGN_KEY
 from workers.demo.stage import SAMPLE_EVERY, SETTLE_TIMEOUT, Stage, Step, expect, present
 from workers.demo.views import (
     Transition,

@@ -92,8 +92,8 @@ def run_demo(*, workdir: Path, settle: float, console: Console,
     """Tell the story; the results of every step, or a GrantledgerError naming the first
     step that did not go as expected. ``then`` runs after the story while the worker and the
     sandbox still do (``--portal`` serves the portal there)."""
-    from workers.demo.steps import story
     from workers.celery.embedded import EmbeddedWorker
+    from workers.demo.steps import story
 
     check_workdir(workdir)
     examples = examples_dir()

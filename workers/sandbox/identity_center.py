@@ -327,6 +327,11 @@ class IdentityCenter:
             self._assignments.add(key)
             self._provisioned.add((key[2], key[3]))
 
+    def drop_assignment(self, key: AssignmentKey) -> None:
+        """An assignment removed out of band (console, another tool): drift, no operation."""
+        with self._lock:
+            self._assignments.discard(key)
+
     @property
     def stalled(self) -> bool:
         return self._stalled

@@ -18,10 +18,10 @@ from slack_bolt import App
 
 from models.errors import GrantledgerError
 from models.ledger.base import database_time
-from tasks.notify.slack import refresh_review_messages
-from tasks.notify.slack_messages import APPROVE_ACTION, DENY_ACTION
 from tasks.access import requests
 from tasks.access.permissions import Actor
+from tasks.notify.slack import refresh_review_messages
+from tasks.notify.slack_messages import APPROVE_ACTION, DENY_ACTION
 from tasks.sync.views import grant_rows
 from workers.runtime import Runtime
 from workers.slack.modal import CALLBACK_ID, error_block, filed_view, read_form, request_modal
