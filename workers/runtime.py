@@ -23,8 +23,8 @@ from models.ledger.db import make_engine, session_factory
 from workers.settings import Settings, get_settings
 
 if TYPE_CHECKING:
-    from workers.adapters.aws.adapter import IdentityCenter
-    from workers.adapters.scim.directory import ScimDirectory
+    from models.ports.identity_center import IdentityCenter
+    from models.ports.scim import ScimDirectory
     from workers.limiter import Limiter
     from workers.slack.web import SlackWeb
 

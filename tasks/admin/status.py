@@ -46,7 +46,7 @@ class Status:
     overdue_reviews: list[str] = field(default_factory=list)
     notifications: dict[str, Any] = field(default_factory=dict)
     broker_error: str | None = None
-    status_polling: dict[str, Any] = field(default_factory=dict)  # tasks.provisioning.status_listing
+    status_polling: dict[str, Any] = field(default_factory=dict)  # provisioning.status_listing
     scim_outage: dict[str, Any] | None = None  # tasks.sync.scim_health: pushes stopped, and why
     enrolled: bool = True  # an import with default owners ran (tasks.importing.load)
     foreign: dict[str, Any] = field(default_factory=dict)  # assignments no grant explains

@@ -17,9 +17,15 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from typing import Protocol, TypeVar
 
+from prometheus_client import REGISTRY
+
+from models.ports.identity_center import (
+    AWS_CALLS_METRIC,
+    AccountRecord,
+    AssignmentRecord,
+    IdentityCenter,
+)
 from tasks.importing.model import USABLE_ACCOUNT_STATES, Inventory
-from workers.adapters.aws.adapter import AccountRecord, AssignmentRecord, IdentityCenter
-from workers.adapters.aws.call import CALLS
 
 FETCH_THREADS = 4
 
@@ -38,8 +44,10 @@ def no_progress(step: str, done: int, total: int) -> None:
 
 
 def aws_requests_sent() -> int:
-    """AWS requests this process has sent so far (the call wrapper's counter)."""
-    return int(sum(sample.value for metric in CALLS.collect() for sample in metric.samples
+    """AWS requests this process has sent so far: the call wrapper's counter, read by its
+    metric name from the registry so this module needs no adapter import."""
+    return int(sum(sample.value for metric in REGISTRY.collect()
+                   if metric.name == AWS_CALLS_METRIC for sample in metric.samples
                    if sample.name.endswith("_total")))
 
 

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from models.domain import Account, PermissionSet, PrincipalType
 from models.ledger.enums import SourceKind
-from workers.adapters.aws.adapter import (
+from models.ports.identity_center import (
     AccountRecord,
     AssignmentRecord,
     GroupRecord,

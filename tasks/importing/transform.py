@@ -29,6 +29,7 @@ from models.domain import (
 from models.errors import InputError
 from models.ledger.enums import SourceKind
 from models.policy import system_role
+from models.ports.identity_center import AssignmentRecord, GroupRecord, UserRecord
 from tasks.importing.model import (
     ENROLMENT_SOURCE,
     USABLE_ACCOUNT_STATES,
@@ -41,7 +42,6 @@ from tasks.importing.model import (
     SystemRoleRow,
 )
 from tasks.importing.names import list_name_for, unique_name, user_name_for
-from workers.adapters.aws.adapter import AssignmentRecord, GroupRecord, UserRecord
 
 Pair = tuple[str, str]  # (account id, permission set ARN)
 

@@ -50,6 +50,13 @@ from models.ledger.base import database_time, db_now
 from models.ledger.db import transaction
 from models.ledger.enums import OperationKind, OperationState
 from models.ledger.tables import Operation
+from models.ports.identity_center import (
+    FAILED,
+    IN_PROGRESS,
+    SUCCEEDED,
+    IdentityCenter,
+    OperationStatus,
+)
 from tasks import events
 from tasks.events import Next, poll, poll_round
 from tasks.provisioning.polling import (
@@ -62,13 +69,6 @@ from tasks.provisioning.polling import (
     submit_operation,
 )
 from tasks.provisioning.status_listing import record_round
-from workers.adapters.aws.adapter import (
-    FAILED,
-    IN_PROGRESS,
-    SUCCEEDED,
-    IdentityCenter,
-    OperationStatus,
-)
 
 log = logging.getLogger(__name__)
 

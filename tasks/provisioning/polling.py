@@ -7,8 +7,9 @@ settle hands it its slot; the sweep is the safety net) and checks
 whether the assignment already exists (then it is done without a create). The
 AWS request id is stored by the same UPDATE that makes the operation SUBMITTED.
 
-Status: by default a poll round (``tasks.provisioning.poll_round``) answers for every operation in flight
-with one listing and settles them here (``settle``); with ``status_polling = "describe"``:
+Status: by default a poll round (``tasks.provisioning.poll_round``) answers for every
+operation in flight with one listing and settles them here (``settle``); with
+``status_polling = "describe"``:
 
 ``poll_operation``: asks AWS where a SUBMITTED operation stands. IN_PROGRESS: poll again
 after a growing delay (``poll_first_delay`` x1.6 per poll, at most ``poll_max_delay``);
@@ -41,11 +42,11 @@ from models.ledger.db import transaction
 from models.ledger.enums import GrantState, OperationKind, OperationState
 from models.ledger.grants import lock_assignment, mark_stuck
 from models.ledger.tables import Operation
+from models.ports.identity_center import SUCCEEDED, IdentityCenter, OperationStatus
 from tasks.events import Next, poll, poll_round, submit
 from tasks.sync.applier import grant_event, move_grants
 from tasks.sync.planner import GrantView
 from tasks.sync.snapshot import load_live_grants, operation_key
-from workers.adapters.aws.adapter import SUCCEEDED, IdentityCenter, OperationStatus
 
 QUEUED, SUBMITTED = OperationState.QUEUED, OperationState.SUBMITTED
 CREATE = OperationKind.CREATE_ASSIGNMENT.value
@@ -117,8 +118,9 @@ def submit_operation(*, runtime: Any, operation_id: int) -> list[Next]:
 
 
 def first_poll(operation_id: int, settings: Any) -> Next:
-    """A submitted operation's first status poll: a poll round (``tasks.provisioning.poll_round``), or
-    with ``status_polling = "describe"`` its own Describe poll chain."""
+    """A submitted operation's first status poll: a poll round
+    (``tasks.provisioning.poll_round``), or with ``status_polling = "describe"`` its own
+    Describe poll chain."""
     if settings.status_polling == "list":
         return poll_round(countdown=settings.poll_first_delay)
     return poll(operation_id, countdown=settings.poll_first_delay, polls=0)

@@ -36,6 +36,7 @@ from models.ledger.audit import record_many
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState
 from models.ledger.kv import write_state
+from models.ports.identity_center import IdentityCenter
 from tasks.events import Next, submit
 from tasks.sync.applier import Applied, apply_changes, record_foreign
 from tasks.sync.desired import DesiredState, desired_state, membership_lists
@@ -64,7 +65,6 @@ from tasks.sync.snapshot import (
     load_snapshot,
 )
 from tasks.worker_state import workers_drift_mode
-from workers.adapters.aws.adapter import IdentityCenter
 
 ACTOR = "system:sync"
 APPLY_BATCH = 500

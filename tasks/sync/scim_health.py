@@ -29,7 +29,7 @@ from models.errors import ScimError
 from models.ledger.audit import record
 from models.ledger.db import transaction
 from models.ledger.kv import add_state, delete_state, read_state, state_updated_at
-from workers.adapters.scim.directory import ScimDirectory
+from models.ports.scim import ScimDirectory
 
 KEY = "scim.stopped"
 ACTOR = "system:scim"

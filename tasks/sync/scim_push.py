@@ -31,9 +31,9 @@ from models.ledger import tables
 from models.ledger.audit import record_many
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState
+from models.ports.identity_center import IdentityCenter
+from models.ports.scim import ScimDirectory, ScimUser
 from tasks.sync.snapshot import GROUP, USER, UserState
-from workers.adapters.aws.adapter import IdentityCenter
-from workers.adapters.scim.directory import ScimDirectory, ScimUser
 
 ACTOR = "system:scim"
 FATAL = (ScimAuthError, ScimCircuitOpen)

@@ -9,8 +9,8 @@ import pytest
 from moto.server import ThreadedMotoServer
 from prometheus_client import REGISTRY
 
+from models.ports.identity_center import SUCCEEDED
 from workers.adapters.aws import AssignmentKey, BotoIdentityCenter, make_clients
-from workers.adapters.aws.adapter import SUCCEEDED
 from workers.limiter import make_limiter
 from workers.settings import Settings
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from models.errors import AwsNotFound, ConfigError
-from workers.adapters.aws.adapter import FAILED
+from models.ports.identity_center import FAILED
 from workers.adapters.aws.boto_adapter import (
     account_record,
     assignment_record,

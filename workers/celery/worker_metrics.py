@@ -1,11 +1,11 @@
 """A worker's Prometheus endpoint: the counters of its pool processes, summed.
 
 A prefork worker runs every task in a child process, so the AWS call, throttle, error and
-latency figures (``workers.adapters.aws.call``), the operations settled and the stuck revocations
-(``tasks.provisioning.polling``) and the foreign-assignment gauge (``tasks.sync.applier``) live in the
-children, where no scraper can reach them. prometheus_client's multiprocess mode has each
-process write its values to files in one directory (``PROMETHEUS_MULTIPROC_DIR``); the
-worker's main process serves their sum over HTTP (``--metrics-port``). Counters of a child
+latency figures (``workers.adapters.aws.call``), the operations settled and the stuck
+revocations (``tasks.provisioning.polling``) and the foreign-assignment gauge
+(``tasks.sync.applier``) live in the children, where no scraper can reach them.
+prometheus_client's multiprocess mode has each process write its values to files in one
+directory (``PROMETHEUS_MULTIPROC_DIR``); the worker's main process serves their sum over HTTP (``--metrics-port``). Counters of a child
 that died (kill -9, a restart of the pool) stay in the sum, so they never go backwards
 while the worker runs.
 

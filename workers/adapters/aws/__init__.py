@@ -1,6 +1,6 @@
 """AWS IAM Identity Center: the call wrapper, boto3 clients, the adapter and its IAM policy."""
 
-from workers.adapters.aws.adapter import (
+from models.ports.identity_center import (
     AccountRecord,
     AssignmentKey,
     AssignmentRecord,

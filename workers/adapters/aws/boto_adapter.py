@@ -10,7 +10,7 @@ from collections.abc import Callable, Hashable
 from typing import Any
 
 from models.errors import AwsNotFound, ConfigError
-from workers.adapters.aws.adapter import (
+from models.ports.identity_center import (
     IN_PROGRESS,
     AccountRecord,
     AssignmentKey,

@@ -37,12 +37,13 @@ from models.errors import (
     AwsThrottled,
     AwsUnreachable,
 )
+from models.ports.identity_center import AWS_CALLS_METRIC
 from workers.adapters.aws.iam_policy import iam_action
 from workers.settings import Settings, get_settings
 
 LOG = logging.getLogger(__name__)
 
-CALLS = Counter("grantledger_aws_calls_total", "AWS API requests sent", ["api"])
+CALLS = Counter(AWS_CALLS_METRIC, "AWS API requests sent", ["api"])
 THROTTLES = Counter("grantledger_aws_throttles_total", "AWS throttling answers", ["api"])
 ERRORS = Counter("grantledger_aws_errors_total", "AWS requests that failed", ["api", "kind"])
 LATENCY = Histogram("grantledger_aws_call_seconds", "AWS request latency", ["api"])

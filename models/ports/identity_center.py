@@ -1,7 +1,7 @@
 """What grantledger needs from AWS IAM Identity Center, as an interface with typed records.
 
-``BotoIdentityCenter`` (workers/adapters/aws/boto_adapter.py) implements it over boto3; the same class
-talks to real AWS, to moto and to our sandbox, chosen only by endpoint. Code takes an
+``BotoIdentityCenter`` (workers/adapters/aws/boto_adapter.py) implements it over boto3;
+the same class talks to real AWS, to moto and to our sandbox, chosen only by endpoint. Code takes an
 ``IdentityCenter`` as an argument: it is injected, never patched.
 """
 
@@ -13,10 +13,14 @@ from dataclasses import dataclass
 from models.domain import AssignmentKey
 
 __all__ = [
-    "FAILED", "IN_PROGRESS", "SUCCEEDED", "AccountRecord", "AssignmentKey", "AssignmentRecord",
+    "AWS_CALLS_METRIC", "FAILED", "IN_PROGRESS", "SUCCEEDED", "AccountRecord", "AssignmentKey",
+    "AssignmentRecord",
     "GroupRecord", "IdentityCenter", "InstanceInfo", "OperationStatus", "PermissionSetRecord",
     "StatusListing", "UserRecord",
 ]
+
+# The call wrapper's counter of AWS requests sent (Prometheus name, without ``_total``).
+AWS_CALLS_METRIC = "grantledger_aws_calls"
 
 # AWS's statuses of an asynchronous assignment operation.
 IN_PROGRESS, SUCCEEDED, FAILED = "IN_PROGRESS", "SUCCEEDED", "FAILED"
