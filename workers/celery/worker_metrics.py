@@ -5,9 +5,9 @@ latency figures (``workers.adapters.aws.call``), the operations settled and the 
 revocations (``tasks.provisioning.polling``) and the foreign-assignment gauge
 (``tasks.sync.applier``) live in the children, where no scraper can reach them.
 prometheus_client's multiprocess mode has each process write its values to files in one
-directory (``PROMETHEUS_MULTIPROC_DIR``); the worker's main process serves their sum over HTTP (``--metrics-port``). Counters of a child
-that died (kill -9, a restart of the pool) stay in the sum, so they never go backwards
-while the worker runs.
+directory (``PROMETHEUS_MULTIPROC_DIR``); the worker's main process serves their sum over
+HTTP (``--metrics-port``). Counters of a child that died (kill -9, a restart of the pool)
+stay in the sum, so they never go backwards while the worker runs.
 
 prometheus_client chooses between in-memory and file-backed values when it is first
 imported, so the directory must be set before any task module is loaded: ``grantledger
