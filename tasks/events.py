@@ -14,7 +14,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
+
+from models.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -61,18 +63,45 @@ def sync_principals(*, users: Iterable[str] = (), lists: Iterable[str] = (),
                                          "lists": sorted(set(lists)), "reason": reason})
 
 
+class Dispatcher(Protocol):
+    """Sends one item of work to the broker."""
+
+    def __call__(self, item: Next) -> None: ...
+
+
+_dispatcher: Dispatcher | None = None
+
+
+def use_dispatcher(send: Dispatcher | None) -> Dispatcher | None:
+    """Install how ``enqueue`` sends work (``workers.runtime`` installs the Celery app's);
+    returns the previous one. Tasks never import the broker's client themselves."""
+    global _dispatcher
+    previous, _dispatcher = _dispatcher, send
+    return previous
+
+
 def enqueue(work: Iterable[Next], *, app: Any = None) -> int:
-    """Send each item to the broker (``app``: the Celery app, default the project's);
-    the number sent."""
+    """Send each item to the broker (``app``: a Celery app, default the installed
+    dispatcher); the number sent."""
     items = list(work)
     if not items:
         return 0
-    if app is None:
-        from workers.celery.app import celery_app as app
+    send = _dispatcher if app is None else celery_dispatcher(app)
+    if send is None:
+        raise ConfigError("no broker dispatcher is installed",
+                          hint="import workers.runtime (every entry point does) before "
+                               "enqueueing work")
     for item in items:
+        send(item)
+    return len(items)
+
+
+def celery_dispatcher(app: Any) -> Dispatcher:
+    """A dispatcher that sends through a Celery app's ``send_task``."""
+    def send(item: Next) -> None:
         app.send_task(item.task, args=list(item.args), kwargs=dict(item.kwargs),
                       countdown=item.countdown or None)
-    return len(items)
+    return send
 
 
 def desired_state_changed(*, users: Iterable[str] = (), lists: Iterable[str] = (),

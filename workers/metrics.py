@@ -34,7 +34,8 @@ from models.errors import GrantledgerError
 from models.ledger import tables
 from models.ledger.enums import GrantState, OperationState
 from models.ledger.kv import state_updated_at
-from tasks.admin.status import ledger_status, queue_depths
+from tasks.admin.status import ledger_status
+from workers.status import queue_depths
 
 LAST_FULL_SYNC_KEY = "last_full_sync"
 

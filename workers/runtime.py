@@ -20,6 +20,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.errors import ConfigError
 from models.ledger import migrate
 from models.ledger.db import make_engine, session_factory
+from tasks import events
+from tasks.events import Next, celery_dispatcher
 from workers.settings import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -128,6 +130,15 @@ def with_inprocess_sandbox(settings: Settings, *, fixture: str | Path | None = N
     })
     return pointed, sandbox
 
+
+def _send_with_celery(item: Next) -> None:
+    """The project's dispatcher: the Celery app is imported on first send, not at start-up."""
+    from workers.celery.app import celery_app
+
+    celery_dispatcher(celery_app)(item)
+
+
+events.use_dispatcher(_send_with_celery)
 
 _current: Runtime | None = None
 _current_lock = threading.Lock()

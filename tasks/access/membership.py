@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.domain import MemberKind
 from models.errors import InputError, NotFound
-from models.flatten import NestingGraph, flatten, flatten_graph
+from models.flatten import MAX_DEPTH, NestingGraph, flatten, flatten_graph
 from models.ledger import audit, tables
 from models.ledger.base import database_time
 from models.ledger.db import transaction
@@ -25,7 +25,6 @@ from tasks import events
 from tasks.access.permissions import Actor, may_add_self, may_change_members
 from tasks.access.queries import ledger_nesting, with_ancestors
 from tasks.access.requests_policy import load_lists
-from workers.settings import get_settings
 
 Sessions = sessionmaker[Session]
 # Any constant works: it only has to be the same for every nesting change.
@@ -54,7 +53,8 @@ def lock_nesting(session: Session) -> None:
 
 def add_member(*, sessions: Sessions, list_name: str, member: str, kind: str,
                expires: datetime | None = None, actor: Actor,
-               reason: str | None = None) -> MembershipChange:
+               reason: str | None = None,
+               max_nesting_depth: int = MAX_DEPTH) -> MembershipChange:
     """Add ``member`` to ``list_name``, or move its expiry if it is a member already.
 
     A person must own the list and may not add themself (another owner or an operator
@@ -77,7 +77,7 @@ def add_member(*, sessions: Sessions, list_name: str, member: str, kind: str,
             lock_nesting(session)
             graph = ledger_nesting(session)
             check_new_nesting(graph, parent=list_name, child=member,
-                              max_depth=get_settings().max_nesting_depth)
+                              max_depth=max_nesting_depth)
         change = _upsert(session, list_name, member, member_kind, expires, actor=actor.label,
                          reason=reason)
         if member_kind is MemberKind.USER and member in target.owners \

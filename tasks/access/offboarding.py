@@ -38,6 +38,7 @@ from models.ledger.base import database_time
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState
 from models.ledger.grants import live_grants_of, lock_assignment
+from models.ports.runtime import Runtime
 from tasks.access.requests import close_requests_of
 from tasks.access.tokens import revoke_tokens_of
 from tasks.events import Next, submit, sync_principals
@@ -136,7 +137,7 @@ def revoke_grants(session: Session, grants: list[GrantView], *, reason: str, act
                               drift_mode=drift_mode, actor=actor, backoff=False)
 
 
-def remove_unexplained_assignments(*, runtime: Any, revocation: Revocation,
+def remove_unexplained_assignments(*, runtime: Runtime, revocation: Revocation,
                                    actor: str) -> list[int]:
     """Record deletes of the user's direct assignments that no grant explains (made outside
     grantledger, or a create that landed after its grant was revoked); the operations to
@@ -178,7 +179,7 @@ def restore_user(*, sessions: sessionmaker[Session], user: str, reason: str,
                            reactivate=row.principal_id if disabled else None)
 
 
-def deactivate_directory_user(*, runtime: Any, user: str, reason: str, actor: str) -> bool:
+def deactivate_directory_user(*, runtime: Runtime, user: str, reason: str, actor: str) -> bool:
     """Disable the user's sign-in (SCIM ``active=false``); False when they have no Identity
     Center user. Audited ``user.deactivated``, which is how restore knows to undo it."""
     with runtime.sessions() as session:
@@ -192,7 +193,7 @@ def deactivate_directory_user(*, runtime: Any, user: str, reason: str, actor: st
     return True
 
 
-def reactivate_directory_user(*, runtime: Any, restoration: Restoration, reason: str,
+def reactivate_directory_user(*, runtime: Runtime, restoration: Restoration, reason: str,
                               actor: str) -> bool:
     """Re-enable a sign-in that a revoke disabled; False when there was none to re-enable."""
     if restoration.reactivate is None:
@@ -203,7 +204,7 @@ def reactivate_directory_user(*, runtime: Any, restoration: Restoration, reason:
     return True
 
 
-def _audit_sign_in(runtime: Any, *, user: str, action: str, reason: str, actor: str,
+def _audit_sign_in(runtime: Runtime, *, user: str, action: str, reason: str, actor: str,
                    principal_id: str) -> None:
     with transaction(runtime.sessions) as session:
         audit.record(session, actor=actor, action=action, target_kind="user", target=user,

@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from models.domain import MemberKind
 from models.errors import InputError, NotFound, PolicyDenied, ResourceErrors
+from models.flatten import MAX_DEPTH
 from models.ledger import audit, tables
 from models.ledger.base import database_time
 from models.ledger.db import transaction
@@ -44,7 +45,6 @@ from tasks.access.resources_rules import (
     spec_hash,
 )
 from tasks.access.tokens import revoke_tokens_of
-from workers.settings import get_settings
 
 Sessions = sessionmaker[Session]
 TABLES: dict[str, type[tables.User] | type[tables.Role] | type[tables.AccessList]] = {
@@ -91,23 +91,24 @@ def read_ledger_names(session: Session) -> LedgerNames:
 # --- apply -----------------------------------------------------------------------------------
 
 
-def check_resources(*, sessions: Sessions, loaded: list[LoadedResource]) -> None:
+def check_resources(*, sessions: Sessions, loaded: list[LoadedResource],
+                    max_nesting_depth: int = MAX_DEPTH) -> None:
     """Raise ``ResourceErrors`` if ``loaded`` could not be applied to the ledger as it is."""
     with sessions() as session:
         errors = batch_errors(loaded, read_ledger_names(session),
-                              max_depth=get_settings().max_nesting_depth)
+                              max_depth=max_nesting_depth)
     if errors:
         raise ResourceErrors(errors)
 
 
 def apply_resources(*, sessions: Sessions, loaded: list[LoadedResource], actor: str,
-                    dry_run: bool = False) -> ApplyResult:
+                    dry_run: bool = False, max_nesting_depth: int = MAX_DEPTH) -> ApplyResult:
     """Create or update every resource of ``loaded`` in one transaction, or none of them."""
     with transaction(sessions) as session:
         if any(item.kind == "access_list" for item in loaded):
             lock_nesting(session)  # two batches must not each close half of a cycle
         errors = batch_errors(loaded, read_ledger_names(session),
-                              max_depth=get_settings().max_nesting_depth)
+                              max_depth=max_nesting_depth)
         if errors:
             raise ResourceErrors(errors)
         now = database_time(session)

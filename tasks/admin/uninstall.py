@@ -37,6 +37,7 @@ from models.ledger import audit, tables
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState, OperationState, Origin, SourceKind
 from models.ledger.kv import write_state
+from models.ports.runtime import Runtime
 from models.ports.scim import ScimGroup, ScimUser
 from tasks import events
 from tasks.access.offboarding import revoke_grants
@@ -97,7 +98,7 @@ class UninstallResult:
 # --- planning ----------------------------------------------------------------------------------
 
 
-def plan_uninstall(*, runtime: Any) -> UninstallPlan:
+def plan_uninstall(*, runtime: Runtime) -> UninstallPlan:
     """What ``apply_uninstall`` would remove; reads the ledger, AWS and SCIM, writes nothing."""
     with runtime.sessions() as session:
         imported = imported_assignments(session)
@@ -180,7 +181,7 @@ def catalog_names(session: Session) -> dict[str, str]:
 # --- applying ----------------------------------------------------------------------------------
 
 
-def apply_uninstall(*, runtime: Any, plan: UninstallPlan, actor: str,
+def apply_uninstall(*, runtime: Runtime, plan: UninstallPlan, actor: str,
                     timeout: float = 600.0) -> UninstallResult:
     """Remove what ``plan`` names: assignments (settled here), then groups, then users.
     A grant that cannot be revoked is named and keeps only its own principal (when its
@@ -258,7 +259,7 @@ def _keep_needed(principals: Iterable[Any], needed: set[str], result: UninstallR
     return going
 
 
-def _revoke(runtime: Any, plan: UninstallPlan, actor: str) -> list[Next]:
+def _revoke(runtime: Runtime, plan: UninstallPlan, actor: str) -> list[Next]:
     ids = sorted(i for a in plan.assignments for i in a.grant_ids)
     with transaction(runtime.sessions) as session:
         serialize(session, RECONCILE_LOCK)
@@ -271,7 +272,7 @@ def _revoke(runtime: Any, plan: UninstallPlan, actor: str) -> list[Next]:
     return [submit(operation_id) for operation_id in applied.submit]
 
 
-def settle_operations(*, runtime: Any, work: Iterable[Next], timeout: float) -> list[int]:
+def settle_operations(*, runtime: Runtime, work: Iterable[Next], timeout: float) -> list[int]:
     """Run submits and status polls in this process, each when due, until all settled;
     the operation ids still open at ``timeout``."""
     counter = itertools.count()
@@ -291,7 +292,7 @@ def settle_operations(*, runtime: Any, work: Iterable[Next], timeout: float) -> 
             tables.Operation.state.in_([OperationState.QUEUED, OperationState.SUBMITTED]))))
 
 
-def _delete_groups(runtime: Any, groups: Iterable[ScimGroup], actor: str,
+def _delete_groups(runtime: Runtime, groups: Iterable[ScimGroup], actor: str,
                    result: UninstallResult) -> int:
     deleted = 0
     for group in groups:
@@ -305,7 +306,7 @@ def _delete_groups(runtime: Any, groups: Iterable[ScimGroup], actor: str,
     return deleted
 
 
-def _delete_users(runtime: Any, users: Iterable[ScimUser], actor: str,
+def _delete_users(runtime: Runtime, users: Iterable[ScimUser], actor: str,
                   result: UninstallResult) -> int:
     deleted = 0
     for user in users:

@@ -32,7 +32,7 @@ from tasks.importing.model import ImportPlan, Inventory, LedgerView
 from tasks.importing.transform import check_default_owners, plan_import
 
 if TYPE_CHECKING:
-    from workers.runtime import Runtime
+    from models.ports.runtime import Runtime
 
 REFRESH_ACTOR = "system:import"
 LOCK_WAIT_SECONDS = 600.0  # an explicit import waits this long for a running refresh

@@ -24,12 +24,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from models.ports.runtime import SettingsView
 from tasks.notify.routing import (
     DEFAULT_SLACK_EVENTS,
     DEFAULT_WEBHOOK_EVENTS,
     event_filter,
 )
-from workers.settings import Settings
 
 SIGNATURE_HEADER = "X-Grantledger-Signature"
 EVENT_HEADER = "X-Grantledger-Event"
@@ -97,7 +97,7 @@ class Channel:
         return self.name == "slack-app" or str(notice["event"]) in self.events
 
 
-def configured_channels(settings: Settings) -> list[Channel]:
+def configured_channels(settings: SettingsView) -> list[Channel]:
     """The channels the settings configure, webhook first."""
     channels = []
     if settings.notify_webhook_url:

@@ -28,10 +28,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from models.ledger.base import db_now
 from models.ledger.db import transaction
 from models.ledger.tables import NotificationOutbox as Outbox
+from models.ports.runtime import SettingsView
 from tasks.notify.channels import Channel, ChannelAnswer, configured_channels
 from tasks.notify.slack import CHANNEL as SLACK_APP
 from tasks.notify.slack import SlackPort, SlackRoute, deliver_slack, plan_slack
-from workers.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +132,7 @@ def retry_after(response: httpx.Response) -> float | None:
 
 
 def send_to_all(client: httpx.Client, channels: Sequence[Channel], claim: ClaimedNotice, *,
-                sessions: sessionmaker[Session], settings: Settings,
+                sessions: sessionmaker[Session], settings: SettingsView,
                 slack: SlackPort | None = None) -> list[ChannelAnswer]:
     """Send to every channel that takes this notice and has not accepted it yet."""
     answers: list[ChannelAnswer] = []
@@ -148,7 +148,8 @@ def send_to_all(client: httpx.Client, channels: Sequence[Channel], claim: Claime
 
 
 def send_to_slack_app(slack: SlackPort | None, channel: Channel, claim: ClaimedNotice, *,
-                      sessions: sessionmaker[Session], settings: Settings) -> list[ChannelAnswer]:
+                      sessions: sessionmaker[Session],
+                      settings: SettingsView) -> list[ChannelAnswer]:
     """The Slack app's messages for one notice (several destinations, each remembered)."""
     if slack is None:
         return [ChannelAnswer(SLACK_APP, False, None, 0.0, "no Slack client in this process")]
@@ -181,7 +182,7 @@ def settle(session: Session, *, claim: ClaimedNotice, answers: Sequence[ChannelA
     return fenced is not None and not failed
 
 
-def deliver_due(*, sessions: sessionmaker[Session], settings: Settings,
+def deliver_due(*, sessions: sessionmaker[Session], settings: SettingsView,
                 transport: httpx.BaseTransport | None = None,
                 slack: SlackPort | None = None, limit: int = CLAIM_BATCH) -> DeliveryReport:
     """Deliver every due outbox row once (one claim batch of at most ``limit``); ``slack``:

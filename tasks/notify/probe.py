@@ -9,9 +9,9 @@ import httpx
 
 from models.errors import ConfigError, InputError
 from models.ledger.outbox import NOTIFIABLE_EVENTS, Subject, notice_key, notice_payload
+from models.ports.runtime import SettingsView
 from tasks.notify.channels import CHANNEL_SETTINGS, configured_channels
 from tasks.notify.delivery import SEND_TIMEOUT, ChannelAnswer, send
-from workers.settings import Settings
 
 SAMPLE_REQUEST_ID = "req-00000000"
 
@@ -28,7 +28,7 @@ def sample_notice(event: str) -> dict[str, Any]:
     return notice | {"test": True}
 
 
-def send_test_notice(*, settings: Settings, event: str = "request.created",
+def send_test_notice(*, settings: SettingsView, event: str = "request.created",
                      transport: httpx.BaseTransport | None = None) -> list[ChannelAnswer]:
     """Send one sample notice to every configured channel now; the receivers' answers."""
     notice = sample_notice(event)  # a bad --event is the first thing to report

@@ -6,13 +6,13 @@ import httpx
 from sqlalchemy.orm import Session, sessionmaker
 
 from models.ledger.db import transaction
+from models.ports.runtime import SettingsView
 from tasks.notify.delivery import DeliveryReport, deliver_due
 from tasks.notify.expiring import queue_expiring_notices, queue_review_due_notices
 from tasks.notify.slack import SlackPort
-from workers.settings import Settings
 
 
-def notify_sweep(*, sessions: sessionmaker[Session], settings: Settings,
+def notify_sweep(*, sessions: sessionmaker[Session], settings: SettingsView,
                  transport: httpx.BaseTransport | None = None,
                  slack: SlackPort | None = None) -> DeliveryReport:
     """Queue due ``grant.expiring`` and ``review.due`` notices, then deliver everything due."""

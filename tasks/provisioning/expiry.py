@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session
@@ -29,6 +28,7 @@ from models.ledger.base import database_time, db_now
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState
 from models.ledger.grants import claim_due_expiries, lock_assignment
+from models.ports.runtime import Runtime
 from tasks.events import Next, submit, sync_principals
 from tasks.sync.applier import Applied, apply_changes
 from tasks.sync.planner import ChangeKind, NameKey, plan
@@ -64,7 +64,7 @@ class ExpiryReport:
         self.submit.extend(applied.submit)
 
 
-def sweep(*, runtime: Any, batch: int = BATCH) -> ExpiryReport:
+def sweep(*, runtime: Runtime, batch: int = BATCH) -> ExpiryReport:
     """One expiry sweep; what it did and what to enqueue (``report.next_work()``)."""
     report = ExpiryReport()
     while True:

@@ -57,6 +57,7 @@ from models.ports.identity_center import (
     IdentityCenter,
     OperationStatus,
 )
+from models.ports.runtime import Runtime
 from tasks import events
 from tasks.events import Next, poll, poll_round
 from tasks.provisioning.polling import (
@@ -99,7 +100,7 @@ class Leased:
     polls: int  # its poll count after the lease
 
 
-def run_round(*, runtime: Any) -> list[Next]:
+def run_round(*, runtime: Runtime) -> list[Next]:
     """One poll round; the work to enqueue next (woken creates, the next round)."""
     settings = runtime.settings
     with runtime.sessions() as session:
@@ -226,7 +227,7 @@ def find_settled(identity_center: IdentityCenter, kind: str, leased: list[Leased
     return {i: status for i, status in outcomes.items() if status.settled}
 
 
-def _settle_all(runtime: Any, leased: list[Leased], outcomes: dict[int, OperationStatus],
+def _settle_all(runtime: Runtime, leased: list[Leased], outcomes: dict[int, OperationStatus],
                 leased_at: datetime) -> tuple[list[Next], bool]:
     """Settle what AWS finished, and what stayed IN_PROGRESS for too long, one transaction
     each; the creates woken by the slots this frees, and whether any is still in flight."""
@@ -251,7 +252,7 @@ def _settle_all(runtime: Any, leased: list[Leased], outcomes: dict[int, Operatio
     return work, unsettled
 
 
-def run_inline(runtime: Any, item: Next) -> list[Next]:
+def run_inline(runtime: Runtime, item: Next) -> list[Next]:
     """Run one submit, poll or poll round in this process (the uninstall, test drivers);
     the work it asks for next. Other tasks are not this module's: they are dropped."""
     if item.task == events.PROVISION_SUBMIT:
@@ -264,7 +265,7 @@ def run_inline(runtime: Any, item: Next) -> list[Next]:
     return []
 
 
-def submit_few_inline(runtime: Any, work: list[Next]) -> list[Next]:
+def submit_few_inline(runtime: Runtime, work: list[Next]) -> list[Next]:
     """Run the submits of ``work`` here when there are at most ``INLINE_SUBMITS`` of them
     (a targeted sync after an approval); the work left to enqueue. A submit that fails
     here for a reason other than AWS's (which it handles itself) is enqueued instead."""

@@ -43,6 +43,7 @@ from models.ledger.enums import GrantState, OperationKind, OperationState
 from models.ledger.grants import lock_assignment, mark_stuck
 from models.ledger.tables import Operation
 from models.ports.identity_center import SUCCEEDED, IdentityCenter, OperationStatus
+from models.ports.runtime import Runtime
 from tasks.events import Next, poll, poll_round, submit
 from tasks.sync.applier import grant_event, move_grants
 from tasks.sync.planner import GrantView
@@ -87,7 +88,7 @@ def claim_operation(session: Session, operation_id: int, state: OperationState) 
     return session.scalars(statement).one_or_none()
 
 
-def submit_operation(*, runtime: Any, operation_id: int) -> list[Next]:
+def submit_operation(*, runtime: Runtime, operation_id: int) -> list[Next]:
     """Send one QUEUED operation to AWS; what to enqueue next (its first poll, or a retry)."""
     settings, limiter = runtime.settings, runtime.limiter
     with transaction(runtime.sessions) as session:
@@ -137,7 +138,7 @@ def _wait_for_slot(session: Session, operation: Operation) -> None:
                     .execution_options(synchronize_session=False))
 
 
-def _release_slot(session: Session, operation: Operation, runtime: Any) -> list[Next]:
+def _release_slot(session: Session, operation: Operation, runtime: Runtime) -> list[Next]:
     """Give a create's slot back, and wake the oldest create waiting for one."""
     runtime.limiter.release_create_slot(str(operation.id))
     waiting = session.scalars(
@@ -183,7 +184,7 @@ def _send(identity_center: IdentityCenter, operation: Operation) -> OperationSta
 
 
 def _submit_failed(session: Session, operation: Operation, err: AwsError,
-                   runtime: Any) -> list[Next]:
+                   runtime: Runtime) -> list[Next]:
     if err.retryable:
         attempts = ops.record_retry(session, operation_id=operation.id, reason=str(err))
         if attempts is not None and attempts < MAX_SUBMIT_ATTEMPTS:
@@ -193,7 +194,7 @@ def _submit_failed(session: Session, operation: Operation, err: AwsError,
     return settle(session, operation, succeeded=False, runtime=runtime, reason=str(err))
 
 
-def poll_operation(*, runtime: Any, operation_id: int,
+def poll_operation(*, runtime: Runtime, operation_id: int,
                    polls: int | None = None) -> list[Next]:
     """Ask AWS where a SUBMITTED operation stands; settle it, or poll again later.
 
@@ -240,14 +241,14 @@ def gave_up_reason(waited: float) -> str:
 
 
 def settle_status(session: Session, operation: Operation, status: OperationStatus,
-                  runtime: Any) -> list[Next]:
+                  runtime: Runtime) -> list[Next]:
     """Settle an operation as AWS's final ``status`` says (its FailureReason kept)."""
     return settle(session, operation, succeeded=status.status == SUCCEEDED, runtime=runtime,
            reason=status.failure_reason or (None if status.status == SUCCEEDED
                                             else f"AWS status {status.status}"))
 
 
-def settle(session: Session, operation: Operation, *, succeeded: bool, runtime: Any,
+def settle(session: Session, operation: Operation, *, succeeded: bool, runtime: Runtime,
            reason: str | None = None, note: str | None = None) -> list[Next]:
     """Finish an operation and move the grants of its assignment, in one transaction; the
     work that follows (a create waiting for the slot this one frees)."""
@@ -324,7 +325,7 @@ def _audit_foreign_removal(session: Session, operation: Operation, succeeded: bo
         "request_id": operation.request_id, "account_id": key.account_id}])
 
 
-def give_up(*, runtime: Any, operation_id: int, reason: str) -> list[Next]:
+def give_up(*, runtime: Runtime, operation_id: int, reason: str) -> list[Next]:
     """Poison work: end an unsettled operation FAILED with ``reason`` (bounded attempts);
     what to enqueue next."""
     with transaction(runtime.sessions) as session:
@@ -336,7 +337,7 @@ def give_up(*, runtime: Any, operation_id: int, reason: str) -> list[Next]:
     return []
 
 
-def sweep_operations(*, runtime: Any) -> list[Next]:
+def sweep_operations(*, runtime: Runtime) -> list[Next]:
     """Re-enqueue overdue polls and lost submits (each at most once per grace period).
 
     Overdue polls: with poll rounds, one round (it leases every overdue operation); with

@@ -37,6 +37,7 @@ from models.ledger.db import transaction
 from models.ledger.enums import GrantState
 from models.ledger.kv import write_state
 from models.ports.identity_center import IdentityCenter
+from models.ports.runtime import Runtime
 from tasks.events import Next, submit
 from tasks.sync.applier import Applied, apply_changes, record_foreign
 from tasks.sync.desired import DesiredState, desired_state, membership_lists
@@ -129,7 +130,7 @@ class SyncReport:
 # --- entry points ------------------------------------------------------------------------------
 
 
-def full_sync(*, runtime: Any, dry_run: bool = False,
+def full_sync(*, runtime: Runtime, dry_run: bool = False,
               drift_mode: str | None = None) -> SyncReport:
     """Sync everything; skipped (report.skipped) while another full sync runs. A dry run
     writes nothing, so it never waits for (or blocks) a real one. ``drift_mode``: plan
@@ -142,7 +143,7 @@ def full_sync(*, runtime: Any, dry_run: bool = False,
         return run_sync(runtime=runtime, scope=FULL, dry_run=dry_run)
 
 
-def sync_principals(*, runtime: Any, users: Iterable[str] = (), lists: Iterable[str] = (),
+def sync_principals(*, runtime: Runtime, users: Iterable[str] = (), lists: Iterable[str] = (),
                     dry_run: bool = False, reason: str = "",
                     drift_mode: str | None = None) -> SyncReport:
     """Sync only these users and access lists (the event-driven path)."""
@@ -151,7 +152,7 @@ def sync_principals(*, runtime: Any, users: Iterable[str] = (), lists: Iterable[
                     drift_mode=drift_mode)
 
 
-def plan_sync(*, runtime: Any, users: Iterable[str] = (),
+def plan_sync(*, runtime: Runtime, users: Iterable[str] = (),
               lists: Iterable[str] = ()) -> SyncReport:
     """What a sync would do now (a dry run: `plan`, `sync --dry-run`, the API's /plan),
     planned with the drift mode the workers started with (``tasks.worker_state``), else
@@ -168,7 +169,7 @@ def plan_sync(*, runtime: Any, users: Iterable[str] = (),
     return report
 
 
-def restore_directory_user(*, runtime: Any, user: str) -> str:
+def restore_directory_user(*, runtime: Runtime, user: str) -> str:
     """Make sure a user exists in Identity Center; its id (new if it had to be re-created).
 
     Finds the user by userName; if it is gone (deleted outside grantledger), creates it
@@ -193,20 +194,20 @@ def restore_directory_user(*, runtime: Any, user: str) -> str:
     return pushed.id
 
 
-def reprovision_user(*, runtime: Any, user: str) -> SyncReport:
+def reprovision_user(*, runtime: Runtime, user: str) -> SyncReport:
     """``restore_directory_user``, then a targeted sync re-creating the user's assignments
     and group memberships."""
     restore_directory_user(runtime=runtime, user=user)
     return sync_principals(runtime=runtime, users=[user], reason="reprovision")
 
 
-def save_report(*, runtime: Any, key: str, report: SyncReport) -> None:
+def save_report(*, runtime: Runtime, key: str, report: SyncReport) -> None:
     """Keep a sync's summary under ``key`` (kv) for whoever waits for it (`sync --wait`)."""
     with transaction(runtime.sessions) as session:
         write_state(session, key, report.summary())
 
 
-def run_sync(*, runtime: Any, scope: Scope, dry_run: bool, reason: str = "",
+def run_sync(*, runtime: Runtime, scope: Scope, dry_run: bool, reason: str = "",
              drift_mode: str | None = None) -> SyncReport:
     """The pipeline of the module docstring, for one scope."""
     started = time.monotonic()
@@ -239,7 +240,7 @@ def run_sync(*, runtime: Any, scope: Scope, dry_run: bool, reason: str = "",
 # --- steps -------------------------------------------------------------------------------------
 
 
-def _reconcile(runtime: Any, scope: Scope, dry_run: bool,
+def _reconcile(runtime: Runtime, scope: Scope, dry_run: bool,
                report: SyncReport) -> tuple[Snapshot, DesiredState, Reconciliation]:
     with transaction(runtime.sessions) as session:
         if not dry_run:
@@ -257,7 +258,7 @@ def _reconcile(runtime: Any, scope: Scope, dry_run: bool,
     return snapshot, desired, result
 
 
-def _push(runtime: Any, snapshot: Snapshot, desired: DesiredState, dry_run: bool,
+def _push(runtime: Runtime, snapshot: Snapshot, desired: DesiredState, dry_run: bool,
           report: SyncReport) -> dict[PrincipalRef, str | None]:
     """SCIM users -> groups -> memberships; every principal's id afterwards."""
     push, directory = ScimPush(), runtime.directory
@@ -305,7 +306,7 @@ def _is_new(principal_id: str | None) -> bool:
     return bool(principal_id) and str(principal_id).startswith(NEW_PRINCIPAL)
 
 
-def _plan_inputs(runtime: Any, scope: Scope, snapshot: Snapshot, result: Reconciliation,
+def _plan_inputs(runtime: Runtime, scope: Scope, snapshot: Snapshot, result: Reconciliation,
                  principal_ids: Mapping[PrincipalRef, str | None], dry_run: bool) -> PlanInputs:
     with transaction(runtime.sessions) as session:
         inputs = load_plan_inputs(session, scope=scope)
@@ -335,7 +336,7 @@ def fetch_actual(identity_center: IdentityCenter, *, scope: Scope,
     return found
 
 
-def _apply(runtime: Any, report: SyncReport, scope: Scope,
+def _apply(runtime: Runtime, report: SyncReport, scope: Scope,
            principal_ids: Mapping[PrincipalRef, str | None]) -> None:
     applied = Applied()
     actionable = [c for c in report.changes
@@ -370,7 +371,7 @@ def change_counts(changes: Iterable[Change]) -> Counter[str]:
     return counts
 
 
-def _record(runtime: Any, report: SyncReport) -> None:
+def _record(runtime: Runtime, report: SyncReport) -> None:
     """One audit event per sync that did something (always for a full sync)."""
     changed = any(v for k, v in report.counts.items() if k not in ("failed", "foreign"))
     if report.scope != "full" and not changed and not report.errors:
@@ -398,7 +399,7 @@ def _names(snapshot: Snapshot, principal_ids: Mapping[PrincipalRef, str | None]
 
 
 @contextmanager
-def single_flight(runtime: Any, name: str) -> Iterator[bool]:
+def single_flight(runtime: Runtime, name: str) -> Iterator[bool]:
     """Try to hold a named lock for the block: True if held, False if someone else has it.
 
     PostgreSQL: a session advisory lock on a connection of its own (every process sees it).

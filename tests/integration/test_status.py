@@ -10,10 +10,11 @@ from typer.testing import CliRunner
 from models.ledger.base import database_time
 from models.ledger.enums import GrantState, OperationState, SourceKind
 from models.ledger.tables import Grant, Operation
-from tasks.admin.status import full_status, ledger_status, queue_depths
+from tasks.admin.status import ledger_status
 from tests.integration.sync_support import World
 from workers.cli.main import app, register_commands
 from workers.runtime import set_runtime
+from workers.status import full_status, queue_depths
 
 pytest_plugins = ["tests.integration.ledger_fixtures", "tests.integration.sync_fixtures"]
 register_commands()
@@ -70,9 +71,9 @@ def test_queue_depths_read_redis_lists(redis_url) -> None:
 
 def test_full_status_survives_a_broker_that_is_down(pg_url) -> None:
     from models.ledger import migrate
-    from tasks.admin.status import full_status
     from workers.runtime import Runtime
     from workers.settings import Settings
+    from workers.status import full_status
 
     migrate.upgrade(pg_url)
     runtime = Runtime(Settings(database_url=pg_url, broker_url="redis://127.0.0.1:1/0"))

@@ -27,7 +27,8 @@ def add_member(runtime: RuntimeDep, caller: CallerDep, name: PathName,
     """Add a user or a nested list (or move its expiry); owners, or the admin."""
     return membership.add_member(
         sessions=runtime.sessions, list_name=name, member=body.member, kind=body.kind,
-        expires=body.expires, actor=caller, reason=body.reason)
+        expires=body.expires, actor=caller, reason=body.reason,
+        max_nesting_depth=runtime.settings.max_nesting_depth)
 
 
 @router.delete("/{name}/members", response_model=MembershipChange)

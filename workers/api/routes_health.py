@@ -47,7 +47,7 @@ def healthz() -> Health:
             responses={503: {"model": Readiness, "description": "a dependency is down"}})
 def readyz(runtime: RuntimeDep) -> Response:
     """Ready to serve: the ledger database answers and is at head, the broker answers."""
-    from tasks.admin.doctor import check_broker, check_database
+    from workers.doctor import check_broker, check_database
 
     checks = [check_database(runtime), check_broker(runtime.settings)]
     readiness = Readiness(ready=all(c.ok for c in checks),

@@ -27,7 +27,7 @@ router = APIRouter(tags=["operations"])
 def status(runtime: RuntimeDep, caller: AdminDep) -> dict[str, Any]:
     """What `grantledger status` shows: grants, operations, failures, queues, limiter
     (admin)."""
-    from tasks.admin.status import full_status
+    from workers.status import full_status
 
     return full_status(runtime).as_dict()
 

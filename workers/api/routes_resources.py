@@ -70,7 +70,8 @@ def apply(
     """Create or update users, roles and access lists; all of them or none (admin)."""
     loaded = load_sources(sources)
     return resources.apply_resources(sessions=runtime.sessions, loaded=loaded,
-                                     actor=caller.label, dry_run=dry_run)
+                                     actor=caller.label, dry_run=dry_run,
+                                     max_nesting_depth=runtime.settings.max_nesting_depth)
 
 
 @router.get("/users", response_model=Page[UserView])

@@ -65,8 +65,9 @@ def status_command(output: str = OutputOption) -> None:
 
     Example: grantledger status -o json
     """
-    from tasks.admin.status import full_status, missing_ledger
+    from tasks.admin.status import missing_ledger
     from workers.runtime import get_runtime
+    from workers.status import full_status
 
     runtime = get_runtime()
     absent = missing_ledger(runtime.settings.database_url)
@@ -203,7 +204,7 @@ def doctor_command(output: str = OutputOption) -> None:
 
     Example: grantledger doctor -o json
     """
-    from tasks.admin.doctor import run_checks
+    from workers.doctor import run_checks
     from workers.runtime import Runtime
     from workers.settings import get_settings
 

@@ -93,6 +93,12 @@ def ledger_sessions() -> sessionmaker[Session]:
     return get_runtime().sessions
 
 
+def _max_nesting_depth() -> int:
+    from workers.runtime import get_runtime
+
+    return get_runtime().settings.max_nesting_depth
+
+
 # --- validate / apply ------------------------------------------------------------------------
 
 
@@ -158,7 +164,8 @@ def _validate(paths: list[Path], *, sessions: sessionmaker[Session] | None,
     if sessions is not None:
         from tasks.access.resources import check_resources
 
-        check_resources(sessions=sessions, loaded=loaded)
+        check_resources(sessions=sessions, loaded=loaded,
+                        max_nesting_depth=_max_nesting_depth())
         return loaded, []
     errors = check_references(loaded)
     unchecked = [] if strict else [
@@ -222,7 +229,8 @@ def apply_command(
     from tasks.access.resources import apply_resources
 
     result = apply_resources(sessions=ledger_sessions(), loaded=load_inputs(files),
-                             actor=actor_name(actor), dry_run=dry_run)
+                             actor=actor_name(actor), dry_run=dry_run,
+                             max_nesting_depth=_max_nesting_depth())
     emit([c.as_row() for c in result.changes], fmt=output, columns=CHANGE_COLUMNS,
          title="dry run: nothing written" if dry_run else "applied")
 
@@ -328,7 +336,8 @@ def add_member_command(
     member, kind = _member(user, nested)
     until = parse_time(expires, option="--expires") if expires else None
     change = add_member(sessions=ledger_sessions(), list_name=list_name, member=member,
-                        kind=kind, expires=until, actor=cli_actor(actor))
+                        kind=kind, expires=until, actor=cli_actor(actor),
+                        max_nesting_depth=_max_nesting_depth())
     emit(change.as_row(), fmt=output, title="membership")
 
 

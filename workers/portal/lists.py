@@ -52,7 +52,8 @@ def add_member(request: Request, viewer: Viewer, name: str, member: Annotated[st
                    if expires_in.strip() else None)
         membership.add_member(sessions=runtime_of(request).sessions, list_name=name,
                               member=member.strip(), kind=kind, expires=expires, actor=viewer,
-                              reason=reason or None, acting_owner=viewer)
+                              reason=reason or None, acting_owner=viewer,
+                              max_nesting_depth=runtime_of(request).settings.max_nesting_depth)
     except ValueError as err:
         return refused(request, InputError(str(err), hint="write an expiry like 30d or 12h"))
     except GrantledgerError as err:

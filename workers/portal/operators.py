@@ -124,7 +124,7 @@ def audit_export(request: Request, viewer: Operator, account: str = "", user: st
 @router.get("/status", response_class=HTMLResponse)
 def status_page(request: Request, viewer: Operator) -> Response:
     """What `grantledger status` shows, and a Sync now button."""
-    from tasks.admin.status import full_status
+    from workers.status import full_status
 
     return page(request, "status.html", title="Status",
                 report=full_status(runtime_of(request)).as_dict(),
