@@ -405,7 +405,7 @@ def check_references(
 
 def _missing(item: LoadedResource, path: FieldPath, wanted: Iterable[str], known: set[str],
              kind: str, *, field_name: str | None = None) -> list[ResourceError]:
-    errors = []
+    errors: list[ResourceError] = []
     for index, name in enumerate(wanted):
         if name not in known:
             at = path + (index, field_name) if field_name else path + (index,)

@@ -24,6 +24,7 @@ with SIGKILL) and named, and `run` exits 3 (``STOP_MISSED``).
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
@@ -265,8 +266,8 @@ def _workers(runtime: Runtime, plan: RunPlan, *, concurrency: int,
     children = Children(child_environment(runtime.settings), concurrency=concurrency,
                         loglevel=runtime.settings.log_level).start()
     for process in children.processes:
-        deadline.running[children.name(process)] = (
-            lambda p=process: os.killpg(p.pid, signal.SIGKILL))
+        deadline.running[children.name(process)] = functools.partial(
+            os.killpg, process.pid, signal.SIGKILL)
     try:
         yield children.died
     finally:

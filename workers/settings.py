@@ -122,8 +122,6 @@ class Settings(BaseSettings):
     slack_api_url: str = "https://slack.com/api/"
     slack_command: str = "/access"
 
-    # The public base URL people reach this install at (portal, Slack request URL).
-    portal_url: str | None = None
 
     # sandbox
     sandbox_settle_delay: float = Field(2.0, ge=0)

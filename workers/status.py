@@ -4,7 +4,7 @@ runtime knows."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from tasks.admin.status import Status, ledger_status
 from tasks.worker_state import intervals, job_runs, workers_drift_mode
@@ -52,4 +52,5 @@ def queue_depths(broker_url: str, queues: tuple[str, ...]) -> dict[str, int | No
     import redis
 
     client = redis.Redis.from_url(broker_url, socket_connect_timeout=2)
-    return {queue: int(client.llen(queue)) for queue in queues}
+    # redis-py types its sync and async clients' answers as one union
+    return {queue: int(cast(int, client.llen(queue))) for queue in queues}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -228,7 +229,7 @@ def promotion_lists(*, sessions: Sessions, request_id: str,
 def _candidate(policy: Policy, request: tables.AccessRequest, row: tables.AccessList,
                viewer: Actor) -> PromotionList | None:
     list_roles = [policy.roles[name] for name in row.granted_roles if name in policy.roles]
-    common = {"roles": request.roles, "assignments": request.resources,
+    common: dict[str, Any] = {"roles": request.roles, "assignments": request.resources,
               "list_roles": list_roles, "all_roles": policy.roles, "catalog": policy.catalog}
     if not list_roles or uncovered_items(**common):
         return None
@@ -250,7 +251,8 @@ def _add_long_term_member(session: Session, list_name: str, request: tables.Acce
         session.add(tables.Membership(list_name=list_name, member_name=request.user_name,
                                       member_kind=MemberKind.USER, added_by=actor))
     else:  # an expiring membership becomes long-term
-        action, before = "expiry_changed", {"expires": membership.expires_at.isoformat()}
+        action, before = "expiry_changed", {"expires": membership.expires_at.isoformat()
+                                              if membership.expires_at else None}
         membership.expires_at = None
     session.flush()
     # The same event shape as tasks.access.membership writes.

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select, update
@@ -128,10 +129,18 @@ def remember_adoption(session: Session, plan: ImportPlan, *, view: LedgerView, a
         kv.write_state(session, IMPORTED_GROUPS_KEY, sorted(view.imported_groups | adopted))
     if view.enrolled:
         return False
-    enrolment = {"by": actor, "at": session.scalar(select(db_now())).isoformat(),
+    enrolment = {"by": actor, "at": _now(session).isoformat(),
                  "default_owners": list(default_owners), "instance_arn": instance_arn}
     kv.write_state(session, ENROLLED_KEY, enrolment)
     record_many(session, [{"actor": actor, "action": "import.enrolled",
                              "target_kind": "identity_center", "target": instance_arn,
                              "after": enrolment}])
     return True
+
+
+def _now(session: Session) -> datetime:
+    """The database's clock."""
+    now = session.scalar(select(db_now()))
+    if now is None:
+        raise RuntimeError("the database returned no time")
+    return now

@@ -10,8 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import cast
 
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import Table, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from models.domain import MemberKind
@@ -34,13 +35,13 @@ IMPORTED_GROUPS_KEY = "import.groups"  # every group id an import adopted, ever
 DRIFT_KEY = "import.drift"  # group ids reported as drift by the last run
 LAST_RUN_KEY = "import.last"  # the last run's summary (for status)
 
-ACCOUNTS = tables.Account.__table__
-PERMISSION_SETS = tables.PermissionSet.__table__
-USERS = tables.User.__table__
-ROLES = tables.Role.__table__
-LISTS = tables.AccessList.__table__
-MEMBERSHIPS = tables.Membership.__table__
-GRANTS = tables.Grant.__table__
+ACCOUNTS = cast(Table, tables.Account.__table__)
+PERMISSION_SETS = cast(Table, tables.PermissionSet.__table__)
+USERS = cast(Table, tables.User.__table__)
+ROLES = cast(Table, tables.Role.__table__)
+LISTS = cast(Table, tables.AccessList.__table__)
+MEMBERSHIPS = cast(Table, tables.Membership.__table__)
+GRANTS = cast(Table, tables.Grant.__table__)
 
 
 @dataclass

@@ -55,7 +55,7 @@ def reflow(doc: str | None) -> str | None:
         return doc
     import inspect
 
-    lines, out = inspect.cleandoc(doc).splitlines(), []
+    lines, out = inspect.cleandoc(doc).splitlines(), list[str]()
     for line in lines:
         joinable = out and out[-1] and line and not line.startswith(" ") \
             and not out[-1].startswith(" ") and not out[-1].endswith(":")

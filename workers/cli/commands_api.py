@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 
 from workers.cli.app import app
@@ -53,7 +55,7 @@ def api_command(
     configure(runtime.settings)
     host = host or runtime.settings.api_host
     port = port if port is not None else runtime.settings.api_port
-    options = {"log_level": runtime.settings.log_level.lower(), "log_config": None}
+    options: dict[str, Any] = {"log_level": runtime.settings.log_level.lower(), "log_config": None}
     if workers > 1:
         if runtime.settings.embedded:
             raise InputError("--workers needs the PostgreSQL ledger: the embedded SQLite "

@@ -124,7 +124,7 @@ def print_summary(summary: dict[str, Any]) -> None:
 def summary_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
     """The summary as (what, count, names) rows, names cut after a few; what did not happen
     (a count of zero) is left out, except the counts found in AWS."""
-    found = [(f"found {kind.replace('_', ' ')}", count, [])
+    found: list[tuple[str, Any, list[str]]] = [(f"found {kind.replace('_', ' ')}", count, [])
              for kind, count in summary["found"].items()]
     new = [(f"new {kind.replace('_', ' ')}", len(names), names)
            for kind, names in summary["new"].items()]
@@ -137,7 +137,7 @@ def summary_rows(summary: dict[str, Any]) -> list[dict[str, Any]]:
              ("grants failed (target vanished)", summary["failed_grants"], []),
              ("drift: groups not adopted", len(drift), drift),
              ("skipped", len(summary["skipped"]), summary["skipped"])]
-    cost = [("AWS calls", summary["aws_calls"], []),
+    cost: list[tuple[str, Any, list[str]]] = [("AWS calls", summary["aws_calls"], []),
             ("seconds", summary["duration_seconds"], [])]
     changes = [row for row in [*new, *vanished, *other] if row[1]]
     return [{"what": what, "count": count, "names": _names(names)}

@@ -64,7 +64,7 @@ class SlackWeb:
 
     def auth_test(self) -> dict[str, Any]:
         """Who the bot token is (``auth.test``)."""
-        return dict(call(self.client.auth_test).data)
+        return dict(call(self.client.auth_test).data)  # type: ignore[arg-type]  # slack-sdk types .data dict | bytes; a JSON API answers a dict
 
     def _user_by_email(self, email: str) -> str | None:
         try:

@@ -43,14 +43,14 @@ class BotoIdentityCenter(IdentityCenter):
 
     def discover(self) -> InstanceInfo:
         if self._instance is None:
-            configured = self._settings.instance_arn, self._settings.identity_store_id
-            if all(configured):
-                self._instance = InstanceInfo(*configured)
+            arn, store = self._settings.instance_arn, self._settings.identity_store_id
+            if arn and store:
+                self._instance = InstanceInfo(arn, store)
             else:
                 instances = self._paginate(self._clients.sso_admin, "ListInstances",
                                            result_key="Instances",
                                            key=lambda row: row["InstanceArn"])
-                self._instance = pick_instance(instances, instance_arn=configured[0])
+                self._instance = pick_instance(instances, instance_arn=arn)
         return self._instance
 
     def list_accounts(self, *, with_ou_path: bool = False) -> list[AccountRecord]:

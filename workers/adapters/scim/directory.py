@@ -57,7 +57,7 @@ def user_changes(*, user_name: str | None, display_name: str | None, given_name:
     """PATCH operations replacing the attributes that were given."""
     paths = {"userName": user_name, "displayName": display_name,
              "name.givenName": given_name, "name.familyName": family_name}
-    operations = [{"op": "replace", "path": path, "value": value}
+    operations: list[dict[str, Any]] = [{"op": "replace", "path": path, "value": value}
                   for path, value in paths.items() if value is not None]
     if email is not None:
         operations.append({"op": "replace", "path": "emails",

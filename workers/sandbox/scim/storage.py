@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from moto.identitystore.models import Group as StoreGroup
 from moto.identitystore.models import IdentityStoreBackend, IdentityStoreData
@@ -182,16 +182,16 @@ class IdentityStoreStorage(ScimStorage):
             response_parameters: ResponseParameters[Any] | None = None) -> Resource[Any]:
         """One user or group, members included (the service hides them, as AWS does)."""
         with self.lock:
-            self._require(resource_type.name, resource_id)
-            return self._resource(resource_type.name, resource_id, self._members_for(
-                resource_type.name))
+            self._require(_kind(resource_type), resource_id)
+            return self._resource(_kind(resource_type), resource_id, self._members_for(
+                _kind(resource_type)))
 
     def search(self, resource_types: list[ResourceType], search_request: SearchRequest[Any],
                *, position: Any = None) -> SearchPage:
         """One page of the users or groups an AWS-dialect filter selects, ordered by id."""
         if len(resource_types) != 1:
             raise NotImplementedException(detail="search at the root is not supported")
-        kind = resource_types[0].name
+        kind = _kind(resource_types[0])
         terms = filter_terms(search_request.filter, kind)
         with self.lock:
             members = self._members_for(kind)
@@ -226,11 +226,11 @@ class IdentityStoreStorage(ScimStorage):
             if isinstance(resource, User):
                 object_id = self._create_user(resource)
             else:
-                object_id = self._create_group(resource)
+                object_id = self._create_group(cast(Group, resource))
             self.extras[object_id] = Extras(external_id=resource.external_id,
                                             active=getattr(resource, "active", None) is not False)
-            return self._resource(resource_type.name, object_id,
-                                  self._members_for(resource_type.name))
+            return self._resource(_kind(resource_type), object_id,
+                                  self._members_for(_kind(resource_type)))
 
     def _create_user(self, user: User) -> str:
         self._check_unique_user_name(user.user_name or "", exclude=None)
@@ -260,18 +260,18 @@ class IdentityStoreStorage(ScimStorage):
         """Write the new state of a user or group (PUT and PATCH land here)."""
         with self.lock:
             object_id = resource.id or ""
-            self._require(resource_type.name, object_id)
+            self._require(_kind(resource_type), object_id)
             self._check_version(object_id, expected_version)
             if isinstance(resource, User):
                 self._update_user(object_id, resource)
             else:
-                self._update_group(object_id, resource)
+                self._update_group(object_id, cast(Group, resource))
             extras = self._extras(object_id)
             extras.external_id = resource.external_id
             extras.active = getattr(resource, "active", None) is not False
             extras.touch()
-            return self._resource(resource_type.name, object_id,
-                                  self._members_for(resource_type.name))
+            return self._resource(_kind(resource_type), object_id,
+                                  self._members_for(_kind(resource_type)))
 
     def _update_user(self, user_id: str, user: User) -> None:
         self._check_unique_user_name(user.user_name or "", exclude=user_id)
@@ -304,13 +304,13 @@ class IdentityStoreStorage(ScimStorage):
                expected_version: str | None = None) -> None:
         """Delete the object and every membership it takes part in."""
         with self.lock:
-            self._require(resource_type.name, resource_id)
+            self._require(_kind(resource_type), resource_id)
             self._check_version(resource_id, expected_version)
-            key = "MemberId" if resource_type.name == "User" else "GroupId"
+            key = "MemberId" if _kind(resource_type) == "User" else "GroupId"
             for membership_id, membership in list(self.store.group_memberships.items()):
                 if _membership_side(membership, key) == resource_id:
                     self.backend.delete_group_membership(self.identity_store_id, membership_id)
-            if resource_type.name == "User":
+            if _kind(resource_type) == "User":
                 self.backend.delete_user(self.identity_store_id, resource_id)
             else:
                 self.backend.delete_group(self.identity_store_id, resource_id)
@@ -355,3 +355,8 @@ def _page(search_request: SearchRequest[Any], position: Any,
     page = found[start:start + count]
     more = start + count < len(found) and count > 0
     return page, page[-1] if more and page else None
+
+
+def _kind(resource_type: ResourceType) -> str:
+    """The resource type's name ("User" or "Group"; scim2-models types it optional)."""
+    return resource_type.name or ""
