@@ -160,7 +160,8 @@ def apply_policy(stage: Stage, policy_dir: Path) -> str:
     """Apply the demo's roles and lists: who may request elevation, and who reviews."""
     since = stage.last_operation()
     loaded = load_documents(sorted(policy_dir.glob("*.yaml")))
-    result = apply_resources(sessions=stage.sessions, loaded=loaded, actor=OWNER)
+    result = apply_resources(sessions=stage.sessions, loaded=loaded, actor=OWNER,
+                             max_nesting_depth=stage.runtime.settings.max_nesting_depth)
     stage.console.print(rows_table([c.as_row() for c in result.changes],
                                    ("kind", "name", "action"), title=f"apply -f {policy_dir}"))
     stage.follow("the sync after apply", since_operation=since)
@@ -182,7 +183,8 @@ def owner_adds_member(stage: Stage) -> str:
     since = stage.last_operation()
     change = add_member(sessions=stage.sessions, list_name="developers", member="frank",
                         kind="user", actor=demo_person(stage, OWNER),
-                        reason="frank moves to the product team")
+                        reason="frank moves to the product team",
+                        max_nesting_depth=stage.runtime.settings.max_nesting_depth)
     stage.console.print(f"  {OWNER} (owner) added frank to developers: {change.action}")
     stage.follow("the membership sync", since_operation=since)
     members = members_in_identity_center(stage, "developers")
