@@ -142,7 +142,7 @@ def test_oidc_needs_a_strong_session_secret_outside_the_embedded_mode(secret: st
                         session_secret=SecretStr(secret) if secret else None)
     with pytest.raises(ConfigError, match="GRANTLEDGER_SESSION_SECRET"):
         settings.check()
-    settings.session_secret = SecretStr("s" * 40)
+    settings.session_secret = SecretStr("portal-session-secret-" + "0123456789abcdef" * 2)
     assert settings.check() is settings
 
 
