@@ -77,8 +77,6 @@ class Settings(BaseSettings):
     session_secret: SecretStr | None = None  # signs the portal's session cookie
     session_idle_timeout: float = Field(3600.0, gt=0, description="seconds without a request")
     session_max_age: float = Field(43200.0, gt=0, description="seconds since sign-in")
-    # Users who see the portal's Audit and Status pages (until roles carry capabilities).
-    portal_admins: list[str] = Field(default_factory=list)
 
     # behaviour
     drift_mode: Literal["report", "quarantine", "remove"] = "report"

@@ -31,7 +31,6 @@ from typing import Any
 
 import httpx
 from sqlalchemy import func, select, update
-from tasks.services.tokens import create_token
 
 from models.ledger import tables
 from models.ledger.db import transaction
@@ -39,7 +38,9 @@ from ops.bench.bench_org import GRANTLEDGER, organisation
 from ops.bench.common import command, machine, percentile, spread, table, write_results
 from ops.bench.fleet import announce_to, apply, request_roles, wait
 from ops.drills.stack import Stack, StackOptions
-from tasks import importer
+from tasks.access.permissions import operator
+from tasks.access.tokens import create_token
+from tasks.importing import importer
 
 UNLIMITED = {"sso_admin_rate": 1000.0, "identitystore_rate": 1000.0, "scim_rate": 1000.0,
              "sync_interval": 3600.0, "import_interval": 3600.0}
@@ -76,7 +77,8 @@ def grant_roles(stack: Stack, clients: list[str], approvers: list[str]) -> dict[
         for names, role in ((clients, "requester"), (approvers, "approver")):
             session.execute(update(tables.User).where(tables.User.name.in_(names))
                             .values(roles=[role]))
-    return {name: create_token(sessions=stack.runtime.sessions, user=name, actor="bench")[1]
+    return {name: create_token(sessions=stack.runtime.sessions, user=name,
+                                 actor=operator("bench"))[1]
             for name in [*clients, *approvers]}
 
 

@@ -25,7 +25,6 @@ import time
 from typing import Any
 
 from sqlalchemy import select
-from tasks.services.requests import create_request, review_request
 
 from models.ledger import tables
 from models.ledger.enums import GrantState
@@ -52,6 +51,8 @@ from ops.bench.fleet import (
     wait,
 )
 from ops.drills.stack import Stack
+from tasks.access.permissions import person_in
+from tasks.access.requests import create_request, review_request
 
 ACCOUNTS = 5
 PERMISSION_SET = "ReadOnlyAccess"
@@ -79,16 +80,17 @@ def request_all(stack: Stack, users: list[str], offset: int) -> list[tuple[str, 
     made = []
     for index, user in enumerate(users):
         account = account_ids(ACCOUNTS)[(index + offset) % ACCOUNTS]
-        request = create_request(sessions=stack.runtime.sessions, user=user,
-                                 resources=[f"{account}/{PERMISSION_SET}"], reason="bench",
-                                 actor=user)
+        request = create_request(sessions=stack.runtime.sessions,
+                                 actor=person_in(stack.runtime.sessions, name=user, via="bench"),
+                                 resources=[f"{account}/{PERMISSION_SET}"], reason="bench")
         made.append((user, request.id))
     return made
 
 
 def approve(stack: Stack, request_id: str) -> float:
     """Approve as the approver; the wall-clock time (host clock) the approval committed."""
-    review_request(sessions=stack.runtime.sessions, request_id=request_id, reviewer=APPROVER,
+    approver = person_in(stack.runtime.sessions, name=APPROVER, via="bench")
+    review_request(sessions=stack.runtime.sessions, request_id=request_id, actor=approver,
                    decision="approve")
     return time.time()
 

@@ -83,8 +83,13 @@ def seed(runtime: Runtime, size: dict[str, int]) -> None:
         session.add_all(tables.Account(id=a, name=f"account-{i}") for i, a in enumerate(accounts))
         session.add_all(tables.PermissionSet(arn=arn, name=ps) for ps, arn in arns.items())
         session.add(tables.Role(name="bench-requester", spec=requester))
-        session.add_all(tables.User(name=u, email=f"{u}@example.com",
-                                    roles=["bench-requester"]) for u in users)
+        # the viewer audits (the Audit and Status pages) and reviews every request
+        session.add(tables.Role(name="bench-auditor", spec={"options": {"auditor": True}}))
+        session.add(tables.Role(name="bench-reviewer",
+                                spec={"allow": {"review_requests": {"roles": ["*"]}}}))
+        session.add_all(tables.User(name=u, email=f"{u}@example.com", roles=[
+            "bench-requester", *(["bench-auditor", "bench-reviewer"] if u == VIEWER else [])])
+            for u in users)
         session.flush()
         for index in range(size["lists"]):
             name = f"list-{index:03d}"
@@ -110,9 +115,12 @@ def seed(runtime: Runtime, size: dict[str, int]) -> None:
             for index in range(size["requests"]))
 
 
-def cookie(user: str) -> str:
+def cookie(runtime: Runtime, user: str) -> str:
+    """The session cookie of ``user`` (the portal's session keeps the user's id)."""
+    with runtime.sessions() as session:
+        user_id = session.scalar(sa.select(tables.User.id).where(tables.User.name == user))
     now = time.time()
-    session = {"user": user, "signed_in": now, "seen": now, "csrf": "bench"}
+    session = {"user_id": user_id, "signed_in": now, "seen": now, "csrf": "bench"}
     return TimestampSigner(SECRET).sign(b64encode(json.dumps(session).encode())).decode()
 
 
@@ -139,7 +147,7 @@ def main(argv: list[str] | None = None) -> int:
         migrate.upgrade(url)
         settings = Settings(database_url=url, broker_url="memory://",
                             api_token=SecretStr("bench-" + "t" * 40),
-                            session_secret=SecretStr(SECRET), portal_admins=[VIEWER])
+                            session_secret=SecretStr(SECRET))
         runtime = Runtime(settings)
         seeded = time.perf_counter()
         seed(runtime, size)
@@ -149,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
                  "/lists/list-000", f"/audit?account={100000000000:012d}",
                  f"/audit?at={datetime.now(UTC).isoformat()[:19]}", "/status"]
         with TestClient(create_app(runtime)) as client:
-            client.cookies.set(SESSION_COOKIE, cookie(VIEWER), domain="testserver.local")
+            client.cookies.set(SESSION_COOKIE, cookie(runtime, VIEWER), domain="testserver.local")
             for path in pages:  # warm-up: templates compiled, connections pooled
                 measure(client, path, 2)
             rows = [measure(client, path, args.samples) for path in pages]

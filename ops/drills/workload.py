@@ -20,6 +20,7 @@ from models.ledger.db import transaction
 from models.policy import system_role
 from models.resources import load_sources
 from tasks.access import requests as rq
+from tasks.access.permissions import person_in
 from tasks.access.requests_policy import load_policy
 from tasks.access.resources import apply_resources
 
@@ -109,11 +110,11 @@ def approve_requests(stack: Any, workload: Workload, *, count: int,
         seconds = low + (high - low) * index / max(count - 1, 1)
         permission_set = REQUESTED[(index // len(workload.users)) % len(REQUESTED)]
         request = rq.create_request(
-            sessions=sessions, user=user, reason="fault drill",
-            resources=[f"{ACCOUNTS['Staging']}/{permission_set}"],
-            duration=timedelta(seconds=seconds), actor=user)
-        rq.review_request(sessions=sessions, request_id=request.id, reviewer=REVIEWER,
-                          decision="approve")
+            sessions=sessions, actor=person_in(sessions, name=user, via="drill"),
+            reason="fault drill", resources=[f"{ACCOUNTS['Staging']}/{permission_set}"],
+            duration=timedelta(seconds=seconds))
+        rq.review_request(sessions=sessions, request_id=request.id, decision="approve",
+                          actor=person_in(sessions, name=REVIEWER, via="drill"))
         made.append(request.id)
     workload.requests += made
     return made

@@ -1,4 +1,5 @@
-"""Changes to a decided request: extension and promotion into an access list.
+"""Changes to a request: cancellation by its requester, extension and promotion into an
+access list.
 
 Both re-evaluate the requester's right against the policy in force (``current_terms``).
 An extension needs as many approvals as the request it extends: each reviewer's
@@ -21,6 +22,7 @@ from models.domain import MemberKind, RequestState, format_duration
 from models.errors import InputError, NotFound, PolicyDenied
 from models.ledger import tables
 from models.ledger.audit import record
+from models.ledger.base import database_time
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState, SourceKind
 from models.ledger.grants import extend_grant
@@ -43,6 +45,31 @@ from tasks.access.requests_policy import (
 )
 
 Sessions = sessionmaker[Session]
+
+
+# --- cancellation --------------------------------------------------------------------------
+
+CANCELLED = "cancelled by the requester"
+
+
+def cancel_request(*, sessions: Sessions, request_id: str, actor: Actor) -> tables.AccessRequest:
+    """Withdraw a PENDING request, as its requester (or an operator, for them: the CLI): it
+    ends DENIED with the reason "cancelled by the requester" (RequestState has no cancelled
+    state, and DENIED already means "ended before any grant"), audited
+    ``request.cancelled``."""
+    with transaction(sessions) as session:
+        request = locked_request(session, request_id, [RequestState.PENDING])
+        if not actor.admin and not actor.is_person(request.user_id):
+            # NotFound unless the actor may read it: a request id is not confirmed to others.
+            if not visible_requests(session, actor, [request]):
+                raise NotFound("request", request_id)
+            raise PolicyDenied(f"{actor.name} cannot cancel request {request_id}: only its "
+                               f"requester ({request.user_name}) may",
+                               hint="deny it instead, if you review it")
+        request.state, request.decided_at = RequestState.DENIED, database_time(session)
+        audit_request(session, request, actor=actor.label, action="request.cancelled",
+                      reason=CANCELLED, before={"state": "PENDING"}, after={"state": "DENIED"})
+    return request
 
 
 # --- extension -----------------------------------------------------------------------------

@@ -36,6 +36,7 @@ from tasks import events
 from tasks.access.permissions import (
     Actor,
     active_user,
+    can_review,
     own_scope,
     require_person,
     visible_requests,
@@ -386,6 +387,18 @@ def list_requests(*, sessions: Sessions, viewer: Actor, user: str | None = None,
         statement = statement.where(tables.AccessRequest.state == _state(state))
     with sessions() as session:
         return _views(session, visible_requests(session, viewer, session.scalars(statement)))
+
+
+def reviewable_requests(*, sessions: Sessions, viewer: Actor) -> list[RequestView]:
+    """The PENDING requests the viewer may review (``can_review``: not their own, a role of
+    theirs reviews every item), oldest first; none for an operator, who reviews nothing."""
+    statement = (select(tables.AccessRequest)
+                 .where(tables.AccessRequest.state == RequestState.PENDING)
+                 .order_by(tables.AccessRequest.created_at, tables.AccessRequest.id))
+    with sessions() as session:
+        policy = load_policy(session)
+        return _views(session, [r for r in session.scalars(statement)
+                                if can_review(session, viewer, r, policy=policy)])
 
 
 def get_request(*, sessions: Sessions, viewer: Actor, request_id: str) -> RequestView:

@@ -2,8 +2,9 @@
 
 The identity provider vouches for an email and a username; the grantledger user is the one
 whose email equals the ``email`` claim (case-insensitive), else whose name equals
-``preferred_username``. Anyone else is not enrolled and gets no session. A suspended or
-deleted user's session ends at their next request (``may_continue``).
+``preferred_username``. Anyone else is not enrolled and gets no session. The session keeps
+the user's immutable id (names are reusable); a suspended or deleted user's session ends at
+their next request (``permissions.person_in`` refuses them).
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ Sessions = sessionmaker[Session]
 
 
 def enrolled_user(*, sessions: Sessions, email: str | None, username: str | None) -> str | None:
-    """The active user the ID token's claims name, or None (not enrolled or suspended)."""
+    """The id of the active user the ID token's claims name, or None (not enrolled or
+    suspended)."""
     with sessions() as session:
         found = None
         if email:
@@ -26,14 +28,7 @@ def enrolled_user(*, sessions: Sessions, email: str | None, username: str | None
             ).first()
         if found is None and username:
             found = session.get(tables.User, username)
-        return found.name if found is not None and not found.suspended else None
-
-
-def may_continue(*, sessions: Sessions, user: str) -> bool:
-    """True while ``user`` exists and is not suspended."""
-    with sessions() as session:
-        found = session.get(tables.User, user)
-        return found is not None and not found.suspended
+        return found.id if found is not None and not found.suspended else None
 
 
 def local_sign_in_choices(*, sessions: Sessions) -> list[str]:
@@ -41,3 +36,10 @@ def local_sign_in_choices(*, sessions: Sessions) -> list[str]:
     with sessions() as session:
         return list(session.scalars(select(tables.User.name).where(
             tables.User.suspended.is_(False)).order_by(tables.User.name)))
+
+
+def local_user_id(*, sessions: Sessions, name: str) -> str | None:
+    """The id of the active user called ``name`` (the embedded mode's pick), or None."""
+    with sessions() as session:
+        found = session.get(tables.User, name)
+        return found.id if found is not None and not found.suspended else None

@@ -48,6 +48,13 @@ def test_demo_portal_signs_in_a_demo_user_locally(tmp_path: Path) -> None:
             assert signed.status_code == 303 and signed.headers["location"] == "/reviews"
             reviews = browser.get("/reviews")
             assert reviews.status_code == 200 and "bob" in reviews.text
+            assert browser.get("/audit").status_code == 403  # bob holds no auditor role
+        with httpx.Client(base_url=url) as browser:  # alice does, through the demo's policy
+            picker = browser.get("/auth/signin", params={"next": "/audit"})
+            token = re.search(r'name="csrf_token" value="([^"]+)"', picker.text).group(1)
+            browser.post("/auth/local", data={"user": "alice", "csrf_token": token})
+            assert browser.get("/audit").status_code == 200
+            assert browser.get("/status").status_code == 200
     finally:
         demo.send_signal(signal.SIGINT)
         try:

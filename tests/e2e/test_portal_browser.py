@@ -132,7 +132,6 @@ def portal(tmp_path_factory: pytest.TempPathFactory, pg_url: str, redis_url: str
             "GRANTLEDGER_OIDC_ISSUER": issuer, "GRANTLEDGER_OIDC_CLIENT_ID": "grantledger",
             "GRANTLEDGER_OIDC_CLIENT_SECRET": "portal-e2e-client",
             "GRANTLEDGER_PORTAL_URL": url, "GRANTLEDGER_SESSION_SECRET": SESSION_SECRET,
-            "GRANTLEDGER_PORTAL_ADMINS": '["alice"]',
             "GRANTLEDGER_SSO_START_URL": "https://example.awsapps.com/start",
             "GRANTLEDGER_SANDBOX_SETTLE_DELAY": "0.2", "GRANTLEDGER_POLL_FIRST_DELAY": "0.2",
             "GRANTLEDGER_POLL_MAX_DELAY": "1.0"}
@@ -250,7 +249,7 @@ def csrf_of(driver: WebDriver) -> str:
 def test_a_request_is_asked_reviewed_provisioned_and_expires_in_the_browser(
         portal: Portal) -> None:
     production = "111111111111"
-    with browser() as alice, browser() as bob:
+    with browser() as alice, browser() as bob, browser() as watcher:
         # a signed-out visit goes to sign-in, and comes back to the page afterwards
         alice.get(f"{portal.url}/request")
         assert "/authorize" in alice.current_url, alice.current_url
@@ -279,6 +278,11 @@ def test_a_request_is_asked_reviewed_provisioned_and_expires_in_the_browser(
 
         bob.get(f"{portal.url}/reviews")
         sign_in(bob, "bob")
+        # bob's other tab on the pending request: no Extend yet
+        watcher.get(f"{portal.url}/reviews")
+        sign_in(watcher, "bob")
+        watcher.get(request_url)
+        assert buttons(watcher, "Approve") and not buttons(watcher, "Extend")
         assert bob.current_url == f"{portal.url}/reviews"
         card = bob.find_element(By.XPATH, "//article[.//*[contains(., 'INC-4711')]]")
         assert "alice" in card.text and f"{production}/ReadOnlyAccess" in card.text
@@ -291,6 +295,10 @@ def test_a_request_is_asked_reviewed_provisioned_and_expires_in_the_browser(
         press(bob, button(bob, "Approve", within=card))
         assert bob.current_url == request_url
 
+        # bob's other tab turns APPROVED without a reload, and offers Extend then
+        eventually(lambda: buttons(watcher, "Extend") and not buttons(watcher, "Approve"),
+                   what="the Extend form once approved, without a reload", portal=portal)
+        assert watcher.current_url == request_url
         # alice's page follows provisioning without a reload, to ACTIVE
         eventually(lambda: "ACTIVE" in alice.find_element(By.ID, "progress").text,
                    what="the request page shows the grant ACTIVE", portal=portal)
@@ -329,8 +337,13 @@ def test_an_owner_adds_and_removes_a_member(portal: Portal) -> None:
         shot(alice, "access-lists")
 
 
-def test_operators_see_audit_and_status(portal: Portal) -> None:
-    with browser() as alice:
+def test_auditors_see_audit_and_status(portal: Portal) -> None:
+    with browser() as bob:  # no auditor role: no Audit, no Status
+        bob.get(f"{portal.url}/status")
+        sign_in(bob, "bob")
+        assert heading(bob) == "Not for you"
+        assert not bob.find_elements(By.LINK_TEXT, "Audit")
+    with browser() as alice:  # an auditor through the auditors list
         alice.get(f"{portal.url}/audit")
         sign_in(alice, "alice")
         field(alice, "Account id").send_keys("111111111111")

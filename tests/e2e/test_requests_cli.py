@@ -101,3 +101,15 @@ def test_access_list_review_by_an_owner(ledger_url: str) -> None:
     assert reviewed.returncode == 0, reviewed.stderr
     review = json.loads(reviewed.stdout)
     assert review["removed"] == ["dave"] and review["next_review_at"] > review["reviewed_at"]
+
+
+def test_an_operator_cancels_a_pending_request_from_the_command_line(ledger_url: str) -> None:
+    created = cli(ledger_url, "request", "create", "--user", "alice", "--resource",
+                  "Staging/AdministratorAccess", "--reason", "release 4.3")
+    request_id = created.stdout.strip()
+    cancelled = cli(ledger_url, "request", "cancel", request_id, "--actor", "alice", "-o",
+                    "json")
+    assert cancelled.returncode == 0, cancelled.stderr
+    assert json.loads(cancelled.stdout)["state"] == "DENIED"
+    again = cli(ledger_url, "request", "cancel", request_id)
+    assert again.returncode != 0 and "only PENDING" in again.stderr

@@ -171,7 +171,8 @@ def test_a_json_logging_worker_logs_only_json_lines_tagged_with_the_task(
         e2e_settings: Settings, e2e_app: Celery, e2e_world: World, tmp_path: Path):
     env = {**worker_environment(e2e_settings), "GRANTLEDGER_LOG_FORMAT": "json"}
     names = policy(e2e_world, 1)
-    with running(env, e2e_app, tmp_path, loglevel="INFO") as worker:
+    # DEBUG: a task's received/succeeded lines are routine (DEBUG) since quiet logging
+    with running(env, e2e_app, tmp_path, loglevel="DEBUG") as worker:
         enqueue([Next(events.SYNC_FULL)], app=e2e_app)
         eventually(lambda: ledger_matches_aws(e2e_world)
                    and e2e_world.aws_assignments() == expected(e2e_world, names),

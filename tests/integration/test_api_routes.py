@@ -131,6 +131,19 @@ def test_request_lifecycle_over_http(client: TestClient, runtime: Runtime, world
     assert [r["id"] for r in mine["items"]] == [denied_id]
 
 
+def test_the_requester_cancels_a_pending_request_over_http(client: TestClient,
+                                                           runtime: Runtime, world) -> None:
+    alice, bob = token_for(runtime, "alice"), token_for(runtime, "bob")
+    request_id = client.post("/v1/requests", headers=alice, json={
+        "resources": [STAGING_ADMIN], "reason": "release"}).json()["id"]
+    assert client.post(f"/v1/requests/{request_id}/cancel", headers=bob).status_code == 403
+    assert client.post(f"/v1/requests/{request_id}/cancel", headers=ADMIN).status_code == 403
+    cancelled = client.post(f"/v1/requests/{request_id}/cancel", headers=alice)
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "DENIED"
+    again = client.post(f"/v1/requests/{request_id}/cancel", headers=alice)
+    assert again.status_code == 403  # only while PENDING
+
+
 def test_owner_reviews_an_access_list(client: TestClient, runtime: Runtime, world) -> None:
     world.add_list("sre", owners=["bob"], roles=[], members=["alice", "dave"],
                    recurrence_seconds=86400)

@@ -3,10 +3,9 @@ approval and its create); one that starts many leaves them to the workers."""
 
 from __future__ import annotations
 
-from tasks.poll_round import INLINE_SUBMITS, submit_few_inline
-
 from tasks import events
-from tasks.sync import sync_principals
+from tasks.provisioning.poll_round import INLINE_SUBMITS, submit_few_inline
+from tasks.sync.engine import sync_principals
 from tests.integration.sync_support import World
 
 pytest_plugins = ["tests.integration.sync_fixtures"]

@@ -43,8 +43,11 @@ def portal(runtime: Runtime, world: World) -> Iterator[TestClient]:
 def signed_in(client: TestClient, user: str, *, idle: float = 0, age: float = 0) -> None:
     """Give ``client`` the session cookie of ``user`` (signed in ``age`` s ago, last seen
     ``idle`` s ago)."""
+    with client.app.state.runtime.sessions() as ledger:  # the session keeps the user's id
+        user_id = ledger.scalar(select(tables.User.id).where(tables.User.name == user))
     now = time.time()
-    session = {"user": user, "signed_in": now - age, "seen": now - idle, "csrf": TOKEN}
+    session = {"user_id": user_id or f"no-such-id-{user}", "signed_in": now - age,
+               "seen": now - idle, "csrf": TOKEN}
     cookie = TimestampSigner(SECRET).sign(b64encode(json.dumps(session).encode()))
     client.cookies.set(SESSION_COOKIE, cookie.decode(), domain="testserver.local")
 
@@ -139,5 +142,63 @@ def test_oidc_needs_a_strong_session_secret_outside_the_embedded_mode(secret: st
                         session_secret=SecretStr(secret) if secret else None)
     with pytest.raises(ConfigError, match="GRANTLEDGER_SESSION_SECRET"):
         settings.check()
-    settings.session_secret = SecretStr("s" * 40)
+    settings.session_secret = SecretStr("portal-session-secret-" + "0123456789abcdef" * 2)
     assert settings.check() is settings
+
+
+def test_a_session_follows_the_user_id_not_a_reused_name(portal: TestClient, world: World,
+                                                         runtime: Runtime) -> None:
+    signed_in(portal, "carol")
+    with transaction(runtime.sessions) as session:
+        session.delete(session.get(tables.User, "carol"))
+    world.add_user("carol", ["security-reviewer"])  # a new person with the old name
+    assert portal.get("/").status_code == 303
+
+
+def test_an_auditor_sees_audit_and_status(portal: TestClient, world: World) -> None:
+    world.add_role("auditor", {"options": {"auditor": True}})
+    world.add_user("erin", ["auditor"])
+    signed_in(portal, "erin")
+    assert 'href="/status"' in portal.get("/").text
+    assert portal.get("/status").status_code == 200
+    assert portal.get("/audit").status_code == 200
+    assert portal.get("/audit", params={"at": "2030-01-01T00:00"}).status_code == 200
+
+
+def test_reviews_lists_only_what_the_viewer_may_review(portal: TestClient,
+                                                        world: World) -> None:
+    from tasks.access.requests import create_request
+
+    mine = create_request(sessions=world.sessions, actor=world.person("alice"),
+                          roles=["ReadOnlyAccess-on-Production-111111111111"],
+                          reason="debugging")
+    signed_in(portal, "bob")  # a reviewer of it
+    assert mine.id in portal.get("/reviews").text
+    signed_in(portal, "dave")  # a developer: reviews nothing
+    assert mine.id not in portal.get("/reviews").text
+    signed_in(portal, "alice")  # their own
+    assert mine.id not in portal.get("/reviews").text
+
+
+def test_the_requester_cancels_a_pending_request_in_the_portal(portal: TestClient,
+                                                              world: World) -> None:
+    from tasks.access.requests import create_request
+
+    mine = create_request(sessions=world.sessions, actor=world.person("alice"),
+                          roles=["ReadOnlyAccess-on-Production-111111111111"],
+                          reason="debugging")
+    signed_in(portal, "bob")
+    assert 'action="/requests/' + mine.id + '/cancel"' not in portal.get(
+        f"/requests/{mine.id}").text
+    assert portal.post(f"/requests/{mine.id}/cancel",
+                       data={"csrf_token": TOKEN}).status_code == 403
+    signed_in(portal, "alice")
+    assert f'action="/requests/{mine.id}/cancel"' in portal.get(f"/requests/{mine.id}").text
+    answer = portal.post(f"/requests/{mine.id}/cancel", data={"csrf_token": TOKEN})
+    assert answer.status_code == 303
+    with world.sessions() as session:
+        request = session.get(tables.AccessRequest, mine.id)
+        assert request.state == "DENIED"
+        event = session.scalars(select(tables.AuditEvent).where(
+            tables.AuditEvent.action == "request.cancelled")).one()
+        assert event.reason == "cancelled by the requester"

@@ -99,6 +99,17 @@ def _review(runtime: Runtime, request_id: str, *, reviewer: Actor, decision: str
                                 request_id=request_id)
 
 
+@router.post("/requests/{request_id}/cancel", response_model=RequestView)
+def cancel_request(runtime: RuntimeDep, requester: PersonDep,
+                   request_id: PathName) -> RequestView:
+    """Withdraw the caller's own pending request (it ends DENIED, "cancelled by the
+    requester")."""
+    request_changes.cancel_request(sessions=runtime.sessions, request_id=request_id,
+                                   actor=requester)
+    return requests.get_request(sessions=runtime.sessions, viewer=requester,
+                                request_id=request_id)
+
+
 @router.post("/requests/{request_id}/extend", response_model=RequestView)
 def extend_request(runtime: RuntimeDep, reviewer: PersonDep, request_id: PathName,
                    body: Extension) -> RequestView:

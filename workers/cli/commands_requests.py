@@ -129,6 +129,20 @@ def deny_command(request_id: str = RequestIdArgument, reviewer: str = ReviewerOp
     show_request(request_id, output=output, title="denied")
 
 
+@request_app.command("cancel")
+def cancel_command(request_id: str = RequestIdArgument, actor: str | None = ActorOption,
+                   output: str = OutputOption) -> None:
+    """Withdraw a pending request as an operator (it ends DENIED, "cancelled by the
+    requester"); the audit names the operator.
+
+    Example: grantledger request cancel req-3f9a1c2b --actor alice
+    """
+    from tasks.access.request_changes import cancel_request
+
+    cancel_request(sessions=ledger_sessions(), request_id=request_id, actor=cli_actor(actor))
+    show_request(request_id, output=output, title="cancelled")
+
+
 @request_app.command("extend")
 def extend_command(
     request_id: str = RequestIdArgument,

@@ -74,8 +74,9 @@ def demo_settings(workdir: Path) -> Settings:
     return Settings(database_url=f"sqlite:///{workdir / LEDGER_FILE}", broker_url=DEMO_BROKER,
                     aws_mode="sandbox", aws_endpoint_url=None, drift_mode="report",
                     notify_webhook_url=None, notify_slack_url=None,
-                    # `demo --portal`: local sign-in as any demo user; alice sees Audit/Status
-                    oidc_issuer=None, oidc_client_id=None, portal_admins=["alice"])
+                    # `demo --portal`: local sign-in as any demo user; alice sees Audit and
+                    # Status through the auditor role (ops/examples/demo/elevation.yaml)
+                    oidc_issuer=None, oidc_client_id=None)
 
 
 def check_workdir(workdir: Path) -> None:

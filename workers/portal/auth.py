@@ -87,34 +87,35 @@ async def callback(request: Request) -> Response:
     claims: dict[str, Any] = token.get("userinfo") or {}
     # An email the provider says it has not verified names nobody (anyone could type it).
     email = claims.get("email") if claims.get("email_verified") is not False else None
-    user = enrolled_user(sessions=runtime_of(request).sessions, email=email,
-                         username=claims.get("preferred_username"))
-    if user is None:
+    user_id = enrolled_user(sessions=runtime_of(request).sessions, email=email,
+                            username=claims.get("preferred_username"))
+    if user_id is None:
         request.session.clear()
         return page(request, "message.html", status=403, title="Not enrolled",
                     message=f"{claims.get('email') or claims.get('preferred_username') or 'You'}"
                             " is not enrolled in grantledger (or is suspended).",
                     hint="Ask an operator to add you as a user with this email address.")
     back_to = safe_next(request.session.get("next"))
-    start_session(request, user)
+    start_session(request, user_id)
     return RedirectResponse(back_to, status_code=303)
 
 
 @router.post("/local", dependencies=[Depends(check_csrf)])
 async def local_sign_in(request: Request, user: Annotated[str, Form()]) -> Response:
     """The embedded mode's sign-in as a chosen user; refused anywhere else."""
-    from tasks.access.sign_in import local_sign_in_choices
+    from tasks.access.sign_in import local_user_id
 
     runtime = runtime_of(request)
     if request.app.state.portal_oauth is not None or not runtime.settings.embedded:
         return page(request, "message.html", status=403, title="Local sign-in refused",
                     message="Local sign-in exists only in the embedded mode without an "
                             "identity provider.")
-    if user not in local_sign_in_choices(sessions=runtime.sessions):
+    user_id = local_user_id(sessions=runtime.sessions, name=user)
+    if user_id is None:
         return page(request, "message.html", status=403, title="Not enrolled",
                     message=f"{user} is not an active grantledger user.")
     back_to = safe_next(request.session.get("next"))
-    start_session(request, user)
+    start_session(request, user_id)
     return RedirectResponse(back_to, status_code=303)
 
 

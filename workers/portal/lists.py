@@ -24,10 +24,12 @@ def lists_page(request: Request, viewer: Viewer, offset: int = 0,
                every: bool = False) -> Response:
     """The lists I own or belong to (or, with ?every=1, every list), a page at a time."""
     sessions = runtime_of(request).sessions
-    names = queries.access_list_names(sessions=sessions, involving=None if every else viewer)
+    names = queries.access_list_names(sessions=sessions,
+                                      involving=None if every else viewer.name)
     shown = window(names, offset)
     return page(request, "lists.html", title="Access lists", shown=shown, every=every,
-                lists=queries.list_access_lists(sessions=sessions, names=shown.items),
+                lists=queries.list_access_lists(sessions=sessions, viewer=viewer,
+                                                names=shown.items),
                 query="every=1" if every else "")
 
 
@@ -35,11 +37,12 @@ def lists_page(request: Request, viewer: Viewer, offset: int = 0,
 def list_page(request: Request, viewer: Viewer, name: str) -> Response:
     """One list: owners, roles it grants, members; owner forms."""
     try:
-        shown = queries.get_access_list(sessions=runtime_of(request).sessions, name=name)
+        shown = queries.get_access_list(sessions=runtime_of(request).sessions, viewer=viewer,
+                                        name=name)
     except GrantledgerError as err:
         return refused(request, err)
     return page(request, "list_page.html", title=shown.title or shown.name, shown=shown,
-                owner=viewer in shown.owners)
+                owner=viewer.name in shown.owners)
 
 
 @router.post("/{name}/members", dependencies=[Csrf])
@@ -52,7 +55,7 @@ def add_member(request: Request, viewer: Viewer, name: str, member: Annotated[st
                    if expires_in.strip() else None)
         membership.add_member(sessions=runtime_of(request).sessions, list_name=name,
                               member=member.strip(), kind=kind, expires=expires, actor=viewer,
-                              reason=reason or None, acting_owner=viewer,
+                              reason=reason or None,
                               max_nesting_depth=runtime_of(request).settings.max_nesting_depth)
     except ValueError as err:
         return refused(request, InputError(str(err), hint="write an expiry like 30d or 12h"))
@@ -67,7 +70,7 @@ def remove_member(request: Request, viewer: Viewer, name: str, member: Annotated
     """Remove a member as the viewer, an owner."""
     try:
         membership.remove_member(sessions=runtime_of(request).sessions, list_name=name,
-                                 member=member, kind=kind, actor=viewer, acting_owner=viewer)
+                                 member=member, kind=kind, actor=viewer)
     except GrantledgerError as err:
         return refused(request, err)
     return done(f"/lists/{name}")
@@ -80,7 +83,7 @@ def review_list(request: Request, viewer: Viewer, name: str,
     """Record the viewer's periodic review, removing the members marked remove."""
     try:
         reviews.review_access_list(sessions=runtime_of(request).sessions, list_name=name,
-                                   reviewer=viewer, remove=remove, notes=notes or None)
+                                   reviewer=viewer.name, remove=remove, notes=notes or None)
     except GrantledgerError as err:
         return refused(request, err)
     return done(f"/lists/{name}")

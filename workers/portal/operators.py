@@ -1,8 +1,8 @@
 """The operators' pages: Audit (who had access at a time; the audit trail, searchable and
 exported as JSON lines) and Status (what `grantledger status` shows, and Sync now).
 
-Only the users named in GRANTLEDGER_PORTAL_ADMINS see them (``is_operator``); the lead
-switches this to the permission model's admin/auditor capabilities.
+Only people holding the ``auditor`` capability (a role with ``spec.options.auditor: true``;
+``Actor.auditor``) see them; Sync now is theirs too (why: ops/decisions/portal.md).
 """
 
 from __future__ import annotations
@@ -16,27 +16,30 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 from models.errors import GrantledgerError, InputError, PolicyDenied
 from tasks.access import queries
+from tasks.access.access_at import access_at
+from tasks.access.permissions import Actor
 from workers.api.errors import ApiError
 from workers.portal.pages import Csrf, Viewer, done, refused, window
 from workers.portal.render import page
-from workers.portal.session import is_operator, runtime_of
+from workers.portal.session import runtime_of
 
 router = APIRouter(include_in_schema=False)
 AUDIT_LIMIT = 5000  # events a search reads at most (newest), then pages through
 
 
 class NotOperator(PolicyDenied):
-    """A signed-in person who is not an operator asked for an operators' page."""
+    """A signed-in person without the auditor capability asked for an operators' page."""
 
 
-def operator(request: Request, viewer: Viewer) -> str:
-    if not is_operator(request, viewer):
-        raise NotOperator(f"{viewer} may not see the operators' pages",
-                          hint="an operator adds you to GRANTLEDGER_PORTAL_ADMINS")
+def operator(viewer: Viewer) -> Actor:
+    """The viewer, when they hold the auditor capability (as the API's auditor reads)."""
+    if not viewer.auditor:
+        raise NotOperator(f"{viewer.name} may not see the Audit and Status pages",
+                          hint="they need a role with options.auditor: true; ask an operator")
     return viewer
 
 
-Operator = Annotated[str, Depends(operator)]
+Operator = Annotated[Actor, Depends(operator)]
 
 
 def moment(text: str | None, field: str) -> datetime | None:
@@ -51,11 +54,12 @@ def moment(text: str | None, field: str) -> datetime | None:
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
 
 
-def audit_events(request: Request, *, user: str, account: str, action: str, since: str,
-                 until: str) -> list[dict[str, Any]]:
+def audit_events(request: Request, viewer: Actor, *, user: str, account: str, action: str,
+                 since: str, until: str) -> list[dict[str, Any]]:
     """The audit search: newest first, optionally of one action."""
     events = queries.audit_trail(
-        sessions=runtime_of(request).sessions, user=user or None, account_id=account or None,
+        sessions=runtime_of(request).sessions, viewer=viewer, user=user or None,
+        account_id=account or None,
         since=moment(since, "since"), until=moment(until, "until"), limit=AUDIT_LIMIT)
     return [e for e in reversed(events) if not action or e["action"] == action]
 
@@ -70,41 +74,17 @@ def audit_page(request: Request, viewer: Operator, at: str = "", account: str = 
     query = "&".join(f"{k}={v}" for k, v in form.items() if v)
     try:
         if at.strip():
-            holders = holders_then(request, at=at, account=account, user=user)
-            shown = window(holders, offset)
-            return page(request, "audit.html", title="Audit", holders=shown, form=form,
-                        members=group_members(request, shown.items), shown=None,
-                        query=query)
-        events = audit_events(request, user=user, account=account, action=action,
+            holders = access_at(sessions=runtime_of(request).sessions, viewer=viewer,
+                                at=moment(at, "at"), user=user or None,  # type: ignore[arg-type]
+                                account_id=account or None)
+            return page(request, "audit.html", title="Audit", holders=window(holders, offset),
+                        form=form, shown=None, query=query)
+        events = audit_events(request, viewer, user=user, account=account, action=action,
                               since=since, until=until)
     except GrantledgerError as err:
         return refused(request, err)
-    return page(request, "audit.html", title="Audit", holders=None, members={}, form=form,
+    return page(request, "audit.html", title="Audit", holders=None, form=form,
                 shown=window(events, offset), query=query)
-
-
-def holders_then(request: Request, *, at: str, account: str, user: str
-                 ) -> list[dict[str, Any]]:
-    """The grants in force at ``at`` (optionally of one account); with ``user``, theirs and
-    every group's (whose members are shown)."""
-    holders = queries.holders_at(sessions=runtime_of(request).sessions, at=moment(at, "at"),
-                                 account_id=account or None)
-    if user:
-        holders = [h for h in holders if h["principal"] == user or h["principal_type"] != "USER"]
-    return holders
-
-
-def group_members(request: Request, holders: list[dict[str, Any]]) -> dict[str, list[str]]:
-    """The users of each group (access list) among ``holders``, as they are now."""
-    found: dict[str, list[str]] = {}
-    for name in {h["principal"] for h in holders if h["principal_type"] == "GROUP"}:
-        try:
-            access_list = queries.get_access_list(sessions=runtime_of(request).sessions,
-                                                  name=name)
-        except GrantledgerError:
-            continue
-        found[name] = [m.name for m in access_list.members if m.kind == "user"]
-    return found
 
 
 @router.get("/audit/export")
@@ -112,7 +92,7 @@ def audit_export(request: Request, viewer: Operator, account: str = "", user: st
                  action: str = "", since: str = "", until: str = "") -> Response:
     """The audit search as JSON lines, oldest first (for a SIEM or a spreadsheet)."""
     try:
-        events = audit_events(request, user=user, account=account, action=action,
+        events = audit_events(request, viewer, user=user, account=account, action=action,
                               since=since, until=until)
     except GrantledgerError as err:
         return refused(request, err)

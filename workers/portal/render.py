@@ -12,7 +12,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup, escape
 
 from models.durations import format_duration
-from workers.portal.session import CSRF_FIELD, csrf_token, is_operator
+from workers.portal.session import CSRF_FIELD, csrf_token
 
 PAGE_SIZE = 50
 
@@ -61,6 +61,6 @@ def page(request: Request, template: str, *, status: int = 200, **context: Any) 
     viewer = getattr(request.state, "viewer", None)
     html = environment.get_template(template).render(
         request=request, viewer=viewer, path=request.url.path,
-        operator=bool(viewer) and is_operator(request, viewer),
+        operator=viewer is not None and viewer.auditor,
         csrf=csrf_field(request), page_size=PAGE_SIZE, **context)
     return HTMLResponse(html, status_code=status)

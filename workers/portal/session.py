@@ -15,6 +15,8 @@ from urllib.parse import quote
 
 from fastapi import Request
 
+from models.errors import NotFound, PolicyDenied
+from tasks.access.permissions import Actor, person_in
 from workers.runtime import Runtime
 
 CSRF_FIELD = "csrf_token"
@@ -52,11 +54,12 @@ async def check_csrf(request: Request) -> None:
         raise CsrfRefused()
 
 
-def start_session(request: Request, user: str) -> None:
-    """Sign ``user`` in: a fresh session (new CSRF token; nothing of the old one kept)."""
+def start_session(request: Request, user_id: str) -> None:
+    """Sign the user with immutable id ``user_id`` in: a fresh session (new CSRF token;
+    nothing of the old one kept). The id, not the name: names are reusable."""
     now = time.time()
     request.session.clear()
-    request.session.update({"user": user, "signed_in": now, "seen": now,
+    request.session.update({"user_id": user_id, "signed_in": now, "seen": now,
                             "csrf": secrets.token_urlsafe(32)})
 
 
@@ -64,29 +67,25 @@ def sign_in_url(back_to: str) -> str:
     return f"/auth/signin?next={quote(back_to, safe='')}"
 
 
-def current_user(request: Request) -> str:
-    """The signed-in person (a user name), or SignInNeeded when there is none (any more)."""
-    from tasks.access.sign_in import may_continue
-
-    user, settings = request.session.get("user"), runtime_of(request).settings
+def current_user(request: Request) -> Actor:
+    """The signed-in person as an ``Actor``, or SignInNeeded when there is none (any more):
+    an expired session, or a user suspended or deleted since signing in."""
+    user_id, settings = request.session.get("user_id"), runtime_of(request).settings
     now = time.time()
     back_to = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    if not user or not session_fresh(request.session, now=now,
-                                     idle=settings.session_idle_timeout,
-                                     absolute=settings.session_max_age):
+    if not user_id or not session_fresh(request.session, now=now,
+                                        idle=settings.session_idle_timeout,
+                                        absolute=settings.session_max_age):
         request.session.clear()
         raise SignInNeeded(back_to)
-    if not may_continue(sessions=runtime_of(request).sessions, user=user):
+    try:
+        viewer = person_in(runtime_of(request).sessions, user_id=user_id, via="portal")
+    except (NotFound, PolicyDenied):
         request.session.clear()
-        raise SignInNeeded(back_to)
+        raise SignInNeeded(back_to) from None
     request.session["seen"] = now
-    request.state.viewer = user
-    return user
-
-
-def is_operator(request: Request, user: str) -> bool:
-    """Whether ``user`` sees the Audit and Status pages (GRANTLEDGER_PORTAL_ADMINS)."""
-    return user in runtime_of(request).settings.portal_admins
+    request.state.viewer = viewer
+    return viewer
 
 
 def session_fresh(session: dict, *, now: float, idle: float, absolute: float) -> bool:
