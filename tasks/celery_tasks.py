@@ -116,10 +116,13 @@ def poll_sweep(self: Task) -> int:
 
 @celery_app.task(name=events.EXPIRY_SWEEP, **RETRY)
 def expiry_sweep(self: Task) -> dict[str, int]:
-    """Beat: revoke what expired, expire requests and memberships, retry failed deletes."""
-    from tasks.expiry import sweep
+    """Beat (or a worker's watchdog): revoke what expired, expire requests and memberships,
+    retry failed deletes; nothing when another sweep is running."""
+    from tasks.expiry import locked_sweep
 
-    report = sweep(runtime=get_runtime())
+    report = locked_sweep(runtime=get_runtime())
+    if report is None:
+        return {"skipped": 1}
     enqueue(report.next_work())
     return dict(report.counts)
 

@@ -11,6 +11,10 @@ One sweep:
 2. moves APPROVED requests past their expiry to EXPIRED;
 3. deletes memberships past their expiry and asks for a targeted sync of their lists;
 4. retries failed revocations whose backoff has passed.
+
+Whoever asks for it (beat, or a worker's watchdog when beat's sweeps stopped:
+``workers/watchdog.py``), a sweep runs under one lock (``locked_sweep``), never twice at once,
+and says it ran by holding the limiter turn ``SWEPT_TURN`` for a few intervals.
 """
 
 from __future__ import annotations
@@ -45,6 +49,8 @@ from tasks.snapshot import (
 ACTOR = "system:expiry"
 HELD = (GrantState.ACTIVE, GrantState.PROVISIONING)
 BATCH = 500
+SWEEP_LOCK = "grantledger:expiry-sweep"
+SWEPT_TURN = "expiry-swept"  # held while sweeps run on time; the watchdog takes it when not
 
 
 @dataclass
@@ -62,6 +68,23 @@ class ExpiryReport:
     def add(self, applied: Applied) -> None:
         self.counts.update(applied.counts)
         self.submit.extend(applied.submit)
+
+
+def stale_after(settings: Any) -> float:
+    """Seconds without a sweep after which workers run one themselves."""
+    return settings.expiry_interval * settings.expiry_stale_intervals
+
+
+def locked_sweep(*, runtime: Any) -> ExpiryReport | None:
+    """One sweep under the sweep lock (a PostgreSQL advisory lock); None when another sweep
+    holds it (that one does the work)."""
+    from tasks.sync import single_flight
+
+    with single_flight(runtime, SWEEP_LOCK) as held:
+        if not held:
+            return None
+        runtime.limiter.hold_turn(SWEPT_TURN, period=stale_after(runtime.settings))
+        return sweep(runtime=runtime)
 
 
 def sweep(*, runtime: Any, batch: int = BATCH) -> ExpiryReport:
