@@ -118,12 +118,13 @@ def poll_sweep(self: Task) -> int:
 def expiry_sweep(self: Task) -> dict[str, int]:
     """Beat (or a worker's watchdog): revoke what expired, expire requests and memberships,
     retry failed deletes; nothing when another sweep is running."""
-    from tasks.expiry import locked_sweep
+    from tasks.expiry import locked_sweep, submit_inline
 
-    report = locked_sweep(runtime=get_runtime())
+    runtime = get_runtime()
+    report = locked_sweep(runtime=runtime)
     if report is None:
         return {"skipped": 1}
-    enqueue(report.next_work())
+    enqueue(submit_inline(runtime=runtime, work=report.next_work()))
     return dict(report.counts)
 
 

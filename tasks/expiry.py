@@ -19,6 +19,8 @@ and says it ran by holding the limiter turn ``SWEPT_TURN`` for a few intervals.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +36,14 @@ from models.ledger.db import transaction
 from models.ledger.enums import GrantState
 from models.ledger.grants import claim_due_expiries, lock_assignment
 from tasks.applier import Applied, apply_changes
-from tasks.events import Next, submit, sync_principals
+from tasks.events import (
+    POLL_ROUND,
+    PROVISION_SUBMIT,
+    Next,
+    poll_round,
+    submit,
+    sync_principals,
+)
 from tasks.planner import ChangeKind, NameKey, plan
 from tasks.reconcile import begin_revocation
 from tasks.snapshot import (
@@ -51,6 +60,11 @@ HELD = (GrantState.ACTIVE, GrantState.PROVISIONING)
 BATCH = 500
 SWEEP_LOCK = "grantledger:expiry-sweep"
 SWEPT_TURN = "expiry-swept"  # held while sweeps run on time; the watchdog takes it when not
+# Seconds a sweep spends sending its deletes and polling them itself before it leaves the
+# rest to the queue.
+INLINE_SUBMIT_BUDGET = 3.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -85,6 +99,42 @@ def locked_sweep(*, runtime: Any) -> ExpiryReport | None:
             return None
         runtime.limiter.hold_turn(SWEPT_TURN, period=stale_after(runtime.settings))
         return sweep(runtime=runtime)
+
+
+def submit_inline(*, runtime: Any, work: list[Next],
+                  budget: float = INLINE_SUBMIT_BUDGET) -> list[Next]:
+    """Send the sweep's deletes from here, then run their first poll round, for up to
+    ``budget`` seconds, instead of queueing each step behind whatever holds the workers (a
+    revocation's lag was mostly queue waits); what is left to enqueue: the rest, and what
+    the steps done ask for next."""
+    from tasks.poll_round import run_round
+    from tasks.polling import submit_operation
+
+    deadline, left, sent = time.monotonic() + budget, [], 0
+    for index, item in enumerate(work):
+        if item.task != PROVISION_SUBMIT or time.monotonic() > deadline:
+            left.append(item)
+            continue
+        try:
+            left += submit_operation(runtime=runtime, operation_id=int(item.args[0]))
+        except Exception as err:  # noqa: BLE001 - the queued task retries it properly
+            log.warning("expiry: inline submit of operation %s failed (%s); queued instead",
+                        item.args[0], err)
+            return left + work[index:]
+        sent += 1
+    pause = runtime.settings.poll_first_delay  # AWS settles a delete in about this long
+    while sent and any(item.task == POLL_ROUND for item in left):
+        if time.monotonic() + pause > deadline:
+            return left
+        time.sleep(pause)
+        rest = [item for item in left if item.task != POLL_ROUND]
+        try:
+            left = rest + run_round(runtime=runtime)
+        except Exception as err:  # noqa: BLE001 - the queued round does it
+            log.warning("expiry: inline poll round failed (%s); queued instead", err)
+            return rest + [poll_round()]
+        pause = max((item.countdown for item in left if item.task == POLL_ROUND), default=0)
+    return left
 
 
 def sweep(*, runtime: Any, batch: int = BATCH) -> ExpiryReport:
