@@ -98,7 +98,10 @@ def locked_sweep(*, runtime: Any) -> ExpiryReport | None:
         if not held:
             return None
         runtime.limiter.hold_turn(SWEPT_TURN, period=stale_after(runtime.settings))
-        return sweep(runtime=runtime)
+        report = sweep(runtime=runtime)
+        # again at the end: a long sweep (a catch-up) counts from when it finished
+        runtime.limiter.hold_turn(SWEPT_TURN, period=stale_after(runtime.settings))
+        return report
 
 
 def submit_inline(*, runtime: Any, work: list[Next],

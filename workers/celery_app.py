@@ -26,8 +26,11 @@ from redbeat.schedulers import get_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockNotOwnedError
 
+from workers import kombu_fix
 from workers.redis_conn import broker_transport_options, redbeat_config
 from workers.settings import Settings, get_settings
+
+kombu_fix.apply()
 
 QUEUES = ("sync", "provision", "poll", "expiry", "import", "notify")
 

@@ -103,9 +103,12 @@ class DrillResult:
 
     def row(self) -> dict[str, Any]:
         """One line of the drill report."""
+        lags = ("revocation_lag_p99_s", "revocation_lag_max_s")
         return {"drill": self.name, "fault": self.fault, "result": self.status,
                 "seconds": round(self.seconds, 1), "broken": summary(self.violations),
-                "notes": ", ".join(f"{k}={v}" for k, v in self.notes.items() if k != "logs")}
+                "lag": " / ".join(str(self.notes.get(k, "-")) for k in lags),
+                "notes": ", ".join(f"{k}={v}" for k, v in self.notes.items()
+                                   if k != "logs" and k not in lags)}
 
 
 def start_workload(stack: Stack, scale: Scale) -> Workload:

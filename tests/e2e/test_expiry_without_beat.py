@@ -34,7 +34,7 @@ def test_workers_revoke_expired_grants_when_no_beat_runs(drill_services: None):
     with Stack(StackOptions(beat=False, workers=1)) as stack:
         seed_catalog(stack)
         workload = apply_people(stack, users=2)
-        request_ids = approve_requests(stack, workload, count=1, lasting=(6.0, 6.0))
+        request_ids = approve_requests(stack, workload, count=1, lasting=(20.0, 20.0))
         stack.enqueue([Next(events.SYNC_FULL),
                        events.sync_principals(users=workload.users[:1], reason="test")])
 

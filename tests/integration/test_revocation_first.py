@@ -51,69 +51,70 @@ def compete(redis_url: str, until: float) -> None:
         client.incr(GRANTED)
 
 
-def test_a_delete_gets_a_permit_before_creates_that_saturate_the_budget(clean_redis):
+@pytest.fixture
+def saturated(clean_redis: str):
+    """COMPETITORS processes taking every permit they can and every create slot; a limiter
+    of this process on the same Redis, once they saturate the rate."""
     ctx = multiprocessing.get_context("spawn")
-    until = time.time() + 40
+    until = time.time() + 180  # killed at the end; spawned interpreters start slowly
     competitors = [ctx.Process(target=compete, args=(clean_redis, until))
                    for _ in range(COMPETITORS)]
     for process in competitors:
         process.start()
     try:
         client = redis.Redis.from_url(clean_redis)
-        limiter = make_limiter(limiter_settings(clean_redis, sso_admin_rate=RATE))
         eventually(lambda: int(client.get(GRANTED) or 0) >= 2 * RATE,
-                   what="the competitors saturating the rate", timeout=30)
-        assert limiter.outstanding_creates() == 15  # the create budget is full too
-        jumped = []
-        for _ in range(3):
-            before = int(client.get(GRANTED) or 0)
-            with revocation_priority():
-                limiter.acquire("sso-admin", timeout=10)
-            jumped.append(int(client.get(GRANTED) or 0) - before)
-        # Fair competition would hand the others about 6 of every 7 permits (about 18 here);
-        # with priority, at most the one that may slip in while the delete registers.
-        assert sum(jumped) <= 3, f"creates got {jumped} permits while a delete waited"
-        assert limiter.priority_waiting("sso-admin") == 0
+                   what="the competitors saturating the rate", timeout=120)
+        yield make_limiter(limiter_settings(clean_redis, sso_admin_rate=RATE)), client
     finally:
         for process in competitors:
             process.kill()
             process.join(10)
 
 
-def test_without_priority_a_call_waits_its_turn_among_creates(clean_redis):
+def test_a_delete_gets_a_permit_before_creates_that_saturate_the_budget(saturated):
+    limiter, client = saturated
+    assert limiter.outstanding_creates() == 15  # the create budget is full too
+    jumped = []
+    for _ in range(3):
+        before = int(client.get(GRANTED) or 0)
+        with revocation_priority():
+            limiter.acquire("sso-admin", timeout=10)
+        jumped.append(int(client.get(GRANTED) or 0) - before)
+    # Fair competition would hand the others about 6 of every 7 permits (about 18 here);
+    # with priority, at most the one that may slip in while the delete registers.
+    assert sum(jumped) <= 3, f"creates got {jumped} permits while a delete waited"
+    assert limiter.priority_waiting("sso-admin") == 0
+
+
+def test_without_priority_a_call_waits_its_turn_among_creates(saturated):
     """The same scene without ``revocation_priority``: the others keep getting permits
     (what the test above would see on the old limiter)."""
-    ctx = multiprocessing.get_context("spawn")
-    until = time.time() + 40
-    competitors = [ctx.Process(target=compete, args=(clean_redis, until))
-                   for _ in range(COMPETITORS)]
-    for process in competitors:
-        process.start()
-    try:
-        client = redis.Redis.from_url(clean_redis)
-        limiter = make_limiter(limiter_settings(clean_redis, sso_admin_rate=RATE))
-        eventually(lambda: int(client.get(GRANTED) or 0) >= 2 * RATE,
-                   what="the competitors saturating the rate", timeout=30)
-        before = int(client.get(GRANTED) or 0)
-        for _ in range(3):
-            limiter.acquire("sso-admin", timeout=30)
-        assert int(client.get(GRANTED) or 0) - before > 3
-    finally:
-        for process in competitors:
-            process.kill()
-            process.join(10)
+    limiter, client = saturated
+    before = int(client.get(GRANTED) or 0)
+    for _ in range(3):
+        limiter.acquire("sso-admin", timeout=30)
+    assert int(client.get(GRANTED) or 0) - before > 3
 
 
 @pytest.fixture
-def runtime(pg_url: str, clean_redis: str):
+def runtimes(pg_url: str, clean_redis: str):
+    """Runtimes on PostgreSQL and Redis with a given expiry interval (stale after two)."""
     migrate.upgrade(pg_url)
-    runtime = Runtime(Settings(database_url=pg_url, broker_url=clean_redis,
-                               expiry_interval=0.2, expiry_stale_intervals=2))
-    yield runtime
-    runtime.close()
+    made: list[Runtime] = []
+
+    def make(interval: float) -> Runtime:
+        made.append(Runtime(Settings(database_url=pg_url, broker_url=clean_redis,
+                                     expiry_interval=interval, expiry_stale_intervals=2)))
+        return made[-1]
+
+    yield make
+    for runtime in made:
+        runtime.close()
 
 
-def test_a_sweep_never_runs_while_another_holds_the_sweep_lock(runtime):
+def test_a_sweep_never_runs_while_another_holds_the_sweep_lock(runtimes):
+    runtime = runtimes(10.0)  # the sweep's mark outlives the test, however loaded the machine
     with single_flight(runtime, SWEEP_LOCK) as held:
         assert held
         assert locked_sweep(runtime=runtime) is None
@@ -121,13 +122,14 @@ def test_a_sweep_never_runs_while_another_holds_the_sweep_lock(runtime):
     assert runtime.limiter.take_turn(SWEPT_TURN, period=1.0) > 0  # the sweep said it ran
 
 
-def test_the_watchdog_asks_for_a_sweep_once_sweeps_stop(runtime):
+def test_the_watchdog_asks_for_a_sweep_once_sweeps_stop(runtimes):
+    runtime = runtimes(1.0)
     published: list = []
     assert locked_sweep(runtime=runtime) is not None
     kwargs = {"limiter": runtime.limiter, "settings": runtime.settings,
               "publish": published.extend}
     assert not check_once(**kwargs)  # a sweep just ran
-    eventually(lambda: check_once(**kwargs), what="the watchdog's sweep", timeout=5,
+    eventually(lambda: check_once(**kwargs), what="the watchdog's sweep", timeout=15,
                every=0.05)
     assert [n.task for n in published] == [events.EXPIRY_SWEEP]
     assert not check_once(**kwargs)  # one watchdog's turn: the others stand by

@@ -11,10 +11,10 @@ from models.ledger.base import database_time
 from models.ledger.enums import GrantState, OperationState, SourceKind
 from models.ledger.tables import Grant, Operation
 from tasks.status import full_status, ledger_status, queue_depths
-from workers.settings import Settings
 from tests.integration.sync_support import World
 from workers.cli.main import app, register_commands
 from workers.runtime import set_runtime
+from workers.settings import Settings
 
 pytest_plugins = ["tests.integration.ledger_fixtures", "tests.integration.sync_fixtures"]
 register_commands()
