@@ -46,6 +46,7 @@ from tasks.events import Next, poll, poll_round, submit
 from tasks.planner import GrantView
 from tasks.snapshot import load_live_grants, operation_key
 from workers.aws.adapter import SUCCEEDED, IdentityCenter, OperationStatus
+from workers.limiter import revocation_priority
 
 QUEUED, SUBMITTED = OperationState.QUEUED, OperationState.SUBMITTED
 CREATE = OperationKind.CREATE_ASSIGNMENT.value
@@ -102,7 +103,8 @@ def submit_operation(*, runtime: Any, operation_id: int) -> list[Next]:
             _wait_for_slot(session, operation)
             return []
         try:
-            status = _send(runtime.identity_center, operation)
+            with revocation_priority(not create):
+                status = _send(runtime.identity_center, operation)
         except AwsError as err:
             return _submit_failed(session, operation, err, runtime)
         if status is None:  # a create of an assignment that already exists

@@ -116,7 +116,7 @@ def test_a_grant_in_a_vanished_account_is_named_and_everything_else_is_removed(
         AccountId=STAGING)
     importer.refresh(runtime=installed.runtime)
     result = CliRunner().invoke(app, ["uninstall", "--yes", "-o", "json"])
-    assert result.exit_code == 3  # partly applied: the rest was removed, (result.output, result.exception)
+    assert result.exit_code == 3  # partly applied, (result.output, result.exception)
     report = json.loads(result.stdout)  # one JSON document, nothing else on stdout
     [blocked] = report["blocked"]
     assert (blocked["principal"], blocked["account"], blocked["permission_set"]) == (
