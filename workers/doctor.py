@@ -135,10 +135,11 @@ def check_broker(settings: Settings) -> Check:
     def probe() -> str:
         if not settings.uses_redis:
             return f"in-process broker ({settings.broker_url})"
-        import redis
+        from workers.redis_conn import redis_client
 
-        redis.Redis.from_url(settings.broker_url, socket_connect_timeout=3).ping()
-        return "Redis answers PING"
+        redis_client(settings, socket_connect_timeout=3).ping()
+        return "Redis answers PING" + (" (master found by Sentinel)"
+                                       if settings.uses_sentinel else "")
 
     return attempt("broker", probe, fix="check GRANTLEDGER_BROKER_URL and that Redis runs")
 

@@ -10,6 +10,10 @@ embedded mode (``memory://``) one in-process limiter is injected everywhere.
   the Redis clock), because a rate limiter has no "release"; see ops/decisions/aws.md.
 * Turns: at most one holder of a named turn per period across all processes (one status
   poll round a second, however many workers ask for one): ``SET NX PX``.
+* Priority: a revocation's calls (``with revocation_priority():``) go before everything else.
+  A priority caller that finds the window full registers as waiting (a lease in a sorted
+  set per family, like a create slot); other callers do not take a permit while one waits,
+  so a delete never queues behind creates. Nothing is reserved while no delete waits.
 """
 
 from __future__ import annotations
@@ -17,22 +21,30 @@ from __future__ import annotations
 import random
 import threading
 import time
+import uuid
 from fractions import Fraction
 from typing import Any, Protocol
 
 import redis
 from limits import RateLimitItem, RateLimitItemPerSecond
-from limits.storage import MemoryStorage, RedisStorage, Storage
+from limits.storage import MemoryStorage, Storage
 from limits.strategies import MovingWindowRateLimiter
 
 from models.errors import AwsThrottled
+from models.ports.priority import has_priority, revocation_priority  # noqa: F401 - re-exported
+from workers.redis_conn import limits_storage, redis_client
 from workers.settings import Settings
 
 KEY_PREFIX = "grantledger:limiter"
 CREATE_SLOTS_KEY = f"{KEY_PREFIX}:create-slots"
 # Waiters woken by the same freed slot spread over this many seconds instead of racing.
 WAKE_JITTER = 0.01
-
+# A priority waiter's lease: renewed each time it looks again, gone soon after it died.
+PRIORITY_LEASE = 2.0
+# How long a normal caller stands aside before it looks again while a priority caller waits.
+YIELD_PAUSE = 0.02
+# No cap on how many priority callers may wait at once.
+UNCAPPED = 1 << 30
 
 def rate_item(rate: float) -> RateLimitItem:
     """``rate`` requests/s as a moving-window item: 20 -> 20 per 1 s, 2.5 -> 5 per 2 s."""
@@ -53,31 +65,53 @@ class Limiter:
     """Rate per API family plus the outstanding-create cap; share one per install."""
 
     def __init__(self, *, rates: dict[str, float], storage: Storage, slots: CreateSlots,
-                 max_outstanding_creates: int, backend: str, turns: Turns | None = None) -> None:
+                 max_outstanding_creates: int, backend: str, turns: Turns | None = None,
+                 waiting: dict[str, CreateSlots] | None = None) -> None:
         self._items = {family: rate_item(rate) for family, rate in rates.items()}
         self._window = MovingWindowRateLimiter(storage)
         self._slots = slots
+        # family -> priority callers waiting for a permit (leases, like create slots)
+        self._waiting = waiting or {family: MemoryCreateSlots() for family in rates}
         self._turns = turns or MemoryTurns()
         self._cap = max_outstanding_creates
         self.backend = backend
 
-    def acquire(self, family: str, *, timeout: float) -> None:
+    def acquire(self, family: str, *, timeout: float, priority: bool | None = None) -> None:
         """Block until one request of ``family`` is allowed; AwsThrottled after ``timeout``.
 
-        Families without a configured rate (organizations, iam, sts) pass at once.
+        ``priority`` (default: inside ``revocation_priority()``): go before every caller
+        without it. Families without a configured rate (organizations, iam, sts) pass at once.
         """
         item = self._items.get(family)
         if item is None:
             return
+        first = has_priority() if priority is None else priority
         deadline = time.monotonic() + timeout
-        while not self._window.hit(item, family):
-            wait = self._until_next_slot(item, family)
-            if time.monotonic() + wait > deadline:
-                raise AwsThrottled(
-                    f"local rate limit for {family} ({item}) still full after {timeout:g}s",
-                    api=family, code="LocalRateLimit",
-                )
-            time.sleep(wait)
+        waiter = uuid.uuid4().hex if first else None
+        try:
+            while not self._take(item, family, waiter):
+                wait = (YIELD_PAUSE if waiter is None and self.priority_waiting(family)
+                        else self._until_next_slot(item, family))
+                if time.monotonic() + wait > deadline:
+                    raise AwsThrottled(
+                        f"local rate limit for {family} ({item}) still full after "
+                        f"{timeout:g}s", api=family, code="LocalRateLimit")
+                if waiter is not None:  # seen by the others until we have our permit
+                    self._waiting[family].try_acquire(waiter, ttl=PRIORITY_LEASE, cap=UNCAPPED)
+                time.sleep(wait)
+        finally:
+            if waiter is not None:
+                self._waiting[family].release(waiter)
+
+    def priority_waiting(self, family: str) -> int:
+        """Priority callers waiting for a permit of ``family`` right now, in every process."""
+        waiting = self._waiting.get(family)
+        return waiting.outstanding() if waiting is not None else 0
+
+    def _take(self, item: RateLimitItem, family: str, waiter: str | None) -> bool:
+        if waiter is None and self.priority_waiting(family):
+            return False  # a revocation waits: stand aside
+        return self._window.hit(item, family)
 
     def try_acquire_create_slot(self, op_id: str, *, ttl: float) -> bool:
         """Take (or renew) a create slot for ``op_id`` for ``ttl`` seconds; False if full."""
@@ -99,6 +133,10 @@ class Limiter:
         if item is None:
             return 1.0
         return self._window.get_window_stats(item, family).remaining / item.amount
+
+    def hold_turn(self, name: str, *, period: float) -> None:
+        """Hold the turn ``name`` for ``period`` seconds from now, whoever held it."""
+        self._turns.hold(name, period)
 
     def outstanding_creates(self) -> int:
         """Creates holding a live lease right now, across all processes."""
@@ -126,6 +164,7 @@ class Turns(Protocol):
     """Named turns, each held by one caller at a time for a period."""
 
     def take(self, name: str, period: float) -> float: ...
+    def hold(self, name: str, period: float) -> None: ...
 
 
 class MemoryTurns:
@@ -144,6 +183,10 @@ class MemoryTurns:
             self._until[name] = now + period
             return 0.0
 
+    def hold(self, name: str, period: float) -> None:
+        with self._lock:
+            self._until[name] = time.monotonic() + period
+
 
 class RedisTurns:
     """Turns shared by every process using the same Redis (expiry by the Redis clock)."""
@@ -157,6 +200,9 @@ class RedisTurns:
             return 0.0
         remaining = int(self._redis.pttl(key))  # type: ignore[arg-type]
         return max(remaining, 1) / 1000.0  # -2: gone meanwhile, try again almost at once
+
+    def hold(self, name: str, period: float) -> None:
+        self._redis.set(f"{self._prefix}:{name}", "1", px=max(1, int(period * 1000)))
 
 
 class MemoryCreateSlots:
@@ -229,10 +275,12 @@ def make_limiter(settings: Settings) -> Limiter:
     rates = {"sso-admin": settings.sso_admin_rate,
              "identitystore": settings.identitystore_rate, "scim": settings.scim_rate}
     if settings.uses_redis:
-        client = redis.Redis.from_url(settings.broker_url)
+        client = redis_client(settings)
         return Limiter(
-            rates=rates, storage=RedisStorage(settings.broker_url, key_prefix=KEY_PREFIX),
+            rates=rates, storage=limits_storage(settings, key_prefix=KEY_PREFIX),
             slots=RedisCreateSlots(client), turns=RedisTurns(client),
+            waiting={family: RedisCreateSlots(client, key=f"{KEY_PREFIX}:priority:{family}")
+                     for family in rates},
             max_outstanding_creates=settings.max_outstanding_creates, backend="redis")
     return Limiter(rates=rates, storage=MemoryStorage(), slots=MemoryCreateSlots(),
                    max_outstanding_creates=settings.max_outstanding_creates, backend="memory")

@@ -132,7 +132,7 @@ class LedgerCollector(Collector):
         from workers.celery.app import QUEUES
 
         try:
-            return [queue_family(queue_depths(self.runtime.settings.broker_url, QUEUES))]
+            return [queue_family(queue_depths(self.runtime.settings, QUEUES))]
         except RedisError:  # an unreachable broker leaves the gauge out; /readyz says why
             return []
 

@@ -61,8 +61,8 @@ def plan_run(settings: Settings) -> RunPlan:
     in_process = settings.broker_url.startswith("memory")
     if not in_process and not settings.uses_redis:
         raise ConfigError(f"GRANTLEDGER_BROKER_URL {settings.broker_url!r} is neither "
-                          "memory:// nor redis://", hint="unset it for the in-process worker, "
-                          "or point it at Redis")
+                          "memory:// nor redis:// nor sentinel://",
+                          hint="unset it for the in-process worker, or point it at Redis")
     if not in_process and settings.database_url.startswith("sqlite"):
         raise ConfigError(
             "a SQLite ledger cannot be shared by separate worker processes (Redis broker)",

@@ -30,6 +30,10 @@ class Settings(BaseSettings):
     # where state lives
     database_url: str = "sqlite:///grantledger.db"
     broker_url: str = "memory://localhost/"
+    # With Redis Sentinel: GRANTLEDGER_BROKER_URL=sentinel://h1:26379;sentinel://h2:26379 and
+    # the monitored master's name here. The broker, the limiter and beat's lock all follow
+    # the master Sentinel names (workers/redis_conn.py).
+    redis_master_name: str | None = None
     result_backend: str | None = None
 
     # AWS
@@ -83,6 +87,9 @@ class Settings(BaseSettings):
     sync_interval: float = Field(300.0, gt=0, description="seconds between full syncs")
     import_interval: float = Field(900.0, gt=0)
     expiry_interval: float = Field(1.0, gt=0)
+    # Workers publish an expiry sweep themselves when none ran for this many intervals (beat
+    # dead, or its lock not yet free): revocation waits for no single process.
+    expiry_stale_intervals: float = Field(3.0, ge=1)
     poll_sweep_interval: float = Field(2.0, gt=0)
     # "list": one poll round asks ListAccountAssignment{Creation,Deletion}Status for what is
     # still IN_PROGRESS (100 a call) for every operation at once; "describe": one Describe
@@ -146,12 +153,21 @@ class Settings(BaseSettings):
 
     @property
     def uses_redis(self) -> bool:
-        return self.broker_url.startswith(("redis://", "rediss://"))
+        return self.uses_sentinel or self.broker_url.startswith(("redis://", "rediss://"))
+
+    @property
+    def uses_sentinel(self) -> bool:
+        return self.broker_url.startswith("sentinel://")
 
     def check(self) -> Settings:
         """Refuse settings no process of a production install may run with."""
         if not self.embedded:
             self._check_portal()
+        if not self.embedded and self.uses_sentinel and not self.redis_master_name:
+            raise ConfigError(
+                "GRANTLEDGER_BROKER_URL is a sentinel:// URL but GRANTLEDGER_REDIS_MASTER_NAME "
+                "is unset", hint="set it to the master name your sentinels monitor "
+                "(`sentinel monitor NAME ...` in sentinel.conf)")
         if not self.embedded and self.aws_mode == "aws" and not self.scim_url:
             raise ConfigError("GRANTLEDGER_SCIM_URL is required with GRANTLEDGER_AWS_MODE=aws")
         if self.slack_enabled:

@@ -29,7 +29,7 @@ def full_status(runtime: Any) -> Status:
         report.notifications = outbox_backlog(session)
         report.status_polling = listing_status(session, mode=runtime.settings.status_polling)
     try:
-        report.queues = queue_depths(runtime.settings.broker_url, QUEUES)
+        report.queues = queue_depths(runtime.settings, QUEUES)
         report.limiter = runtime.limiter.usage()
     except RedisError as err:
         report.queues = dict.fromkeys(QUEUES)
@@ -45,12 +45,12 @@ def full_status(runtime: Any) -> Status:
     return report
 
 
-def queue_depths(broker_url: str, queues: tuple[str, ...]) -> dict[str, int | None]:
+def queue_depths(settings: Any, queues: tuple[str, ...]) -> dict[str, int | None]:
     """Messages waiting per Celery queue (Redis keeps each queue as a list); None if unknown."""
-    if not broker_url.startswith(("redis://", "rediss://")):
+    if not settings.uses_redis:
         return dict.fromkeys(queues)
-    import redis
+    from workers.redis_conn import redis_client
 
-    client = redis.Redis.from_url(broker_url, socket_connect_timeout=2)
-    # redis-py types its sync and async clients' answers as one union
-    return {queue: int(cast(int, client.llen(queue))) for queue in queues}
+    client = redis_client(settings, socket_connect_timeout=2)
+    return {queue: int(cast(int, client.llen(queue))) for queue in queues}  # sync client
+

@@ -16,12 +16,12 @@ from ops.drills.runner import FULL, QUICK, DrillResult, run
 
 def report(results: list[DrillResult]) -> str:
     """The drill report as a Markdown table, then each failure's violations."""
-    lines = ["| drill | fault | result | seconds | invariants broken | notes |",
-             "|---|---|---|---|---|---|"]
+    lines = ["| drill | fault | result | seconds | revocation lag p99 / max (s) "
+             "| invariants broken | notes |", "|---|---|---|---|---|---|---|"]
     for result in results:
         row = result.row()
         lines.append(f"| {row['drill']} | {row['fault']} | {row['result']} | {row['seconds']} "
-                     f"| {row['broken'] or '-'} | {row['notes']} |")
+                     f"| {row['lag']} | {row['broken'] or '-'} | {row['notes']} |")
     for result in results:
         if result.status == "FAIL":
             lines += ["", f"{result.name} FAILED (logs: {result.notes.get('logs')}):",

@@ -14,14 +14,22 @@ from pathlib import Path
 from typing import Any
 
 from models.ledger.enums import OperationState
-from ops.drills.runner import Context, Drill, Scale, seconds_to_last_expiry
-from ops.drills.stack import REPO, StackOptions
+from ops.drills.invariants import Violation
+from ops.drills.runner import (
+    Context,
+    Drill,
+    Scale,
+    seconds_to_first_expiry,
+    seconds_to_last_expiry,
+)
+from ops.drills.stack import REPO, StackOptions, poll_until
 from ops.drills.workload import ACCOUNTS, approve_requests
 from tasks import events
 from tasks.events import Next
 
 QUEUED, SUBMITTED = OperationState.QUEUED, OperationState.SUBMITTED
 CLOCK_OFFSET = 600.0  # seconds the workers' and beat's wall clock runs ahead
+LAG_TARGET = 5.0  # seconds a revocation may be late, beyond an outage the drill causes
 
 
 def _stalled(ctx: Context, state: OperationState = SUBMITTED) -> None:
@@ -171,6 +179,43 @@ def poison_task(ctx: Context) -> None:
     ctx.notes["poison_messages"] = len(poison) * 5
 
 
+def sentinel_failover(ctx: Context) -> None:
+    # Under load: the first revocations due, two more requests approved (their creates
+    # queued or in flight), then the master dies and the sentinels promote the replica.
+    sentinel = ctx.stack.redis
+    ctx.wait_for(lambda: seconds_to_first_expiry(ctx) <= 0.5, what="the first expiry due")
+    approve_requests(ctx.stack, ctx.workload, count=2, lasting=ctx.scale.lasting)
+    ctx.stack.enqueue([events.sync_principals(users=ctx.workload.users[:2],
+                                              reason="approved just before the failover")])
+    killed = time.monotonic()
+    sentinel.kill_master()
+    ctx.wait_for(sentinel.writable_master, what="a replica promoted by the sentinels")
+    ctx.notes["failover_s"] = round(time.monotonic() - killed, 1)
+    ctx.notes["new_master"] = ":".join(map(str, sentinel.master_address() or ()))
+
+
+def failover_recovered(ctx: Context) -> list[Violation]:
+    """Revocations late by no more than the failover plus LAG_TARGET; the limiter and
+    beat's leader lock work on the promoted master."""
+    found = []
+    lag, gap = ctx.notes.get("revocation_lag_max_s"), ctx.notes.get("failover_s", 0.0)
+    if lag is None or lag > gap + LAG_TARGET:
+        found.append(Violation("revocation-late", f"max revocation lag {lag}s > failover "
+                               f"{gap}s + {LAG_TARGET:g}s"))
+    try:
+        ctx.stack.runtime.limiter.acquire("sso-admin", timeout=10)
+        ctx.notes["limiter"] = "ok"
+    except Exception as err:  # noqa: BLE001 - the finding is the report
+        found.append(Violation("limiter-recovered", f"limiter after the failover: {err!r}"))
+    client = ctx.stack.redis.client()
+    if not poll_until(lambda: client.exists("redbeat::lock"), timeout=30):
+        found.append(Violation("beat-lock-recovered", "no beat holds redbeat::lock on the "
+                               "promoted master"))
+    else:
+        ctx.notes["beat_lock"] = "held"
+    return found
+
+
 def workers_down_past_expiries(ctx: Context) -> None:
     ctx.steady()
     ctx.stack.kill_workers(signal.SIGTERM)
@@ -226,5 +271,7 @@ DRILLS = [
     Drill("poison-task", "poison tasks that always raise", poison_task),
     Drill("workers-down-past-expiries", "workers and beat down while every request expires, "
           "then restarted", workers_down_past_expiries, ci=True),
+    Drill("sentinel-failover", "Redis master killed; Sentinel promotes the replica",
+          sentinel_failover, _options(sentinel=True), verify=failover_recovered),
 ]
 BY_NAME = {drill.name: drill for drill in DRILLS}

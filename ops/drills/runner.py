@@ -5,6 +5,7 @@ until they hold (recovery is the system's own: beat's sweeps and full syncs) or 
 from __future__ import annotations
 
 import importlib.util
+import math
 import time
 import traceback
 from collections.abc import Callable
@@ -83,6 +84,8 @@ class Drill:
     options: Callable[[Scale], StackOptions] = lambda scale: StackOptions()
     ci: bool = False  # part of the fast subset pytest runs
     requires: str | None = None  # a Python module the drill needs (SKIP without it)
+    # what else must hold after recovery, beyond the invariants (e.g. lag within a bound)
+    verify: Callable[[Context], list[Violation]] | None = None
 
 
 @dataclass
@@ -100,9 +103,12 @@ class DrillResult:
 
     def row(self) -> dict[str, Any]:
         """One line of the drill report."""
+        lags = ("revocation_lag_p99_s", "revocation_lag_max_s")
         return {"drill": self.name, "fault": self.fault, "result": self.status,
                 "seconds": round(self.seconds, 1), "broken": summary(self.violations),
-                "notes": ", ".join(f"{k}={v}" for k, v in self.notes.items() if k != "logs")}
+                "lag": " / ".join(str(self.notes.get(k, "-")) for k in lags),
+                "notes": ", ".join(f"{k}={v}" for k, v in self.notes.items()
+                                   if k != "logs" and k not in lags)}
 
 
 def start_workload(stack: Stack, scale: Scale) -> Workload:
@@ -130,7 +136,7 @@ def converge(ctx: Context) -> list[Violation]:
                       if g.source[0] == "request" and g.expires_at)
         if expired and not violations:
             ctx.notes["converged_after_s"] = round(time.monotonic() - started, 1)
-            ctx.notes["revocation_lag_max_s"] = _max_lag(view)
+            ctx.notes.update(revocation_lags(view))
             return []
         if time.monotonic() > deadline:
             return violations or [Violation("timeout", "requests not all expired in time")]
@@ -145,10 +151,22 @@ def seconds_to_last_expiry(ctx: Context) -> float:
     return (latest - now).total_seconds() if latest else 0.0
 
 
-def _max_lag(view: Any) -> float | None:
-    lags = [(g.revoked_at - g.expires_at).total_seconds() for g in view.grants
-            if g.source[0] == "request" and g.revoked_at and g.expires_at]
-    return round(max(lags), 1) if lags else None
+def seconds_to_first_expiry(ctx: Context) -> float:
+    """Seconds from now until the first workload request expires (database clock)."""
+    with ctx.stack.runtime.sessions() as session:
+        first = session.scalar(select(func.min(tables.AccessRequest.expires_at)))
+        now = session.scalar(select(func.now()))
+    return (first - now).total_seconds() if first else 0.0
+
+
+def revocation_lags(view: Any) -> dict[str, float | None]:
+    """p99 and max of (revoked_at - expires_at) over the requests' grants, in seconds."""
+    lags = sorted((g.revoked_at - g.expires_at).total_seconds() for g in view.grants
+                  if g.source[0] == "request" and g.revoked_at and g.expires_at)
+    if not lags:
+        return {"revocation_lag_p99_s": None, "revocation_lag_max_s": None}
+    p99 = lags[min(len(lags) - 1, math.ceil(0.99 * len(lags)) - 1)]
+    return {"revocation_lag_p99_s": round(p99, 1), "revocation_lag_max_s": round(lags[-1], 1)}
 
 
 def run(drill: Drill, *, scale: Scale) -> DrillResult:
@@ -156,6 +174,7 @@ def run(drill: Drill, *, scale: Scale) -> DrillResult:
     if drill.requires and importlib.util.find_spec(drill.requires) is None:
         return DrillResult(drill.name, drill.fault, "SKIP", [], 0.0,
                            {"why": f"{drill.requires} is not installed"})
+
     started = time.monotonic()
     stack = Stack(drill.options(scale))
     notes: dict[str, Any] = {}
@@ -165,6 +184,8 @@ def run(drill: Drill, *, scale: Scale) -> DrillResult:
         ctx = Context(stack, start_workload(stack, scale), scale, notes)
         drill.inject(ctx)
         violations = converge(ctx)
+        if not violations and drill.verify is not None:
+            violations = drill.verify(ctx)
         if stack.restarts:
             notes["restarted"] = "; ".join(stack.restarts)
     except Exception as err:  # noqa: BLE001 - a drill that crashes has failed, say why

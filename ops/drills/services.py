@@ -146,3 +146,165 @@ class PrivatePostgres:
         if self.running():
             self.stop()
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+# Loopback ports the Sentinel drill's master, replica and sentinels take (a range of their
+# own, so they never collide with the machine's or another drill's redis-server).
+SENTINEL_DRILL_PORTS = range(7300, 7400)
+
+
+def free_port_in(ports: range, *, taken: set[int]) -> int:
+    """A port of ``ports`` nobody listens on (and not in ``taken``)."""
+    for port in ports:
+        if port in taken:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        taken.add(port)
+        return port
+    raise RuntimeError(f"no free loopback port in {ports.start}-{ports.stop - 1}")
+
+
+def sentinel_command() -> list[str]:
+    """Debian's ``redis-sentinel``, or ``redis-server --sentinel`` (the same binary)."""
+    if shutil.which("redis-sentinel"):
+        return ["redis-sentinel"]
+    if shutil.which("redis-server"):
+        return ["redis-server"]  # with --sentinel after the config file
+    raise RuntimeError("neither redis-sentinel nor redis-server is installed "
+                       "(apt-get install -y redis-server redis-sentinel)")
+
+
+class SentinelRedis:
+    """A Redis master, one replica and three sentinels (quorum 2) on loopback ports, as a
+    small production Sentinel setup; ``kill_master()`` is the fault, the sentinels promote
+    the replica. ``url`` is the kombu form every grantledger process is given."""
+
+    MASTER_NAME = "grantledger"
+    DOWN_AFTER_MS = 1000  # sentinels call the master down after this long without answers
+    FAILOVER_TIMEOUT_MS = 10000
+
+    def __init__(self) -> None:
+        taken: set[int] = set()
+        self.master_port = free_port_in(SENTINEL_DRILL_PORTS, taken=taken)
+        self.replica_port = free_port_in(SENTINEL_DRILL_PORTS, taken=taken)
+        self.sentinel_ports = [free_port_in(SENTINEL_DRILL_PORTS, taken=taken)
+                               for _ in range(3)]
+        self.directory = Path(tempfile.mkdtemp(prefix="gl-drill-sentinel-"))
+        self.processes: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def url(self) -> str:
+        return ";".join(f"sentinel://127.0.0.1:{port}" for port in self.sentinel_ports) + "/0"
+
+    @property
+    def master_name(self) -> str:
+        return self.MASTER_NAME
+
+    def start(self) -> SentinelRedis:
+        self._server("master", self.master_port)
+        self._server("replica", self.replica_port, "--replicaof", "127.0.0.1",
+                     str(self.master_port))
+        wait_until(self._replica_in_sync, timeout=READY_TIMEOUT, what="replica in sync")
+        for index, port in enumerate(self.sentinel_ports):
+            self._sentinel(index, port)
+        wait_until(self._sentinels_agree, timeout=READY_TIMEOUT, what="sentinels")
+        return self
+
+    def _spawn(self, name: str, command: list[str]) -> None:
+        log = open(self.directory / f"{name}.log", "ab")  # noqa: SIM115 - the server keeps it
+        self.processes[name] = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                                cwd=self.directory)
+
+    def _server(self, name: str, port: int, *extra: str) -> None:
+        data = self.directory / name
+        data.mkdir(exist_ok=True)
+        self._spawn(name, ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                           "--save", "", "--appendonly", "no", "--dir", str(data),
+                           "--protected-mode", "no", *extra])
+        wait_until(lambda: self._answers(port), timeout=READY_TIMEOUT, what=f"redis {name}")
+
+    def _sentinel(self, index: int, port: int) -> None:
+        config = self.directory / f"sentinel-{index}.conf"
+        config.write_text(
+            f"port {port}\nbind 127.0.0.1\nprotected-mode no\ndir {self.directory}\n"
+            f"sentinel monitor {self.MASTER_NAME} 127.0.0.1 {self.master_port} 2\n"
+            f"sentinel down-after-milliseconds {self.MASTER_NAME} {self.DOWN_AFTER_MS}\n"
+            f"sentinel failover-timeout {self.MASTER_NAME} {self.FAILOVER_TIMEOUT_MS}\n"
+            f"sentinel parallel-syncs {self.MASTER_NAME} 1\n")
+        command = sentinel_command()
+        extra = ["--sentinel"] if command == ["redis-server"] else []
+        self._spawn(f"sentinel-{index}", [*command, str(config), *extra])
+        wait_until(lambda: self._answers(port), timeout=READY_TIMEOUT,
+                   what=f"sentinel {index}")
+
+    @staticmethod
+    def _answers(port: int) -> bool:
+        try:
+            return bool(redis.Redis(host="127.0.0.1", port=port, socket_timeout=1).ping())
+        except redis.RedisError:
+            return False
+
+    def _replica_in_sync(self) -> bool:
+        info = redis.Redis(host="127.0.0.1", port=self.replica_port,
+                           socket_timeout=1).info("replication")
+        return info.get("master_link_status") == "up"
+
+    def _sentinels_agree(self) -> bool:
+        """Every sentinel knows the master, its replica and the other two sentinels."""
+        for port in self.sentinel_ports:
+            client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1)
+            try:
+                state = client.sentinel_master(self.MASTER_NAME)
+            except redis.RedisError:
+                return False
+            if int(state.get("num-slaves", 0)) < 1 or int(state.get("num-other-sentinels",
+                                                                       0)) < 2:
+                return False
+        return True
+
+    def master_address(self) -> tuple[str, int] | None:
+        """Where the sentinels say the master is (the first that answers), or None."""
+        for port in self.sentinel_ports:
+            try:
+                found = redis.Redis(host="127.0.0.1", port=port, socket_timeout=1).execute_command(
+                    "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.MASTER_NAME)
+            except redis.RedisError:
+                continue
+            if found:
+                return found[0].decode(), int(found[1])
+        return None
+
+    def client(self) -> redis.Redis:
+        """A client on the current master (found through the sentinels)."""
+        from redis.sentinel import Sentinel
+
+        sentinel = Sentinel([("127.0.0.1", port) for port in self.sentinel_ports],
+                            socket_timeout=2)
+        return sentinel.master_for(self.MASTER_NAME, socket_timeout=2)
+
+    def kill_master(self) -> None:
+        """kill -9 of the master: what a lost host looks like to everyone else."""
+        self.processes["master"].kill()
+        self.processes["master"].wait(timeout=10)
+
+    def writable_master(self) -> bool:
+        """The sentinels name a master other than the killed one, and it takes writes."""
+        address = self.master_address()
+        if address is None or address[1] == self.master_port:
+            return False
+        try:
+            return bool(redis.Redis(host=address[0], port=address[1], socket_timeout=1)
+                        .set("grantledger:drill:probe", "1"))
+        except redis.RedisError:
+            return False
+
+    def close(self) -> None:
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.kill()
+                process.wait(timeout=10)
+        shutil.rmtree(self.directory, ignore_errors=True)

@@ -29,7 +29,7 @@ from celery import Celery
 from pydantic import SecretStr
 
 from models.ledger import migrate
-from ops.drills.services import PrivatePostgres, PrivateRedis, wait_until
+from ops.drills.services import PrivatePostgres, PrivateRedis, SentinelRedis, wait_until
 from tasks.events import Next, enqueue
 from workers.celery.app import BEAT_SCHEDULER, QUEUES, make_celery
 from workers.runtime import Runtime
@@ -84,6 +84,7 @@ class StackOptions:
     copies: int = 1  # 10: every task published ten times (workers `-A ops.drills.tenfold`)
     command_prefix: list[str] = field(default_factory=list)  # e.g. faketime
     extra_env: dict[str, str] = field(default_factory=dict)
+    sentinel: bool = False  # Redis as a master, a replica and three sentinels
 
 
 class Stack:
@@ -94,7 +95,7 @@ class Stack:
         self.options = options or StackOptions()
         self.log_dir = log_dir or Path(tempfile.mkdtemp(prefix="gl-drill-logs-"))
         self.sandbox = shared_sandbox()
-        self.redis = PrivateRedis()
+        self.redis: Any = SentinelRedis() if self.options.sentinel else PrivateRedis()
         self.postgres = PrivatePostgres() if self.options.private_postgres else None
         self.database = f"gl_drill_{uuid.uuid4().hex[:10]}"
         self.workers: list[subprocess.Popen[bytes]] = []
@@ -206,6 +207,7 @@ class Stack:
         values: dict[str, Any] = {
             **DRILL_SETTINGS, **self.options.settings, "database_url": database_url,
             "broker_url": self.redis.url, "aws_mode": "sandbox",
+            "redis_master_name": getattr(self.redis, "master_name", None),
             "aws_endpoint_url": self.sandbox.endpoint_url, "scim_url": self.sandbox.scim_url,
             "scim_token": SecretStr(self.sandbox.scim_token),
             "instance_arn": self.sandbox.instance_arn,
@@ -223,6 +225,8 @@ class Stack:
             env[f"GRANTLEDGER_{name.upper()}"] = str(getattr(settings, name))
         for secret in ("scim_token", "api_token"):
             env[f"GRANTLEDGER_{secret.upper()}"] = getattr(settings, secret).get_secret_value()
+        if settings.redis_master_name:
+            env["GRANTLEDGER_REDIS_MASTER_NAME"] = settings.redis_master_name
         env["PYTHONPATH"] = str(REPO)
         return {**env, **self.options.extra_env}
 

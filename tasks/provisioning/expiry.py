@@ -11,10 +11,16 @@ One sweep:
 2. moves APPROVED requests past their expiry to EXPIRED;
 3. deletes memberships past their expiry and asks for a targeted sync of their lists;
 4. retries failed revocations whose backoff has passed.
+
+Whoever asks for it (beat, or a worker's watchdog when beat's sweeps stopped:
+``workers/watchdog.py``), a sweep runs under one lock (``locked_sweep``), never twice at once,
+and says it ran by holding the limiter turn ``SWEPT_TURN`` for a few intervals.
 """
 
 from __future__ import annotations
 
+import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -28,8 +34,15 @@ from models.ledger.base import database_time, db_now
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState
 from models.ledger.grants import claim_due_expiries, lock_assignment
-from models.ports.runtime import Runtime
-from tasks.events import Next, submit, sync_principals
+from models.ports.runtime import Runtime, SettingsView
+from tasks.events import (
+    POLL_ROUND,
+    PROVISION_SUBMIT,
+    Next,
+    poll_round,
+    submit,
+    sync_principals,
+)
 from tasks.sync.applier import Applied, apply_changes
 from tasks.sync.planner import ChangeKind, NameKey, plan
 from tasks.sync.reconcile import begin_revocation
@@ -45,6 +58,13 @@ from tasks.sync.snapshot import (
 ACTOR = "system:expiry"
 HELD = (GrantState.ACTIVE, GrantState.PROVISIONING)
 BATCH = 500
+SWEEP_LOCK = "grantledger:expiry-sweep"
+SWEPT_TURN = "expiry-swept"  # held while sweeps run on time; the watchdog takes it when not
+# Seconds a sweep spends sending its deletes and polling them itself before it leaves the
+# rest to the queue.
+INLINE_SUBMIT_BUDGET = 3.0
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -62,6 +82,62 @@ class ExpiryReport:
     def add(self, applied: Applied) -> None:
         self.counts.update(applied.counts)
         self.submit.extend(applied.submit)
+
+
+def stale_after(settings: SettingsView) -> float:
+    """Seconds without a sweep after which workers run one themselves."""
+    return settings.expiry_interval * settings.expiry_stale_intervals
+
+
+def locked_sweep(*, runtime: Runtime) -> ExpiryReport | None:
+    """One sweep under the sweep lock (a PostgreSQL advisory lock); None when another sweep
+    holds it (that one does the work)."""
+    from tasks.sync.engine import single_flight
+
+    with single_flight(runtime, SWEEP_LOCK) as held:
+        if not held:
+            return None
+        runtime.limiter.hold_turn(SWEPT_TURN, period=stale_after(runtime.settings))
+        report = sweep(runtime=runtime)
+        # again at the end: a long sweep (a catch-up) counts from when it finished
+        runtime.limiter.hold_turn(SWEPT_TURN, period=stale_after(runtime.settings))
+        return report
+
+
+def submit_inline(*, runtime: Runtime, work: list[Next],
+                  budget: float = INLINE_SUBMIT_BUDGET) -> list[Next]:
+    """Send the sweep's deletes from here, then run their first poll round, for up to
+    ``budget`` seconds, instead of queueing each step behind whatever holds the workers (a
+    revocation's lag was mostly queue waits); what is left to enqueue: the rest, and what
+    the steps done ask for next."""
+    from tasks.provisioning.poll_round import run_round
+    from tasks.provisioning.polling import submit_operation
+
+    deadline, left, sent = time.monotonic() + budget, [], 0
+    for index, item in enumerate(work):
+        if item.task != PROVISION_SUBMIT or time.monotonic() > deadline:
+            left.append(item)
+            continue
+        try:
+            left += submit_operation(runtime=runtime, operation_id=int(item.args[0]))
+        except Exception as err:  # noqa: BLE001 - the queued task retries it properly
+            log.warning("expiry: inline submit of operation %s failed (%s); queued instead",
+                        item.args[0], err)
+            return left + work[index:]
+        sent += 1
+    pause = runtime.settings.poll_first_delay  # AWS settles a delete in about this long
+    while sent and any(item.task == POLL_ROUND for item in left):
+        if time.monotonic() + pause > deadline:
+            return left
+        time.sleep(pause)
+        rest = [item for item in left if item.task != POLL_ROUND]
+        try:
+            left = rest + run_round(runtime=runtime)
+        except Exception as err:  # noqa: BLE001 - the queued round does it
+            log.warning("expiry: inline poll round failed (%s); queued instead", err)
+            return rest + [poll_round()]
+        pause = max((item.countdown for item in left if item.task == POLL_ROUND), default=0)
+    return left
 
 
 def sweep(*, runtime: Runtime, batch: int = BATCH) -> ExpiryReport:

@@ -57,6 +57,7 @@ from models.ports.identity_center import (
     IdentityCenter,
     OperationStatus,
 )
+from models.ports.priority import revocation_priority
 from models.ports.runtime import Runtime
 from tasks import events
 from tasks.events import Next, poll, poll_round
@@ -75,6 +76,7 @@ log = logging.getLogger(__name__)
 
 SUBMITTED = OperationState.SUBMITTED
 # operation kind -> the kind of AWS's status listing (IdentityCenter.operation_statuses)
+DELETE_KIND = OperationKind.DELETE_ASSIGNMENT.value
 LISTED = {OperationKind.CREATE_ASSIGNMENT.value: "create",
           OperationKind.DELETE_ASSIGNMENT.value: "delete"}
 LIST_GRACE = 0.5  # seconds; younger at the listing: not judged by it (less if the first poll is)
@@ -146,11 +148,13 @@ def list_settled(identity_center: IdentityCenter, leased: list[Leased], *,
     lacks the action) hands its operations to Describe polls; a failure that may pass
     leaves them to the next round."""
     listings = Listings()
-    for kind in sorted({op.kind for op in leased}):
+    # deletes first, with the limiter's priority: a revocation is not late behind creates
+    for kind in sorted({op.kind for op in leased}, key=lambda k: k != DELETE_KIND):
         mine = [op for op in leased if op.kind == kind]
         try:
-            listings.outcomes.update(find_settled(identity_center, kind, mine,
-                                                  judged_before=judged_before))
+            with revocation_priority(kind == DELETE_KIND):
+                listings.outcomes.update(find_settled(identity_center, kind, mine,
+                                                      judged_before=judged_before))
         except AwsError as err:
             if err.retryable:
                 log.info("poll round: %s status listing failed (%s); next round", kind, err)

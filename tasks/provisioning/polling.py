@@ -43,6 +43,7 @@ from models.ledger.enums import GrantState, OperationKind, OperationState
 from models.ledger.grants import lock_assignment, mark_stuck
 from models.ledger.tables import Operation
 from models.ports.identity_center import SUCCEEDED, IdentityCenter, OperationStatus
+from models.ports.priority import revocation_priority
 from models.ports.runtime import Runtime
 from tasks.events import Next, poll, poll_round, submit
 from tasks.sync.applier import grant_event, move_grants
@@ -104,7 +105,8 @@ def submit_operation(*, runtime: Runtime, operation_id: int) -> list[Next]:
             _wait_for_slot(session, operation)
             return []
         try:
-            status = _send(runtime.identity_center, operation)
+            with revocation_priority(not create):
+                status = _send(runtime.identity_center, operation)
         except AwsError as err:
             return _submit_failed(session, operation, err, runtime)
         if status is None:  # a create of an assignment that already exists

@@ -14,6 +14,7 @@ from tasks.admin.status import ledger_status
 from tests.integration.sync_support import World
 from workers.cli.main import app, register_commands
 from workers.runtime import set_runtime
+from workers.settings import Settings
 from workers.status import full_status, queue_depths
 
 pytest_plugins = ["tests.integration.ledger_fixtures", "tests.integration.sync_fixtures"]
@@ -62,11 +63,11 @@ def test_queue_depths_read_redis_lists(redis_url) -> None:
     client.delete("sync", "poll")
     client.rpush("sync", "a", "b")
     try:
-        depths = queue_depths(redis_url, ("sync", "poll"))
+        depths = queue_depths(Settings(broker_url=redis_url), ("sync", "poll"))
     finally:
         client.delete("sync")
     assert depths == {"sync": 2, "poll": 0}
-    assert queue_depths("memory://", ("sync",)) == {"sync": None}
+    assert queue_depths(Settings(broker_url="memory://"), ("sync",)) == {"sync": None}
 
 
 def test_full_status_survives_a_broker_that_is_down(pg_url) -> None:

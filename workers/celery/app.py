@@ -18,6 +18,8 @@ from celery.signals import (
     task_prerun,
     worker_init,
     worker_process_init,
+    worker_ready,
+    worker_shutdown,
 )
 from kombu import Queue
 from redbeat import RedBeatScheduler
@@ -25,7 +27,11 @@ from redbeat.schedulers import get_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockNotOwnedError
 
+from workers import kombu_fix
+from workers.redis_conn import broker_transport_options, redbeat_config
 from workers.settings import Settings, get_settings
+
+kombu_fix.apply()
 
 QUEUES = ("sync", "provision", "poll", "expiry", "import", "notify")
 
@@ -132,15 +138,13 @@ def make_celery(settings: Settings) -> Celery:
         broker_transport_options={
             "visibility_timeout": VISIBILITY_TIMEOUT,
             "polling_interval": 0.05 if settings.embedded else 1.0,
+            **broker_transport_options(settings),
         },
         task_time_limit=VISIBILITY_TIMEOUT // 2,
         task_soft_time_limit=VISIBILITY_TIMEOUT // 2 - 60,
         beat_schedule=beat_schedule(settings),
         timezone="UTC",
-        redbeat_redis_url=settings.broker_url if settings.uses_redis else None,
-        # said explicitly: redbeat warns at every start when it falls back to the broker's
-        # transport options (visibility timeout, polling), which are not for its client
-        redbeat_redis_options={},
+        **redbeat_config(settings),
         redbeat_lock_timeout=max(30, int(settings.expiry_interval * 10)),
         beat_max_loop_interval=1,
     )
@@ -195,6 +199,28 @@ def serve_metrics(**_: Any) -> None:
     from workers.celery.worker_metrics import serve_from_settings
 
     serve_from_settings(get_settings())
+
+
+_watchdogs: list[Any] = []
+
+
+@worker_ready.connect
+def start_expiry_watchdog(sender: Any = None, **_: Any) -> None:
+    """Sweep expiries from the workers when beat's sweeps stop (``workers.watchdog``);
+    only with a shared broker (the embedded mode runs its own beat loop)."""
+    settings = get_settings()
+    if not settings.uses_redis:
+        return
+    from workers.watchdog import ExpiryWatchdog
+
+    app = getattr(sender, "app", None) or celery_app
+    _watchdogs.append(ExpiryWatchdog(settings, app).start())
+
+
+@worker_shutdown.connect
+def stop_expiry_watchdog(**_: Any) -> None:
+    while _watchdogs:
+        _watchdogs.pop().stop()
 
 
 @setup_logging.connect

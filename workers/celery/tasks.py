@@ -118,11 +118,15 @@ def poll_sweep(self: Task) -> int:
 
 @celery_app.task(name=events.EXPIRY_SWEEP, **RETRY)
 def expiry_sweep(self: Task) -> dict[str, int]:
-    """Beat: revoke what expired, expire requests and memberships, retry failed deletes."""
-    from tasks.provisioning.expiry import sweep
+    """Beat (or a worker's watchdog): revoke what expired, expire requests and memberships,
+    retry failed deletes; nothing when another sweep is running."""
+    from tasks.provisioning.expiry import locked_sweep, submit_inline
 
-    report = sweep(runtime=get_runtime())
-    enqueue(report.next_work())
+    runtime = get_runtime()
+    report = locked_sweep(runtime=runtime)
+    if report is None:
+        return {"skipped": 1}
+    enqueue(submit_inline(runtime=runtime, work=report.next_work()))
     return dict(report.counts)
 
 

@@ -38,10 +38,16 @@ from models.errors import (
     AwsUnreachable,
 )
 from models.ports.identity_center import AWS_CALLS_METRIC
+from models.ports.priority import has_priority
 from workers.adapters.aws.iam_policy import iam_action
 from workers.settings import Settings, get_settings
 
 LOG = logging.getLogger(__name__)
+
+# A revocation's call (``revocation_priority``) that AWS throttles is tried again sooner and
+# longer: at most a second apart, twice the attempts (ops/decisions/aws.md).
+PRIORITY_PAUSE_CAP = 1.0
+PRIORITY_ATTEMPTS = 2
 
 CALLS = Counter(AWS_CALLS_METRIC, "AWS API requests sent", ["api"])
 THROTTLES = Counter("grantledger_aws_throttles_total", "AWS throttling answers", ["api"])
@@ -95,9 +101,10 @@ def call(client: Any, api: str, *, limiter: RateGate | None = None,
         try:
             return _send(client, service=service, api=api, params=params)
         except (AwsThrottled, AwsConflict) as err:
-            if attempt >= backoff.max_attempts:
+            urgent = has_priority()
+            if attempt >= backoff.max_attempts * (PRIORITY_ATTEMPTS if urgent else 1):
                 raise _gave_up(err, attempts=attempt) from err
-            pause = backoff.delay(attempt)
+            pause = min(backoff.delay(attempt), PRIORITY_PAUSE_CAP if urgent else backoff.cap)
             LOG.info("%s %s (attempt %d), retrying in %.2fs", api, err.code, attempt, pause)
             time.sleep(pause)
             attempt += 1
