@@ -27,6 +27,7 @@ from redbeat.schedulers import get_redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import LockNotOwnedError
 
+from tasks.events import EXPIRY_SWEEP, IMPORT_REFRESH, NOTIFY_SWEEP, POLL_SWEEP, SYNC_FULL
 from workers import kombu_fix
 from workers.redis_conn import broker_transport_options, redbeat_config
 from workers.settings import Settings, get_settings
@@ -48,27 +49,27 @@ def beat_schedule(settings: Settings) -> dict[str, dict]:
     """The periodic work: full sync, import refresh, expiry sweep, due-poll sweep."""
     return {
         "full-sync": {
-            "task": "grantledger.sync.full",
+            "task": SYNC_FULL,
             "schedule": timedelta(seconds=settings.sync_interval),
             "options": {"queue": "sync", "expires": settings.sync_interval},
         },
         "import-refresh": {
-            "task": "grantledger.import.refresh",
+            "task": IMPORT_REFRESH,
             "schedule": timedelta(seconds=settings.import_interval),
             "options": {"queue": "import", "expires": settings.import_interval},
         },
         "expiry-sweep": {
-            "task": "grantledger.expiry.sweep",
+            "task": EXPIRY_SWEEP,
             "schedule": timedelta(seconds=settings.expiry_interval),
             "options": {"queue": "expiry", "expires": settings.expiry_interval * 5},
         },
         "poll-sweep": {
-            "task": "grantledger.poll.sweep",
+            "task": POLL_SWEEP,
             "schedule": timedelta(seconds=settings.poll_sweep_interval),
             "options": {"queue": "poll", "expires": settings.poll_sweep_interval * 5},
         },
         "notify-sweep": {
-            "task": "grantledger.notify.sweep",
+            "task": NOTIFY_SWEEP,
             "schedule": timedelta(seconds=10),
             "options": {"queue": "notify", "expires": 50},
         },

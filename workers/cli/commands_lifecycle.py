@@ -10,7 +10,6 @@ for the workers, and with --wait the ledger is followed until the work settled.
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -21,6 +20,7 @@ from models.errors import AwsError, ConfigError, ScimError
 from workers.cli.app import app
 from workers.cli.commands_resources import ActorOption, actor_name, checked_text
 from workers.cli.output import OutputOption, emit, finish, stderr, with_exit_codes
+from workers.cli.waiting import report_key, sync_settled, take_report
 
 WAIT_POLL = 0.2
 REMOVED_COLUMNS = ("grant", "account", "permission_set", "source", "state", "reason")
@@ -71,7 +71,7 @@ def revoke_command(
     revocation = revoke_user(sessions=runtime.sessions, user=user, reason=reason, actor=actor,
                              drift_mode=runtime.settings.drift_mode)
     embedded = runtime.settings.broker_url.startswith("memory")
-    key = f"revoke.report.{uuid.uuid4().hex}" if wait or embedded else None
+    key = report_key("revoke") if wait or embedded else None
 
     def carry_out() -> list[str]:
         return _carry_out(runtime, revocation, key=key, deactivate=deactivate, actor=actor)
@@ -193,7 +193,7 @@ def restore_command(
     restoration = restore_user(sessions=runtime.sessions, user=user, reason=reason,
                                actor=actor)
     embedded = runtime.settings.broker_url.startswith("memory")
-    key = f"restore.report.{uuid.uuid4().hex}" if wait or embedded else None
+    key = report_key("restore") if wait or embedded else None
 
     def carry_out() -> list[str]:
         from tasks.events import Next, enqueue
@@ -209,8 +209,8 @@ def restore_command(
         return problems
 
     result = _run(runtime, carry_out, embedded=embedded, timeout=timeout,
-                  done=None if key is None else lambda: _sync_done(runtime, key))
-    report = _take_report(runtime, key) or {}
+                  done=None if key is None else lambda: sync_settled(runtime, key))
+    report = take_report(runtime, key) or {}
     summary = {"user": user, "unsuspended": restoration.lifted,
                "sign_in_enabled": restoration.reactivate is not None,
                "synced": {k: v for k, v in (report.get("counts") or {}).items() if v},
@@ -233,26 +233,6 @@ def restore_rows(summary: dict[str, Any]) -> dict[str, str]:
         "access synced": synced or "nothing to change",
         "finished": finished,
         "problems": "; ".join(summary["problems"]) or "none"}
-
-
-def _sync_done(runtime: Any, key: str) -> bool:
-    from models.ledger.kv import read_state
-    from tasks.sync.views import unsettled
-
-    with runtime.sessions() as session:
-        return read_state(session, key) is not None and not any(unsettled(session).values())
-
-
-def _take_report(runtime: Any, key: str | None) -> dict[str, Any] | None:
-    from models.ledger.db import transaction
-    from models.ledger.kv import delete_state, read_state
-
-    if key is None:
-        return None
-    with transaction(runtime.sessions) as session:
-        report = read_state(session, key)
-        delete_state(session, key)
-    return report
 
 
 # --- uninstall -------------------------------------------------------------------------------

@@ -11,7 +11,6 @@ Where the work runs depends on the broker (GRANTLEDGER_BROKER_URL):
 from __future__ import annotations
 
 import time
-import uuid
 from typing import Any
 
 import typer
@@ -19,6 +18,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from workers.cli.app import app, get_app
 from workers.cli.output import OutputOption, emit, finish, stderr, with_exit_codes
+from workers.cli.waiting import report_key, sync_reported, sync_settled, take_report
 
 PLAN_COLUMNS = ("change", "principal", "group", "account", "permission_set", "grants",
                 "reason")
@@ -167,7 +167,7 @@ def _sync_enqueued(runtime: Any, user: str | None, reprovision: bool, wait: bool
 
     if reprovision and user:
         restore_directory_user(runtime=runtime, user=user)
-    key = f"sync.report.{uuid.uuid4().hex}" if wait else None
+    key = report_key("sync") if wait else None
     task = Next(SYNC_PRINCIPALS, kwargs={"users": [user], "reason": "cli", "report_key": key}) \
         if user else Next(SYNC_FULL, kwargs={"report_key": key})
     enqueue([task])
@@ -179,24 +179,22 @@ def _sync_enqueued(runtime: Any, user: str | None, reprovision: bool, wait: bool
 def _follow(runtime: Any, key: str, timeout: float,
             output: str) -> tuple[dict[str, Any], dict[str, int]]:
     """Wait for the sync's report, then for its operations to settle (or the deadline)."""
-    from models.ledger.db import transaction
-    from models.ledger.kv import delete_state, read_state
     from tasks.sync.views import unsettled
 
     deadline = time.monotonic() + timeout
-    summary: dict[str, Any] | None = None
     pending = {"sync": 1}
     with _progress(output) as show:
         while time.monotonic() < deadline:
-            with runtime.sessions() as session:
-                summary = summary or read_state(session, key)
-                pending = unsettled(session) if summary else {"sync": 1}
-            if summary and not any(pending.values()):
+            if sync_settled(runtime, key):
                 break
+            with runtime.sessions() as session:
+                pending = unsettled(session) if sync_reported(runtime, key) else {"sync": 1}
             show(pending)
             time.sleep(WAIT_POLL)
-    with transaction(runtime.sessions) as session:
-        delete_state(session, key)
+    summary = take_report(runtime, key)
+    if summary is not None:
+        with runtime.sessions() as session:
+            pending = unsettled(session)
     return summary or {"sync": "not run yet: are workers running? (grantledger worker)"}, \
         {k: v for k, v in pending.items() if v}
 
