@@ -1,6 +1,6 @@
 """The global AWS rate limiter and the cap on outstanding CreateAccountAssignment operations.
 
-Identity Center's limits are per AWS account, not per process (DESIGN.md section 4): about
+Identity Center's limits are per AWS account, not per process (docs/DESIGN.md section 4): about
 20 requests/s for sso-admin, identitystore and SCIM each, and at most 15 creates in flight.
 So with Redis as the broker, every worker process shares one limiter stored in Redis; in the
 embedded mode (``memory://``) one in-process limiter is injected everywhere.

@@ -1,4 +1,4 @@
-"""Fault drills (DESIGN.md section 10): a real workload on real worker processes, Redis,
+"""Fault drills (docs/DESIGN.md section 10): a real workload on real worker processes, Redis,
 PostgreSQL and the sandbox; a fault; then the invariants (``ops.drills.invariants``).
 
     python -m ops.drills all            # every drill, the report as a table

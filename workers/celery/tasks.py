@@ -1,7 +1,7 @@
 """Every Celery task of grantledger. Thin: take ids, call one plain function with
 ``get_runtime()``, enqueue the work it returns (after its transaction committed).
 
-Reliability (DESIGN.md section 10): acks late, so a worker killed mid-task leaves the message
+Reliability (docs/DESIGN.md section 10): acks late, so a worker killed mid-task leaves the message
 to be delivered again, and every task is idempotent (operations are row-locked and move by
 conditional updates). Transient failures (database, broker, AWS or SCIM throttling /
 unreachable) are retried a bounded number of times with jittered exponential backoff. An

@@ -1,4 +1,4 @@
-"""The sandbox: a local IAM Identity Center that behaves like AWS (DESIGN.md section 8).
+"""The sandbox: a local IAM Identity Center that behaves like AWS (docs/DESIGN.md section 8).
 
 One HTTP endpoint serves the AWS APIs (moto for organizations, iam, identitystore, sts; our
 own sso-admin), SCIM 2.0 under ``/scim/v2/`` and a control API under ``/_sandbox/``::

@@ -1,7 +1,7 @@
 """Rate limiting and injected faults, as the sandbox applies them to incoming calls.
 
 AWS throttles the sso-admin APIs with one token bucket of about 20 requests/s shared by
-every operation (DESIGN.md section 4); :class:`TokenBucket` is that bucket. :class:`Faults`
+every operation (docs/DESIGN.md section 4); :class:`TokenBucket` is that bucket. :class:`Faults`
 holds what a test or an operator asked the sandbox to get wrong on purpose.
 """
 

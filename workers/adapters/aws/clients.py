@@ -13,7 +13,7 @@ from workers.adapters.aws.call import THROTTLE_CODES
 from workers.settings import Settings
 
 # boto3's own retries stay short (3 attempts, standard mode); the call wrapper adds ours on
-# top with the global limiter in the loop (DESIGN.md section 4).
+# top with the global limiter in the loop (docs/DESIGN.md section 4).
 BOTO_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3})
 
 

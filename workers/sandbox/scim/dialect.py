@@ -1,7 +1,7 @@
 """AWS Identity Center's SCIM dialect, as rules on top of scim2-server's RFC 7644 service.
 
 Each rule below is documented AWS behaviour (IAM Identity Center SCIM implementation
-developer guide; summary in DESIGN.md section 5 and ops/decisions/scim.md):
+developer guide; summary in docs/DESIGN.md section 5 and ops/decisions/scim.md):
 
 - users need userName, displayName, name.givenName and name.familyName, and hold at most
   one email, one address and one phone number;
