@@ -42,7 +42,7 @@ def api_redis_url(redis_url: str) -> str:
 
 
 @pytest.fixture
-def runtime(api_db_url: str) -> Iterator[Runtime]:
+def api_runtime(api_db_url: str) -> Iterator[Runtime]:
     """A runtime on the API database, emptied after the test."""
     built = Runtime(api_settings(api_db_url))
     yield built
@@ -51,17 +51,17 @@ def runtime(api_db_url: str) -> Iterator[Runtime]:
 
 
 @pytest.fixture
-def client(runtime: Runtime) -> Iterator[TestClient]:
-    with TestClient(create_app(runtime)) as test_client:
+def client(api_runtime: Runtime) -> Iterator[TestClient]:
+    with TestClient(create_app(api_runtime)) as test_client:
         yield test_client
 
 
 @pytest.fixture
-def world(runtime: Runtime) -> World:
+def api_world(api_runtime: Runtime) -> World:
     """The access-request world, committed in the API database."""
-    with transaction(runtime.sessions) as session:
+    with transaction(api_runtime.sessions) as session:
         add_catalog(session)
-    built = World(runtime.sessions)
+    built = World(api_runtime.sessions)
     for name, spec in ROLES.items():
         built.add_role(name, spec)
     built.add_user("alice", ["developer"])

@@ -45,20 +45,20 @@ def test_embedded_mode_without_admin_token_refuses_every_call(tmp_path) -> None:
     settings = Settings(database_url=f"sqlite:///{tmp_path / 'ledger.db'}",
                         broker_url="memory://", api_token=None)
     assert settings.embedded
-    runtime = Runtime(settings)
+    api_runtime = Runtime(settings)
     try:
-        with TestClient(create_app(runtime)) as client:
+        with TestClient(create_app(api_runtime)) as client:
             for headers in ({}, bearer(""), bearer("None"), bearer("changeme")):
                 answer = client.get("/v1/status", headers=headers)
                 assert answer.status_code == 401
                 assert "GRANTLEDGER_API_TOKEN" in answer.json()["hint"]
     finally:
-        runtime.close()
+        api_runtime.close()
 
 
-def test_user_token_cannot_use_admin_routes(client: TestClient, runtime: Runtime,
-                                            world) -> None:
-    alice = token_for(runtime, "alice")
+def test_user_token_cannot_use_admin_routes(client: TestClient, api_runtime: Runtime,
+                                            api_world) -> None:
+    alice = token_for(api_runtime, "alice")
     document = "kind: user\nmetadata: {name: mallory}\nspec: {email: m@example.com}\n"
     refused = [
         client.post("/v1/apply", content=document, headers={
@@ -74,8 +74,9 @@ def test_user_token_cannot_use_admin_routes(client: TestClient, runtime: Runtime
     assert client.get("/v1/users/bob", headers=ADMIN).status_code == 200
 
 
-def test_a_request_is_always_the_callers(client: TestClient, runtime: Runtime, world) -> None:
-    alice = token_for(runtime, "alice")
+def test_a_request_is_always_the_callers(client: TestClient, api_runtime: Runtime,
+                                        api_world) -> None:
+    alice = token_for(api_runtime, "alice")
     body = {"roles": [ROLE_ON_STAGING], "reason": "deploy", "duration": "1h"}
 
     impersonating = client.post("/v1/requests", json={**body, "user": "bob"}, headers=alice)
@@ -88,9 +89,9 @@ def test_a_request_is_always_the_callers(client: TestClient, runtime: Runtime, w
     assert client.post("/v1/requests", json=body, headers=ADMIN).status_code == 403
 
 
-def test_reviews_count_only_where_the_caller_may_review(client: TestClient, runtime: Runtime,
-                                                        world) -> None:
-    alice, bob, dave = (token_for(runtime, name) for name in ("alice", "bob", "dave"))
+def test_reviews_count_only_where_the_caller_may_review(client: TestClient, api_runtime: Runtime,
+                                                        api_world) -> None:
+    alice, bob, dave = (token_for(api_runtime, name) for name in ("alice", "bob", "dave"))
     request_id = client.post("/v1/requests", headers=alice, json={
         "roles": [ROLE_ON_STAGING], "reason": "deploy"}).json()["id"]
 
@@ -107,9 +108,9 @@ def test_reviews_count_only_where_the_caller_may_review(client: TestClient, runt
     assert approved.json()["state"] == "APPROVED" and approved.json()["approved_by"] == ["bob"]
 
 
-def test_only_owners_change_members(client: TestClient, runtime: Runtime, world) -> None:
-    world.add_list("sre", owners=["bob"], roles=[], members=["dave"])
-    alice, bob = token_for(runtime, "alice"), token_for(runtime, "bob")
+def test_only_owners_change_members(client: TestClient, api_runtime: Runtime, api_world) -> None:
+    api_world.add_list("sre", owners=["bob"], roles=[], members=["dave"])
+    alice, bob = token_for(api_runtime, "alice"), token_for(api_runtime, "bob")
     path = "/v1/access-lists/sre/members"
 
     refused = client.post(path, json={"member": "alice"}, headers=alice)
@@ -124,15 +125,15 @@ def test_only_owners_change_members(client: TestClient, runtime: Runtime, world)
     assert [m["name"] for m in members] == ["alice"]
 
 
-def test_tokens_are_stored_hashed_and_never_audited(client: TestClient, runtime: Runtime,
-                                                    world) -> None:
+def test_tokens_are_stored_hashed_and_never_audited(client: TestClient, api_runtime: Runtime,
+                                                    api_world) -> None:
     created = client.post("/v1/tokens", json={"user": "alice", "label": "laptop"},
                           headers=ADMIN)
     assert created.status_code == 201
     plaintext = created.json()["token"]
     assert client.get("/v1/users/alice", headers=bearer(plaintext)).status_code == 200
 
-    with runtime.sessions() as session:
+    with api_runtime.sessions() as session:
         row = session.get(tables.ApiToken, created.json()["id"])
         assert row is not None and row.user_name == "alice" and row.last_used_at is not None
         assert row.token_hash == hashlib.sha256(plaintext.encode()).hexdigest()
@@ -157,9 +158,9 @@ def _tables_mentioning(session, needle: str) -> list[str]:
     return found
 
 
-def test_revoked_or_suspended_tokens_stop_working(client: TestClient, runtime: Runtime,
-                                                  world) -> None:
-    alice, bob = token_for(runtime, "alice"), token_for(runtime, "bob")
+def test_revoked_or_suspended_tokens_stop_working(client: TestClient, api_runtime: Runtime,
+                                                  api_world) -> None:
+    alice, bob = token_for(api_runtime, "alice"), token_for(api_runtime, "bob")
     alice_tokens = client.get("/v1/tokens", headers=alice).json()["items"]
     assert client.delete(f"/v1/tokens/{alice_tokens[0]['id']}", headers=bob).status_code == 404
 
@@ -167,17 +168,17 @@ def test_revoked_or_suspended_tokens_stop_working(client: TestClient, runtime: R
     assert revoked.status_code == 200 and revoked.json()["revoked_at"] is not None
     assert client.get("/v1/users", headers=alice).status_code == 401
 
-    with runtime.sessions.begin() as session:
+    with api_runtime.sessions.begin() as session:
         session.get(tables.User, "bob").suspended = True
     assert client.get("/v1/users", headers=bob).status_code == 401
 
 
 @pytest.fixture
 def metrics_locked(api_db_url: str) -> Iterator[TestClient]:
-    runtime = Runtime(api_settings(api_db_url, metrics_require_token=True))
-    with TestClient(create_app(runtime)) as client:
+    api_runtime = Runtime(api_settings(api_db_url, metrics_require_token=True))
+    with TestClient(create_app(api_runtime)) as client:
         yield client
-    runtime.close()
+    api_runtime.close()
 
 
 def test_metrics_can_require_the_admin_token(metrics_locked: TestClient) -> None:

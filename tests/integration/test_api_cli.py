@@ -20,10 +20,10 @@ register_commands()
 
 
 @pytest.fixture
-def installed(runtime: Runtime, world) -> Iterator[Runtime]:
-    """The API tests' runtime as the process runtime, for the CLI."""
-    previous = set_runtime(runtime)
-    yield runtime
+def installed(api_runtime: Runtime, api_world) -> Iterator[Runtime]:
+    """The API tests' api_runtime as the process api_runtime, for the CLI."""
+    previous = set_runtime(api_runtime)
+    yield api_runtime
     set_runtime(previous)
 
 

@@ -20,14 +20,14 @@ def problems(answer) -> list[str]:
 
 
 def test_control_characters_in_free_text_are_422_naming_the_field(
-        client: TestClient, runtime: Runtime, world) -> None:
-    alice = token_for(runtime, "alice")
+        client: TestClient, api_runtime: Runtime, api_world) -> None:
+    alice = token_for(api_runtime, "alice")
     answer = client.post("/v1/requests", headers=alice, json={
         "resources": [STAGING_ADMIN], "reason": "deploy \x1b[31mURGENT\x1b[0m"})
     assert answer.status_code == 422 and problems(answer) == ["body.reason"]
     assert "control character" in answer.json()["errors"][0]["message"]
-    world.add_list("sre", owners=["bob"], roles=[])
-    added = client.post("/v1/access-lists/sre/members", headers=token_for(runtime, "bob"),
+    api_world.add_list("sre", owners=["bob"], roles=[])
+    added = client.post("/v1/access-lists/sre/members", headers=token_for(api_runtime, "bob"),
                         json={"member": "alice", "reason": "on call\x9b2J"})
     assert added.status_code == 422 and problems(added) == ["body.reason"]
     titled = client.post("/v1/apply", headers={**ADMIN, "Content-Type": "application/yaml"},
@@ -38,9 +38,9 @@ def test_control_characters_in_free_text_are_422_naming_the_field(
 
 
 def test_datetimes_beyond_utc_years_are_422_naming_the_field(
-        client: TestClient, runtime: Runtime, world) -> None:
-    world.add_list("sre", owners=["bob"], roles=[])
-    added = client.post("/v1/access-lists/sre/members", headers=token_for(runtime, "bob"),
+        client: TestClient, api_runtime: Runtime, api_world) -> None:
+    api_world.add_list("sre", owners=["bob"], roles=[])
+    added = client.post("/v1/access-lists/sre/members", headers=token_for(api_runtime, "bob"),
                         json={"member": "alice", "expires": BEYOND_9999})
     assert added.status_code == 422 and problems(added) == ["body.expires"]
     for name in ("since", "at"):
@@ -55,8 +55,8 @@ def test_datetimes_beyond_utc_years_are_422_naming_the_field(
 
 
 def test_booleans_are_json_booleans_and_durations_ascii(
-        client: TestClient, runtime: Runtime, world) -> None:
-    alice = token_for(runtime, "alice")
+        client: TestClient, api_runtime: Runtime, api_world) -> None:
+    alice = token_for(api_runtime, "alice")
     for field, value in (("break_glass", "yes"), ("break_glass", 1),
                          ("duration", "\u0661h"), ("duration", "\uff11h")):
         answer = client.post("/v1/requests", headers=alice, json={
@@ -65,12 +65,12 @@ def test_booleans_are_json_booleans_and_durations_ascii(
 
 
 def test_service_refusals_name_api_fields_not_cli_flags(
-        client: TestClient, runtime: Runtime, world) -> None:
-    blank = client.post("/v1/requests", headers=token_for(runtime, "alice"),
+        client: TestClient, api_runtime: Runtime, api_world) -> None:
+    blank = client.post("/v1/requests", headers=token_for(api_runtime, "alice"),
                         json={"resources": [STAGING_ADMIN], "reason": "   "})
     assert blank.status_code == 422 and problems(blank) == ["body.reason"]
     assert "--" not in blank.text and "body.reason" in blank.json()["hint"]
-    world.add_list("sre", owners=["bob"], roles=[])
+    api_world.add_list("sre", owners=["bob"], roles=[])
     owner = client.delete("/v1/users/bob", headers=ADMIN)
     assert owner.status_code == 422 and problems(owner) == ["query.force"]
     assert "--force" not in owner.text

@@ -34,15 +34,15 @@ def client_for() -> Iterator:
 
     def build(**settings: object) -> TestClient:
         database_url = str(settings.pop("database_url"))
-        runtime = Runtime(api_settings(database_url, **settings))
-        client = TestClient(create_app(runtime))
-        opened.append((client, runtime))
+        api_runtime = Runtime(api_settings(database_url, **settings))
+        client = TestClient(create_app(api_runtime))
+        opened.append((client, api_runtime))
         return client
 
     yield build
-    for client, runtime in opened:
+    for client, api_runtime in opened:
         client.close()
-        runtime.close()
+        api_runtime.close()
 
 
 def test_readyz_names_an_unreachable_database(client_for) -> None:
@@ -89,9 +89,9 @@ def test_sync_enqueues_a_full_sync_in_redis(client_for, api_db_url, api_redis_ur
     assert queued[0]["headers"]["id"] == answer.json()["task_id"]
 
 
-def test_metrics_expose_the_ledger_gauges(client_for, runtime: Runtime, world, api_db_url,
+def test_metrics_expose_the_ledger_gauges(client_for, api_runtime: Runtime, api_world, api_db_url,
                                           api_redis_url) -> None:
-    _add_grants(runtime)
+    _add_grants(api_runtime)
     broker = redis.Redis.from_url(api_redis_url)
     broker.delete("poll")
     broker.rpush("poll", "a", "b", "c")
@@ -111,10 +111,10 @@ def test_metrics_expose_the_ledger_gauges(client_for, runtime: Runtime, world, a
     assert "# TYPE grantledger_aws_calls_total counter" in text
 
 
-def _add_grants(runtime: Runtime) -> None:
+def _add_grants(api_runtime: Runtime) -> None:
     """An ACTIVE grant 90 s overdue, a stuck revocation, and a recorded full sync."""
     arn = PERMISSION_SETS["ReadOnlyAccess"]
-    with transaction(runtime.sessions) as session:
+    with transaction(api_runtime.sessions) as session:
         overdue = database_time(session, -90)
         for name, state, extra in (("alice", GrantState.ACTIVE, {"expires_at": overdue}),
                                    ("bob", GrantState.REVOKING, {"stuck": True})):

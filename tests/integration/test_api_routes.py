@@ -25,7 +25,7 @@ spec: {email: grace@example.com, given_name: Grace, family_name: Gray}
 STAGING_ADMIN = "222222222222/AdministratorAccess"
 
 
-def test_apply_yaml_then_dry_run_and_read_back(client: TestClient, world) -> None:
+def test_apply_yaml_then_dry_run_and_read_back(client: TestClient, api_world) -> None:
     dry = client.post("/v1/apply", params={"dry_run": True}, content=USERS, headers=YAML)
     assert dry.status_code == 200 and dry.json()["dry_run"] is True
     assert {c["action"] for c in dry.json()["changes"]} == {"created"}
@@ -38,7 +38,7 @@ def test_apply_yaml_then_dry_run_and_read_back(client: TestClient, world) -> Non
     assert {c["action"] for c in again} == {"unchanged"}
 
 
-def test_apply_json_documents(client: TestClient, world) -> None:
+def test_apply_json_documents(client: TestClient, api_world) -> None:
     document = {"kind": "user", "metadata": {"name": "heidi"}, "spec": {
         "email": "heidi@example.com", "given_name": "Heidi", "family_name": "Hart",
         "roles": ["developer"]}}
@@ -47,7 +47,7 @@ def test_apply_json_documents(client: TestClient, world) -> None:
     assert client.get("/v1/users/heidi", headers=ADMIN).json()["roles"] == ["developer"]
 
 
-def test_bad_documents_are_422_with_file_line_and_field(client: TestClient, world) -> None:
+def test_bad_documents_are_422_with_file_line_and_field(client: TestClient, api_world) -> None:
     bad = USERS.replace("given_name: Grace", "given_nam: Grace")
     answer = client.post("/v1/apply", content=bad, headers=YAML)
     assert answer.status_code == 422
@@ -69,9 +69,9 @@ def test_bad_documents_are_422_with_file_line_and_field(client: TestClient, worl
         "Content-Type": "image/png"}).status_code == 415
 
 
-def test_invalid_bodies_and_queries_name_the_field(client: TestClient, runtime: Runtime,
-                                                   world) -> None:
-    alice = token_for(runtime, "alice")
+def test_invalid_bodies_and_queries_name_the_field(client: TestClient, api_runtime: Runtime,
+                                                   api_world) -> None:
+    alice = token_for(api_runtime, "alice")
     answer = client.post("/v1/requests", headers=alice, json={
         "resources": [STAGING_ADMIN], "reason": "x", "duration": "forever"})
     assert answer.status_code == 422
@@ -83,7 +83,7 @@ def test_invalid_bodies_and_queries_name_the_field(client: TestClient, runtime: 
     assert client.get("/v1/audit", params={"account": "12"}, headers=ADMIN).status_code == 422
 
 
-def test_list_routes_paginate(client: TestClient, world) -> None:
+def test_list_routes_paginate(client: TestClient, api_world) -> None:
     everyone = client.get("/v1/users", headers=ADMIN).json()
     assert everyone["total"] == 4 and everyone["limit"] == 100
     second = client.get("/v1/users", params={"limit": 2, "offset": 1}, headers=ADMIN).json()
@@ -91,20 +91,20 @@ def test_list_routes_paginate(client: TestClient, world) -> None:
     assert second["total"] == 4
 
 
-def test_errors_map_to_statuses(client: TestClient, runtime: Runtime, world) -> None:
+def test_errors_map_to_statuses(client: TestClient, api_runtime: Runtime, api_world) -> None:
     assert client.get("/v1/roles/nope", headers=ADMIN).status_code == 404
     assert client.get("/v1/requests/req-nope", headers=ADMIN).status_code == 404
     assert client.delete("/v1/access-lists/nope", headers=ADMIN).status_code == 404
-    refused = client.post("/v1/requests", headers=token_for(runtime, "alice"), json={
+    refused = client.post("/v1/requests", headers=token_for(api_runtime, "alice"), json={
         "resources": ["111111111111/BillingAccess"], "reason": "audit"})
     assert refused.status_code == 403
     assert "BillingAccess" in refused.json()["error"]
 
 
-def test_request_lifecycle_over_http(client: TestClient, runtime: Runtime, world) -> None:
-    world.add_list("staging-admins", owners=["bob"],
+def test_request_lifecycle_over_http(client: TestClient, api_runtime: Runtime, api_world) -> None:
+    api_world.add_list("staging-admins", owners=["bob"],
                    roles=["AdministratorAccess-on-Staging-222222222222"])
-    alice, bob = token_for(runtime, "alice"), token_for(runtime, "bob")
+    alice, bob = token_for(api_runtime, "alice"), token_for(api_runtime, "bob")
     offer = client.get("/v1/requestable", headers=alice).json()
     assert offer["user"] == "alice"
     assert "AdministratorAccess" in {ps for account in offer["accounts"]
@@ -132,8 +132,8 @@ def test_request_lifecycle_over_http(client: TestClient, runtime: Runtime, world
 
 
 def test_the_requester_cancels_a_pending_request_over_http(client: TestClient,
-                                                           runtime: Runtime, world) -> None:
-    alice, bob = token_for(runtime, "alice"), token_for(runtime, "bob")
+                                                           api_runtime: Runtime, api_world) -> None:
+    alice, bob = token_for(api_runtime, "alice"), token_for(api_runtime, "bob")
     request_id = client.post("/v1/requests", headers=alice, json={
         "resources": [STAGING_ADMIN], "reason": "release"}).json()["id"]
     assert client.post(f"/v1/requests/{request_id}/cancel", headers=bob).status_code == 403
@@ -144,19 +144,19 @@ def test_the_requester_cancels_a_pending_request_over_http(client: TestClient,
     assert again.status_code == 403  # only while PENDING
 
 
-def test_owner_reviews_an_access_list(client: TestClient, runtime: Runtime, world) -> None:
-    world.add_list("sre", owners=["bob"], roles=[], members=["alice", "dave"],
+def test_owner_reviews_an_access_list(client: TestClient, api_runtime: Runtime, api_world) -> None:
+    api_world.add_list("sre", owners=["bob"], roles=[], members=["alice", "dave"],
                    recurrence_seconds=86400)
     path = "/v1/access-lists/sre/reviews"
     body = {"remove": ["dave"], "notes": "quarterly"}
-    assert client.post(path, json=body, headers=token_for(runtime, "alice")).status_code == 403
+    assert client.post(path, json=body, headers=token_for(api_runtime, "alice")).status_code == 403
     assert client.post(path, json=body, headers=ADMIN).status_code == 403
-    review = client.post(path, json=body, headers=token_for(runtime, "bob"))
+    review = client.post(path, json=body, headers=token_for(api_runtime, "bob"))
     assert review.status_code == 201, review.text
     assert review.json()["removed"] == ["dave"] and review.json()["next_review_at"]
 
 
-def test_audit_trail_and_holders_at(client: TestClient, runtime: Runtime, world) -> None:
+def test_audit_trail_and_holders_at(client: TestClient, api_runtime: Runtime, api_world) -> None:
     # The audit trail outlives each test's wipe: a name no other test uses.
     client.post("/v1/apply", content=USERS.replace("frank", "judy"), headers=YAML)
     trail = client.get("/v1/audit", params={"user": "judy"}, headers=ADMIN).json()["items"]
@@ -175,8 +175,8 @@ def test_audit_trail_and_holders_at(client: TestClient, runtime: Runtime, world)
                       headers=ADMIN).status_code == 422
 
 
-def test_status_is_the_admins(client: TestClient, runtime: Runtime, world) -> None:
-    assert client.get("/v1/status", headers=token_for(runtime, "alice")).status_code == 403
+def test_status_is_the_admins(client: TestClient, api_runtime: Runtime, api_world) -> None:
+    assert client.get("/v1/status", headers=token_for(api_runtime, "alice")).status_code == 403
     status = client.get("/v1/status", headers=ADMIN)
     assert status.status_code == 200
     assert {"grants_by_state", "stuck_revocations", "queues"} <= set(status.json())

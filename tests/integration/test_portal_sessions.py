@@ -33,8 +33,8 @@ TOKEN = "csrf-test-token"
 
 
 @pytest.fixture
-def portal(runtime: Runtime, world: World) -> Iterator[TestClient]:
-    settings = api_settings(runtime.settings.database_url, session_secret=SecretStr(SECRET),
+def portal(api_runtime: Runtime, api_world: World) -> Iterator[TestClient]:
+    settings = api_settings(api_runtime.settings.database_url, session_secret=SecretStr(SECRET),
                             session_idle_timeout=600, session_max_age=3600)
     with TestClient(create_app(Runtime(settings)), follow_redirects=False) as client:
         yield client
@@ -59,21 +59,21 @@ def test_a_signed_out_visit_is_sent_to_sign_in_and_back(portal: TestClient) -> N
 
 
 def test_a_suspended_users_session_ends_at_the_next_request(portal: TestClient,
-                                                           runtime: Runtime) -> None:
+                                                           api_runtime: Runtime) -> None:
     signed_in(portal, "alice")
     assert portal.get("/").status_code == 200
-    with transaction(runtime.sessions) as session:
+    with transaction(api_runtime.sessions) as session:
         session.get(tables.User, "alice").suspended = True
     assert portal.get("/").status_code == 303
-    with transaction(runtime.sessions) as session:
+    with transaction(api_runtime.sessions) as session:
         session.get(tables.User, "alice").suspended = False
     assert portal.get("/").status_code == 303  # the session is gone, not paused
 
 
-def test_a_deleted_users_session_ends(portal: TestClient, runtime: Runtime) -> None:
+def test_a_deleted_users_session_ends(portal: TestClient, api_runtime: Runtime) -> None:
     signed_in(portal, "carol")
     assert portal.get("/reviews").status_code == 200
-    with transaction(runtime.sessions) as session:
+    with transaction(api_runtime.sessions) as session:
         session.delete(session.get(tables.User, "carol"))
     assert portal.get("/reviews").status_code == 303
 
@@ -85,9 +85,9 @@ def test_idle_and_old_sessions_end(portal: TestClient, idle: float, age: float) 
 
 
 def test_a_post_without_its_csrf_token_is_refused_and_changes_nothing(
-        portal: TestClient, runtime: Runtime) -> None:
+        portal: TestClient, api_runtime: Runtime) -> None:
     signed_in(portal, "bob")
-    with runtime.sessions() as session:
+    with api_runtime.sessions() as session:
         pending_before = session.scalars(select(tables.AccessRequest)).all()
     for form in ({"reason": "x", "resource": "111111111111/ReadOnlyAccess"},
                  {"reason": "x", "resource": "111111111111/ReadOnlyAccess",
@@ -95,7 +95,7 @@ def test_a_post_without_its_csrf_token_is_refused_and_changes_nothing(
         answer = portal.post("/request", data=form)
         assert answer.status_code == 403
         assert "security token" in answer.text
-    with runtime.sessions() as session:
+    with api_runtime.sessions() as session:
         assert session.scalars(select(tables.AccessRequest)).all() == pending_before
 
 
@@ -146,18 +146,18 @@ def test_oidc_needs_a_strong_session_secret_outside_the_embedded_mode(secret: st
     assert settings.check() is settings
 
 
-def test_a_session_follows_the_user_id_not_a_reused_name(portal: TestClient, world: World,
-                                                         runtime: Runtime) -> None:
+def test_a_session_follows_the_user_id_not_a_reused_name(portal: TestClient, api_world: World,
+                                                         api_runtime: Runtime) -> None:
     signed_in(portal, "carol")
-    with transaction(runtime.sessions) as session:
+    with transaction(api_runtime.sessions) as session:
         session.delete(session.get(tables.User, "carol"))
-    world.add_user("carol", ["security-reviewer"])  # a new person with the old name
+    api_world.add_user("carol", ["security-reviewer"])  # a new person with the old name
     assert portal.get("/").status_code == 303
 
 
-def test_an_auditor_sees_audit_and_status(portal: TestClient, world: World) -> None:
-    world.add_role("auditor", {"options": {"auditor": True}})
-    world.add_user("erin", ["auditor"])
+def test_an_auditor_sees_audit_and_status(portal: TestClient, api_world: World) -> None:
+    api_world.add_role("auditor", {"options": {"auditor": True}})
+    api_world.add_user("erin", ["auditor"])
     signed_in(portal, "erin")
     assert 'href="/status"' in portal.get("/").text
     assert portal.get("/status").status_code == 200
@@ -166,10 +166,10 @@ def test_an_auditor_sees_audit_and_status(portal: TestClient, world: World) -> N
 
 
 def test_reviews_lists_only_what_the_viewer_may_review(portal: TestClient,
-                                                        world: World) -> None:
+                                                        api_world: World) -> None:
     from tasks.access.requests import create_request
 
-    mine = create_request(sessions=world.sessions, actor=world.person("alice"),
+    mine = create_request(sessions=api_world.sessions, actor=api_world.person("alice"),
                           roles=["ReadOnlyAccess-on-Production-111111111111"],
                           reason="debugging")
     signed_in(portal, "bob")  # a reviewer of it
@@ -181,10 +181,10 @@ def test_reviews_lists_only_what_the_viewer_may_review(portal: TestClient,
 
 
 def test_the_requester_cancels_a_pending_request_in_the_portal(portal: TestClient,
-                                                              world: World) -> None:
+                                                              api_world: World) -> None:
     from tasks.access.requests import create_request
 
-    mine = create_request(sessions=world.sessions, actor=world.person("alice"),
+    mine = create_request(sessions=api_world.sessions, actor=api_world.person("alice"),
                           roles=["ReadOnlyAccess-on-Production-111111111111"],
                           reason="debugging")
     signed_in(portal, "bob")
@@ -196,9 +196,10 @@ def test_the_requester_cancels_a_pending_request_in_the_portal(portal: TestClien
     assert f'action="/requests/{mine.id}/cancel"' in portal.get(f"/requests/{mine.id}").text
     answer = portal.post(f"/requests/{mine.id}/cancel", data={"csrf_token": TOKEN})
     assert answer.status_code == 303
-    with world.sessions() as session:
+    with api_world.sessions() as session:
         request = session.get(tables.AccessRequest, mine.id)
         assert request.state == "DENIED"
         event = session.scalars(select(tables.AuditEvent).where(
-            tables.AuditEvent.action == "request.cancelled")).one()
+            tables.AuditEvent.action == "request.cancelled",
+            tables.AuditEvent.request_id == mine.id)).one()
         assert event.reason == "cancelled by the requester"
