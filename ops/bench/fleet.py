@@ -49,9 +49,9 @@ def announce_to(stack: Stack) -> None:
     """Send what services announce after commit (``events.desired_state_changed``: the
     targeted sync an approval asks for) to the stack's broker, as a deployment's API
     process does: this process's default Celery app was built from its own environment."""
-    import workers.celery.app
+    from tasks import events
 
-    workers.celery_app.celery_app = stack.app  # what ``events.enqueue`` sends through
+    events.use_dispatcher(events.celery_dispatcher(stack.app))
 
 
 def account_ids(count: int) -> list[str]:

@@ -53,7 +53,7 @@ def test_embedded_worker_drains_a_sync_and_a_targeted_change(embedded_world: Wor
 def test_embedded_beat_expires_grants_without_being_asked(embedded_world: World):
     world = embedded_world
     world.add_user("alice")
-    world.add_request("alice", resources=["111111111111/ReadOnlyAccess"], lasts=1.0)
+    world.add_request("alice", resources=["111111111111/ReadOnlyAccess"], lasts=4.0)
     with EmbeddedWorker(world.runtime) as worker:
         enqueue(full_sync(runtime=world.runtime).next_work())
         assert worker.run_until_idle(timeout=20)
