@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import re
 import socket
-import uuid
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import yaml
+
+from ops.drills.services import database_beside  # noqa: F401 - the tests' import path
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE_FILE = REPO / "docker-compose.yml"
@@ -132,21 +132,3 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-@contextmanager
-def database_beside(pg_url: str, *, prefix: str) -> Iterator[str]:
-    """An empty PostgreSQL database on ``pg_url``'s server, dropped afterwards (processes
-    under test migrate it themselves)."""
-    import sqlalchemy as sa
-
-    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
-    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield pg_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                       "WHERE datname = :n"), {"n": name})
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()

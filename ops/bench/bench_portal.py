@@ -19,10 +19,8 @@ import json
 import os
 import sys
 import time
-import uuid
 from base64 import b64encode
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,6 +37,7 @@ from models.ledger import migrate, tables  # noqa: E402
 from models.ledger.db import transaction  # noqa: E402
 from models.ledger.enums import GrantState, SourceKind  # noqa: E402
 from ops.bench.common import percentile, table, write_results  # noqa: E402
+from ops.drills.services import database_beside  # noqa: E402
 from workers.api import create_app  # noqa: E402
 from workers.portal.app import SESSION_COOKIE  # noqa: E402
 from workers.runtime import Runtime  # noqa: E402
@@ -54,20 +53,8 @@ SIZES = {"full": {"grants": 10_000, "requests": 1_000, "lists": 500, "users": 2_
          "quick": {"grants": 1_000, "requests": 100, "lists": 50, "users": 200, "accounts": 10}}
 
 
-@contextmanager
-def throwaway_database() -> Iterator[str]:
-    admin = sa.create_engine(PG, isolation_level="AUTOCOMMIT")
-    name = f"gl_bench_portal_{uuid.uuid4().hex[:8]}"
-    with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield PG.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        with admin.connect() as connection:
-            connection.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                       "WHERE datname = :n"), {"n": name})
-            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
+def throwaway_database() -> AbstractContextManager[str]:
+    return database_beside(PG, prefix="gl_bench_portal")
 
 
 def seed(runtime: Runtime, size: dict[str, int]) -> None:

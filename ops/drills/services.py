@@ -16,10 +16,13 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import redis
+import sqlalchemy as sa
 
 READY_TIMEOUT = 30.0
 
@@ -308,3 +311,21 @@ class SentinelRedis:
                 process.kill()
                 process.wait(timeout=10)
         shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@contextmanager
+def database_beside(pg_url: str, *, prefix: str) -> Iterator[str]:
+    """An empty PostgreSQL database on ``pg_url``'s server, dropped afterwards (processes
+    under test migrate it themselves)."""
+    admin = sa.create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield pg_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                       "WHERE datname = :n"), {"n": name})
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
