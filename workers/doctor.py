@@ -65,7 +65,7 @@ def run_checks(settings: Settings, *, runtime_factory: Callable[[Settings], Any]
 
 def check_notifications(settings: Settings, *, slack: Any = None) -> list[Check]:
     """Unsafe notification settings, and the Slack app's token and signing secret."""
-    checks = [Check("settings warning", False, warning, "see README, Notifications")
+    checks = [Check("settings warning", False, warning, "the warning says what to set")
               for warning in settings.warnings()]
     if not settings.slack_enabled:
         return checks

@@ -213,6 +213,11 @@ class Settings(BaseSettings):
                          "GRANTLEDGER_NOTIFY_WEBHOOK_SECRET: webhook deliveries are unsigned, "
                          "so a receiver cannot tell them from forgeries; set a long random "
                          "secret and verify X-Grantledger-Signature (README, Notifications)")
+        token = _secret(self.api_token)
+        if token and weak_token(token):
+            found.append(f"GRANTLEDGER_API_TOKEN is weak (shorter than {MIN_API_TOKEN_LENGTH} "
+                         "characters or a known default): `api` and `run` refuse to start "
+                         "with it; " + TOKEN_ADVICE)
         return found
 
     @property

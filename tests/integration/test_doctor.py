@@ -27,7 +27,7 @@ def healthy_env(sandbox, pg_url) -> dict[str, str]:
         **os.environ,
         "GRANTLEDGER_DATABASE_URL": pg_url,
         "GRANTLEDGER_BROKER_URL": "memory://",
-        "GRANTLEDGER_API_TOKEN": "doctor-test-token-0123456789",
+        "GRANTLEDGER_API_TOKEN": "doctor-test-token-0123456789-abcdefghij",
         "GRANTLEDGER_AWS_ENDPOINT_URL": sandbox.endpoint_url,
         "GRANTLEDGER_SCIM_URL": sandbox.scim_url,
         "GRANTLEDGER_SCIM_TOKEN": sandbox.scim_token,
