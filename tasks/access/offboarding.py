@@ -38,13 +38,13 @@ from models.ledger.base import database_time
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState
 from models.ledger.grants import live_grants_of, lock_assignment
+from models.ledger.locks import RECONCILE_LOCK, serialize
 from models.ports.runtime import Runtime
 from tasks.access.requests import close_requests_of
 from tasks.access.tokens import revoke_tokens_of
 from tasks.events import Next, submit, sync_principals
 from tasks.provisioning.expiry import revoke_assignments
 from tasks.sync.applier import apply_changes
-from tasks.sync.engine import RECONCILE_LOCK, serialize
 from tasks.sync.planner import ChangeKind, GrantView, plan
 from tasks.sync.reconcile import begin_revocation
 from tasks.sync.snapshot import IN_FLIGHT_STATES, Scope, grant_view, load_lists, load_plan_inputs

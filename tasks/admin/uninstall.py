@@ -37,13 +37,13 @@ from models.ledger import audit, tables
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState, OperationState, Origin, SourceKind
 from models.ledger.kv import write_state
+from models.ledger.locks import RECONCILE_LOCK, serialize
 from models.ports.runtime import Runtime
 from models.ports.scim import ScimGroup, ScimUser
 from tasks import events
 from tasks.access.offboarding import revoke_grants
 from tasks.events import Next, submit
 from tasks.provisioning.poll_round import run_inline
-from tasks.sync.engine import RECONCILE_LOCK, serialize
 from tasks.sync.planner import GrantView, NameKey
 from tasks.sync.snapshot import GROUP, USER, assignment_key_of, grant_view, load_principal_ids
 

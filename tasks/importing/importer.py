@@ -7,7 +7,7 @@
 Each run is fetch (AWS only, ``tasks.importing.fetch``) -> transform (pure,
 ``tasks.importing.transform``) -> load + cleanup (ONE ledger transaction,
 ``tasks.importing.load`` / ``cleanup``): an AWS error or a refused write leaves the ledger
-exactly as it was. One run at a time (``tasks.importing.lock``). Re-running changes nothing.
+exactly as it was. One run at a time (``models.ledger.locks.IMPORT_LOCK``). Re-running changes nothing.
 """
 
 from __future__ import annotations
@@ -25,9 +25,9 @@ from models.ledger import kv, migrate
 from models.ledger.audit import record_many
 from models.ledger.base import database_time
 from models.ledger.db import transaction
+from models.ledger.locks import IMPORT_LOCK, named_lock
 from tasks.importing import cleanup, load
 from tasks.importing.fetch import Progress, aws_requests_sent, fetch_inventory, no_progress
-from tasks.importing.lock import import_lock
 from tasks.importing.model import ImportPlan, Inventory, LedgerView
 from tasks.importing.transform import check_default_owners, plan_import
 
@@ -85,7 +85,7 @@ def run_import(*, runtime: Runtime, default_owners: list[str], actor: str,
     with runtime.sessions() as session:
         if not owners and not load.is_enrolled(session):
             raise owners_required()
-    with import_lock(runtime.engine, wait=LOCK_WAIT_SECONDS) as held:
+    with named_lock(runtime.engine, IMPORT_LOCK, wait=LOCK_WAIT_SECONDS) as held:
         if not held:
             raise GrantledgerError("another import is still running",
                                    hint="wait for it to finish, then run the import again")
@@ -96,7 +96,7 @@ def run_import(*, runtime: Runtime, default_owners: list[str], actor: str,
 def refresh(*, runtime: Runtime, progress: Progress = no_progress) -> ImportSummary:
     """The scheduled run: new accounts and permission sets become known, vanished ones are
     retired, new groups are reported (never adopted). Skips if another import is running."""
-    with import_lock(runtime.engine) as held:
+    with named_lock(runtime.engine, IMPORT_LOCK) as held:
         if not held:
             return ImportSummary(not_run="another import is running")
         return _run(runtime, actor=REFRESH_ACTOR, owners=[], adopt_new_groups=False,

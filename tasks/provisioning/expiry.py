@@ -34,6 +34,7 @@ from models.ledger.base import database_time, db_now
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState
 from models.ledger.grants import claim_due_expiries, lock_assignment
+from models.ledger.locks import SWEEP_LOCK
 from models.ports.runtime import Runtime, SettingsView
 from tasks.events import (
     POLL_ROUND,
@@ -58,7 +59,6 @@ from tasks.sync.snapshot import (
 ACTOR = "system:expiry"
 HELD = (GrantState.ACTIVE, GrantState.PROVISIONING)
 BATCH = 500
-SWEEP_LOCK = "grantledger:expiry-sweep"
 SWEPT_TURN = "expiry-swept"  # held while sweeps run on time; the watchdog takes it when not
 # Seconds a sweep spends sending its deletes and polling them itself before it leaves the
 # rest to the queue.

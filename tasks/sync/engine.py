@@ -18,16 +18,12 @@ a second one meanwhile returns at once with ``skipped=True``. It writes one audi
 
 from __future__ import annotations
 
-import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from typing import Any
-
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session
 
 from models.domain import AssignmentKey
 from models.errors import InputError, NotFound
@@ -36,6 +32,7 @@ from models.ledger.audit import record_many
 from models.ledger.db import transaction
 from models.ledger.enums import GrantState
 from models.ledger.kv import write_state
+from models.ledger.locks import FULL_SYNC_LOCK, RECONCILE_LOCK, named_lock, serialize
 from models.ports.identity_center import IdentityCenter
 from models.ports.runtime import Runtime
 from tasks.events import Next, submit
@@ -69,11 +66,8 @@ from tasks.worker_state import workers_drift_mode
 
 ACTOR = "system:sync"
 APPLY_BATCH = 500
-FULL_SYNC_LOCK = "grantledger.sync.full"
-RECONCILE_LOCK = "grantledger.reconcile"
 NEW_PRINCIPAL = "(new) "  # prefix of the id a dry run shows for a principal not pushed yet
 FOREIGN = (ChangeKind.FOREIGN_REPORT, ChangeKind.FOREIGN_QUARANTINE, ChangeKind.FOREIGN_REMOVE)
-_local_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
 
 @dataclass
@@ -400,33 +394,9 @@ def _names(snapshot: Snapshot, principal_ids: Mapping[PrincipalRef, str | None]
 
 @contextmanager
 def single_flight(runtime: Runtime, name: str) -> Iterator[bool]:
-    """Try to hold a named lock for the block: True if held, False if someone else has it.
+    """Try to hold lock ``name`` for the block (``models.ledger.locks.named_lock``): True if
+    held, False if someone else has it."""
+    with named_lock(runtime.engine, name) as held:
+        yield held
 
-    PostgreSQL: a session advisory lock on a connection of its own (every process sees it).
-    SQLite (one embedded process): a process-wide lock.
-    """
-    runtime.sessions  # noqa: B018 - checks the schema before we lock anything
-    if runtime.engine.dialect.name != "postgresql":
-        lock = _local_locks[name]
-        acquired = lock.acquire(blocking=False)
-        try:
-            yield acquired
-        finally:
-            if acquired:
-                lock.release()
-        return
-    key = func.hashtextextended(name, 0)
-    with runtime.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        acquired = bool(conn.execute(select(func.pg_try_advisory_lock(key))).scalar())
-        try:
-            yield acquired
-        finally:
-            if acquired:
-                conn.execute(select(func.pg_advisory_unlock(key)))
-
-
-def serialize(session: Session, name: str) -> None:
-    """Wait for a named transaction-scoped lock (PostgreSQL; SQLite already has one writer)."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(name, 0))))
 

@@ -9,8 +9,8 @@ from models.domain import PrincipalType
 from models.errors import AwsNotFound, InputError
 from models.ledger import tables
 from models.ledger.enums import GrantState, Origin, SourceKind
+from models.ledger.locks import IMPORT_LOCK, named_lock
 from tasks.importing import importer
-from tasks.importing.lock import import_lock
 from tests.integration.import_support import audit_actions, ledger_dump, sandbox_settings
 from tests.integration.import_support import rows as table_rows
 from workers.runtime import Runtime
@@ -199,7 +199,7 @@ def test_an_aws_failure_midway_imports_nothing(runtime: Runtime, sandbox: Sandbo
 
 @pytest.mark.parametrize("ledger_url", ["postgres", "sqlite"], indirect=True)
 def test_refresh_skips_while_another_import_runs(runtime: Runtime) -> None:
-    with import_lock(runtime.engine) as held:
+    with named_lock(runtime.engine, IMPORT_LOCK) as held:
         assert held
         summary = importer.refresh(runtime=runtime)
     assert summary.not_run == "another import is running"

@@ -12,8 +12,9 @@ import pytest
 import redis
 
 from models.ledger import migrate
+from models.ledger.locks import SWEEP_LOCK
 from tasks import events
-from tasks.provisioning.expiry import SWEEP_LOCK, SWEPT_TURN, locked_sweep
+from tasks.provisioning.expiry import SWEPT_TURN, locked_sweep
 from tasks.sync.engine import single_flight
 from tests.waiting import eventually
 from workers.limiter import KEY_PREFIX, make_limiter, revocation_priority

@@ -13,11 +13,12 @@ from sqlalchemy import select
 
 from models.errors import AwsAccessDenied
 from models.ledger import tables
+from models.ledger.locks import FULL_SYNC_LOCK
 from tasks import events
 from tasks.provisioning import expiry
 from tasks.provisioning.poll_round import round_interval
 from tasks.provisioning.polling import submit_operation, sweep_operations
-from tasks.sync.engine import FULL_SYNC_LOCK, full_sync, single_flight
+from tasks.sync.engine import full_sync, single_flight
 from tests import waiting
 from tests.integration.sync_support import ACCOUNTS, World
 from workers.limiter import Limiter, MemoryCreateSlots

@@ -17,7 +17,7 @@ from pydantic import SecretStr
 from workers import logs
 from workers.settings import Settings
 
-ADMIN = "admin-token-0123456789"
+ADMIN = "admin-token-0123456789-abcdefghijklmn"
 SCIM = "scim-token-abcdefghij"
 
 
