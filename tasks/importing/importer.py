@@ -7,7 +7,8 @@
 Each run is fetch (AWS only, ``tasks.importing.fetch``) -> transform (pure,
 ``tasks.importing.transform``) -> load + cleanup (ONE ledger transaction,
 ``tasks.importing.load`` / ``cleanup``): an AWS error or a refused write leaves the ledger
-exactly as it was. One run at a time (``models.ledger.locks.IMPORT_LOCK``). Re-running changes nothing.
+exactly as it was. One run at a time (``models.ledger.locks.IMPORT_LOCK``). Re-running
+changes nothing.
 """
 
 from __future__ import annotations
